@@ -1,0 +1,42 @@
+"""Arithmetic on lists of tensors, one fused ``torch._foreach_*`` call per list.
+
+Every rule of the library works on the parameters of a model as a list of tensors; these
+helpers keep that work to one kernel launch per list (per device and dtype) instead of one per
+tensor, and return 0-dim tensors so that nothing waits on the host.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+def global_norm(tensors: Sequence[Tensor]) -> Tensor:
+    """The 2-norm of all tensors taken together, ``sqrt(sum_i ||t_i||^2)``, as a 0-dim tensor."""
+    if not tensors:
+        return torch.zeros(())
+    norms = torch._foreach_norm(list(tensors))
+    device = tensors[0].device
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+
+
+def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+    """The inner product ``sum_i <a_i, b_i>`` of two aligned tensor lists, as a 0-dim float64 tensor."""
+    if not a:
+        return torch.zeros((), dtype=torch.float64)
+    products = torch._foreach_mul(list(a), list(b))
+    device = a[0].device
+    return torch.stack([p.sum(dtype=torch.float64).to(device) for p in products]).sum()
+
+
+def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
+    """Copy ``sources`` into ``targets`` element for element (bit-exact)."""
+    if targets:
+        torch._foreach_copy_(list(targets), list(sources))
+
+
+def safe_scale(numerator: Tensor, norm: Tensor) -> Tensor:
+    """``numerator / norm``, or 0 where ``norm`` is 0 or not finite (a zero or overflowed gradient)."""
+    usable = torch.isfinite(norm) & (norm > 0)
+    return torch.where(usable, numerator / torch.where(usable, norm, torch.ones_like(norm)), torch.zeros_like(norm))

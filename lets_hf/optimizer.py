@@ -1,0 +1,232 @@
+"""The plain-PyTorch API: a SAM-family optimizer wrapper with a learnable radius.
+
+One LETS step (Wang et al., ECCV 2024, Algorithm 1), for a train batch ``B`` and a validation
+batch ``V``::
+
+    loss_fn(model(B)).backward()           # g = grad L(B; theta_t)
+    optimizer.first_step(zero_grad=True)   # theta_t + rho_t d, with d the rule's ascent direction
+    loss_fn(model(B)).backward()           # g_hat = grad L(B; theta_t + rho_t d)
+    optimizer.second_step(zero_grad=True)  # restore theta_t exactly, base step: theta_{t+1}
+    optimizer.hyper_step(loss_fn(model(V)), loss_fn(model(B)))   # rho_{t+1}
+
+``second_step`` is ``unperturb()`` then ``step()``; frameworks that call ``step()`` themselves
+(the Hugging Face Trainer, GradScaler) call ``unperturb()`` before it. With a
+:class:`~lets_hf.radius.FixedRadius` (a float ``radius``) there is no hyper step and this is plain
+SAM / ASAM. Under DDP, run the first pass and the hyper step's forward passes under
+``model.no_sync()``; the hypergradient is averaged over ranks so that every rank holds one ``rho``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Type, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.optim import Optimizer
+
+from . import foreach
+from .perturbation import PerturbationRule, get_perturbation
+from .radius import FixedRadius, RadiusController
+
+
+def _as_rule(perturbation: Union[str, PerturbationRule]) -> PerturbationRule:
+    if isinstance(perturbation, PerturbationRule):
+        return perturbation
+    if isinstance(perturbation, str):
+        return get_perturbation(perturbation)
+    raise ValueError(f"perturbation must be a name or a PerturbationRule, got {perturbation!r}")
+
+
+def _as_controller(radius: Union[float, RadiusController]) -> RadiusController:
+    if isinstance(radius, RadiusController):
+        return radius
+    if isinstance(radius, (int, float)) and not isinstance(radius, bool):
+        return FixedRadius(radius)
+    raise ValueError(f"radius must be a number > 0 or a RadiusController, got {radius!r}")
+
+
+def _mean_over_ranks(value: Tensor) -> Tensor:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value
+
+
+class LETSOptimizer(Optimizer):
+    """Wraps a base optimizer class (SGD, AdamW, ...) into SAM / ASAM with a fixed or learned radius.
+
+    Args:
+        params: the parameters or parameter groups, as for any torch optimizer.
+        base_optimizer: the class of the optimizer that takes the descent step, e.g.
+            ``torch.optim.SGD``; ``base_kwargs`` go to it.
+        perturbation: ``"sam"``, ``"asam"`` or a :class:`~lets_hf.perturbation.PerturbationRule`.
+        radius: a fixed ``rho`` (a number) or a controller, e.g. :class:`~lets_hf.radius.LETSRadius`.
+    """
+
+    def __init__(self, params: Iterable, base_optimizer: Type[Optimizer], *,
+                 perturbation: Union[str, PerturbationRule] = "sam",
+                 radius: Union[float, RadiusController] = 0.05, **base_kwargs: Any):
+        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, Optimizer)):
+            raise ValueError(f"base_optimizer must be a torch.optim.Optimizer subclass (e.g. torch.optim.SGD), "
+                             f"got {base_optimizer!r}")
+        self.rule = _as_rule(perturbation)
+        self.radius = _as_controller(radius)
+        self.base_optimizer = base_optimizer(params, **base_kwargs)
+        super().__init__(self.base_optimizer.param_groups, self.base_optimizer.defaults)
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+        self._saved: Dict[Tensor, Tensor] = {}
+        self._kept: Dict[Tensor, Tensor] = {}
+        self._perturbed: List[Tensor] = []
+        self._rho_used: Optional[Tensor] = None
+        self._step_lrs: List[float] = [group["lr"] for group in self.param_groups]
+        self.last_hypergradient: Optional[Tensor] = None
+        self.last_gap: Optional[Tensor] = None
+        self.last_ascent_grad_norm: Optional[Tensor] = None
+
+    # -- the two SAM steps -------------------------------------------------------------------
+    @property
+    def rho(self) -> float:
+        """The current radius (a host sync when it is learned: read it at logging steps)."""
+        return self.radius.rho
+
+    @property
+    def is_perturbed(self) -> bool:
+        return bool(self._perturbed)
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Save ``theta_t`` and move to ``theta_t + rho_t d``, with ``g`` read from ``.grad``."""
+        if self._perturbed:
+            raise RuntimeError("first_step() called twice without second_step() / unperturb()")
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        self.last_ascent_grad_norm = foreach.global_norm(grads)
+        rho = self.radius.rho_tensor(params[0].device)
+        keeps = self.radius.hvp.keeps if self.radius.learns else None
+        if keeps == "gradient":
+            foreach.copy_(self._buffers(self._kept, params), grads)
+        foreach.copy_(self._buffers(self._saved, params), params)
+        self.rule.perturbation_(params, grads, rho)
+        if keeps == "perturbation":
+            foreach.copy_(self._buffers(self._kept, params), grads)
+        torch._foreach_add_(params, grads)
+        self._perturbed, self._rho_used = params, rho
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def unperturb(self, inv_grad_scale: Optional[Tensor] = None,
+                  loss_closure: Optional[Callable[[], Tensor]] = None) -> None:
+        """With ``g_hat`` in ``.grad``: form ``b = H d`` (LETS only), then restore ``theta_t`` bit for bit.
+
+        ``inv_grad_scale`` undoes a loss scale carried by the gradients (fp16); ``loss_closure``
+        returns the training loss at the current weights, for ``lets_hvp="exact"``.
+        """
+        params = self._perturbed
+        if not params:
+            return
+        if self.radius.learns:
+            rho = self._rho_used
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            scale = rho.new_ones(()) if inv_grad_scale is None else inv_grad_scale.to(rho)
+            self.radius.hvp.product_(self._buffers(self._kept, params), params=params, grads=grads, rho=rho,
+                                     inv_grad_scale=scale, loss_closure=loss_closure)
+        foreach.copy_(params, self._buffers(self._saved, params))
+        self._perturbed = []
+
+    def second_step(self, zero_grad: bool = False, loss_closure: Optional[Callable[[], Tensor]] = None) -> None:
+        """Restore ``theta_t`` and take the base optimizer's step with ``g_hat``: ``theta_{t+1}``."""
+        self.unperturb(loss_closure=loss_closure)
+        self.step()
+        if zero_grad:
+            self.zero_grad()
+
+    def step(self, closure: Optional[Callable[[], Tensor]] = None):
+        """The base optimizer's step on the gradients in ``.grad`` (after :meth:`unperturb`)."""
+        if self._perturbed:
+            raise RuntimeError("step() called on perturbed weights: call unperturb() (or second_step()) first")
+        self._step_lrs = [group["lr"] for group in self.param_groups]
+        loss = self.base_optimizer.step(closure)
+        self.radius.on_step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    # -- the hyper step ----------------------------------------------------------------------
+    def hyper_step(self, val_loss: Tensor, train_loss: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Update ``rho`` from ``l_v = L(V; theta_{t+1})`` and ``l_r = L(B; theta_{t+1})``.
+
+        Returns the hypergradient ``h = d objective / d rho`` (a 0-dim tensor), or None with a
+        fixed radius. Gradients are left zeroed.
+        """
+        if not self.radius.learns:
+            return None
+        objective = self.radius.objective
+        differentiated = objective.differentiated(val_loss, train_loss)
+        self._zero_grads_in_place()
+        differentiated.backward()
+        gap = (val_loss - train_loss).detach() if train_loss is not None else None
+        return self.apply_hypergradient(gap)
+
+    @torch.no_grad()
+    def apply_hypergradient(self, gap: Optional[Tensor] = None,
+                            inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Update ``rho`` with ``a`` (the gradient of the upper objective at ``theta_{t+1}``) in ``.grad``.
+
+        ``h = -factor * sum_groups eta_group <a_group, b_group>``: with one learning rate this is
+        the paper's ``-eta_t (l_v - l_r) <a, b>`` (``gap2``); per-group rates follow the same chain rule.
+        """
+        if not self.radius.learns:
+            return None
+        total = None
+        for group, lr in zip(self.param_groups, self._step_lrs):
+            pairs = [(p.grad, self._kept[p]) for p in group["params"] if p.grad is not None and p in self._kept]
+            if pairs:
+                term = lr * foreach.dot([a for a, _ in pairs], [b for _, b in pairs])
+                total = term if total is None else total + term
+        if total is None:
+            return None
+        if inv_grad_scale is not None:
+            total = total * inv_grad_scale.to(total)
+        factor = self.radius.objective.factor(gap.to(total) if gap is not None else total.new_zeros(()))
+        hypergradient = _mean_over_ranks(-factor * total)
+        self.radius.update(hypergradient)
+        self.last_hypergradient = hypergradient
+        self.last_gap = _mean_over_ranks(gap.to(total)) if gap is not None else None
+        self._zero_grads_in_place()
+        return hypergradient
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """The base optimizer's state (its moments too) and the radius controller's."""
+        return {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict()}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        if not (isinstance(state_dict, dict) and {"base", "radius"} <= set(state_dict)):
+            raise ValueError("not a LETSOptimizer state dict: expected the keys 'base' and 'radius'")
+        self.base_optimizer.load_state_dict(state_dict["base"])
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+        self.radius.load_state_dict(state_dict["radius"])
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _buffers(store: Dict[Tensor, Tensor], params: List[Tensor]) -> List[Tensor]:
+        """One buffer per parameter, allocated on first use and reused at every later step."""
+        for p in params:
+            if p not in store:
+                store[p] = torch.empty_like(p, memory_format=torch.preserve_format)
+        return [store[p] for p in params]
+
+    def _zero_grads_in_place(self) -> None:
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            torch._foreach_zero_(grads)
+
+    def __repr__(self) -> str:
+        return f"LETSOptimizer(rule={self.rule!r}, radius={self.radius!r}, base={type(self.base_optimizer).__name__})"

@@ -1,0 +1,8 @@
+"""Radius controllers (the upper level): fixed, or learned by LETS."""
+from .base import RadiusController
+from .fixed import FixedRadius
+from .hvp import HVP_MODES, get_hvp
+from .lets import LETSRadius
+from .objectives import OBJECTIVES, get_objective
+
+__all__ = ["FixedRadius", "HVP_MODES", "LETSRadius", "OBJECTIVES", "RadiusController", "get_hvp", "get_objective"]

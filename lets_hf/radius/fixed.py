@@ -1,0 +1,34 @@
+"""A constant radius: plain SAM (Foret et al., ICLR 2021) or any variant at a fixed ``rho``."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+from torch import Tensor
+
+from .base import RadiusController, check_positive, state_dtype
+
+
+class FixedRadius(RadiusController):
+    """``rho_t = rho`` at every step."""
+
+    learns = False
+
+    def __init__(self, rho: float = 0.05):
+        self._rho = check_positive("rho", rho)
+
+    def rho_tensor(self, device: torch.device) -> Tensor:
+        return torch.tensor(self._rho, dtype=state_dtype(device), device=device)
+
+    @property
+    def rho(self) -> float:
+        return self._rho
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"rho": self._rho}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self._rho = check_positive("rho", state["rho"])
+
+    def __repr__(self) -> str:
+        return f"FixedRadius(rho={self._rho})"
