@@ -96,15 +96,20 @@ class LETSOptimizer(Optimizer):
         return bool(self._perturbed)
 
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> None:
-        """Save ``theta_t`` and move to ``theta_t + rho_t d``, with ``g`` read from ``.grad``."""
+    def first_step(self, zero_grad: bool = False, inv_grad_scale: Optional[Tensor] = None) -> None:
+        """Save ``theta_t`` and move to ``theta_t + rho_t d``, with ``g`` read from ``.grad``.
+
+        ``d`` does not depend on the gradient's scale; ``inv_grad_scale`` (fp16) only unscales the
+        logged ``last_ascent_grad_norm``.
+        """
         if self._perturbed:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not params:
             return
         grads = [p.grad for p in params]
-        self.last_ascent_grad_norm = foreach.global_norm(grads)
+        norm = foreach.global_norm(grads)
+        self.last_ascent_grad_norm = norm if inv_grad_scale is None else norm * inv_grad_scale.to(norm)
         rho = self.radius.rho_tensor(params[0].device)
         keeps = self.radius.hvp.keeps if self.radius.learns else None
         if keeps == "gradient":
@@ -155,7 +160,13 @@ class LETSOptimizer(Optimizer):
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+        """As torch's; ``set_to_none=False`` zeroes the existing gradient buffers in place (no allocation)."""
+        if set_to_none:
+            self.base_optimizer.zero_grad(set_to_none=True)
+            return
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            torch._foreach_zero_(grads)
 
     # -- the hyper step ----------------------------------------------------------------------
     def hyper_step(self, val_loss: Tensor, train_loss: Optional[Tensor] = None) -> Optional[Tensor]:
@@ -168,7 +179,7 @@ class LETSOptimizer(Optimizer):
             return None
         objective = self.radius.objective
         differentiated = objective.differentiated(val_loss, train_loss)
-        self._zero_grads_in_place()
+        self.zero_grad(set_to_none=False)
         differentiated.backward()
         gap = (val_loss - train_loss).detach() if train_loss is not None else None
         return self.apply_hypergradient(gap)
@@ -198,7 +209,7 @@ class LETSOptimizer(Optimizer):
         self.radius.update(hypergradient)
         self.last_hypergradient = hypergradient
         self.last_gap = _mean_over_ranks(gap.to(total)) if gap is not None else None
-        self._zero_grads_in_place()
+        self.zero_grad(set_to_none=False)
         return hypergradient
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -222,11 +233,6 @@ class LETSOptimizer(Optimizer):
             if p not in store:
                 store[p] = torch.empty_like(p, memory_format=torch.preserve_format)
         return [store[p] for p in params]
-
-    def _zero_grads_in_place(self) -> None:
-        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-        if grads:
-            torch._foreach_zero_(grads)
 
     def __repr__(self) -> str:
         return f"LETSOptimizer(rule={self.rule!r}, radius={self.radius!r}, base={type(self.base_optimizer).__name__})"

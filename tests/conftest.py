@@ -31,3 +31,21 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real benchmark data not found at {SHARED_DATA} (the project's ../shared/data)")
     return SHARED_DATA
+
+
+def tiny_deberta(seed: int = 0, dropout: float = 0.0, num_labels: int = 2):
+    """A 2-layer, 32-wide DeBERTa-v2 classifier built from a config (no download)."""
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=37, max_position_embeddings=32, num_labels=num_labels,
+                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return DebertaV2ForSequenceClassification(config)
+
+
+def token_dataset(n: int = 64, length: int = 12, seed: int = 0):
+    """``n`` random sequences with binary labels, as a list of feature dicts."""
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(0, 50, (length,), generator=g),
+             "labels": int(torch.randint(0, 2, (1,), generator=g))} for _ in range(n)]

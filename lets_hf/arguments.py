@@ -1,0 +1,113 @@
+"""``LETSArguments``: ``TrainingArguments`` that also accept the SAM family on ``--optim``.
+
+``--optim lets_sam`` (or ``lets_asam``) trains with the learned radius of LETS (Wang et al.,
+ECCV 2024); ``--optim sam`` / ``asam`` with a fixed ``--rho``; every stock name (``adamw_torch``,
+``sgd``, ...) means plain ERM, unchanged. The SAM family's descent step is taken by
+``--lets_base_optim`` (a stock name). Stock ``TrainingArguments`` turns ``optim`` into an enum of
+stock names, so the field is redeclared here with the full list of choices; the saved
+``training_args.json`` keeps the name the user gave (``"optim": "lets_sam"``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from transformers import Seq2SeqTrainingArguments, TrainingArguments
+from transformers.training_args import OptimizerNames
+
+from .perturbation import PERTURBATIONS, PerturbationRule, get_perturbation
+from .radius import HVP_MODES, OBJECTIVES, FixedRadius, LETSRadius, RadiusController
+
+STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
+LEARNED_PREFIX = "lets_"
+SAM_FAMILY = sorted(PERTURBATIONS) + sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
+VAL_SOURCES = ("train", "eval")
+
+
+def parse_sam_family(optim: str) -> Optional[Tuple[str, bool]]:
+    """``"lets_asam" -> ("asam", True)``, ``"sam" -> ("sam", False)``; None for a stock (ERM) name."""
+    learned = optim.startswith(LEARNED_PREFIX)
+    rule = optim[len(LEARNED_PREFIX):] if learned else optim
+    return (rule, learned) if rule in PERTURBATIONS else None
+
+
+@dataclass
+class LETSArgumentsMixin:
+    """The SAM/LETS fields shared by :class:`LETSArguments` and :class:`LETSSeq2SeqArguments`."""
+
+    optim: str = field(default=OptimizerNames.ADAMW_TORCH_FUSED.value, metadata={
+        "help": "Optimizer: lets_sam / lets_asam (learned radius), sam / asam (fixed --rho), or a stock name (ERM).",
+        "choices": SAM_FAMILY + STOCK_OPTIMIZERS})
+    lets_base_optim: str = field(default="adamw_torch", metadata={
+        "help": "The stock optimizer that takes the SAM family's descent step.", "choices": STOCK_OPTIMIZERS})
+    rho: float = field(default=0.05, metadata={"help": "The fixed radius (sam/asam) or the initial one (lets_*)."})
+    rho_lr: float = field(default=1e-4, metadata={"help": "Adam learning rate of log(rho) (lets_*)."})
+    rho_lr_decay: float = field(default=1.0, metadata={"help": "Factor applied to rho_lr after each update."})
+    rho_min: float = field(default=1e-4, metadata={"help": "Lower clamp of the learned radius."})
+    rho_max: float = field(default=5.0, metadata={"help": "Upper clamp of the learned radius."})
+    lets_hvp: str = field(default="diag", metadata={
+        "help": "How b = H d is formed: diag (paper), finite_difference, exact.", "choices": sorted(HVP_MODES)})
+    lets_objective: str = field(default="gap2", metadata={
+        "help": "Upper objective: gap2 (paper, 1/2 gap^2), gap, val (Table 6).", "choices": sorted(OBJECTIVES)})
+    asam_xi: float = field(default=0.01, metadata={"help": "ASAM's xi in T = |theta| + xi."})
+    lets_val_source: str = field(default="train", metadata={
+        "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
+                "(the paper's choice) or, only if asked, the eval_dataset.", "choices": list(VAL_SOURCES)})
+    lets_val_batch_size: Optional[int] = field(default=None, metadata={
+        "help": "Validation batch size for the hyper step (default: per_device_train_batch_size)."})
+
+    def __post_init__(self):
+        family = parse_sam_family(self.optim)
+        if family is None:
+            super().__post_init__()
+        else:
+            chosen, self.optim = self.optim, self.lets_base_optim
+            super().__post_init__()
+            self.optim = chosen
+        self._check_lets_fields()
+
+    def _check_lets_fields(self) -> None:
+        for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
+                              ("lets_val_source", VAL_SOURCES)):
+            value = getattr(self, name)
+            value = getattr(value, "value", value)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
+            raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
+        if self.sam_family is not None:
+            self.build_radius()
+            self.build_perturbation()
+
+    @property
+    def sam_family(self) -> Optional[Tuple[str, bool]]:
+        """``(rule name, learned?)`` for a SAM-family ``optim``, None for ERM."""
+        return parse_sam_family(getattr(self.optim, "value", self.optim))
+
+    def build_perturbation(self) -> PerturbationRule:
+        rule, _ = self.sam_family
+        return get_perturbation(rule, xi=self.asam_xi) if rule == "asam" else get_perturbation(rule)
+
+    def build_radius(self) -> RadiusController:
+        _, learned = self.sam_family
+        if not learned:
+            return FixedRadius(self.rho)
+        return LETSRadius(rho=self.rho, lr=self.rho_lr, lr_decay=self.rho_lr_decay, rho_min=self.rho_min,
+                          rho_max=self.rho_max, hvp=self.lets_hvp, objective=self.lets_objective)
+
+    def base_optimizer_arguments(self) -> TrainingArguments:
+        """A copy of these arguments whose ``optim`` is the base optimizer, for the stock optimizer factory."""
+        view = copy.copy(self)
+        view.optim = OptimizerNames(self.lets_base_optim)
+        return view
+
+
+@dataclass
+class LETSArguments(LETSArgumentsMixin, TrainingArguments):
+    """``TrainingArguments`` + the SAM family on ``--optim`` (see the module docstring)."""
+
+
+@dataclass
+class LETSSeq2SeqArguments(LETSArgumentsMixin, Seq2SeqTrainingArguments):
+    """``Seq2SeqTrainingArguments`` + the SAM family on ``--optim``."""

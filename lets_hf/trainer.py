@@ -1,0 +1,220 @@
+"""``LETSTrainer``: a drop-in ``transformers.Trainer`` that trains with SAM/ASAM and a learned radius.
+
+Swap ``Trainer`` for :class:`LETSTrainer` (``Seq2SeqTrainer`` for :class:`LETSSeq2SeqTrainer`) and
+``TrainingArguments`` for :class:`~lets_hf.arguments.LETSArguments`; ``--optim lets_sam`` then runs
+one LETS step (Wang et al., ECCV 2024) per optimizer step. This module only orchestrates; the
+math is :class:`~lets_hf.optimizer.LETSOptimizer`'s. Per optimizer step, with the micro-batches
+of one gradient-accumulation cycle:
+
+1. ascent: the stock ``training_step`` on every micro-batch under ``no_sync`` (per-worker
+   gradient, as in the SAM paper), so that ``g`` is the whole batch's gradient; then
+   ``first_step`` perturbs the weights (BatchNorm statistics move in this clean pass only);
+2. descent: the stock ``training_step`` on each micro-batch at the perturbed weights (loss
+   scaling, fp16 scaler, DDP sync as usual), BatchNorm statistics frozen; after the last one,
+   ``unperturb`` forms ``b`` and restores the weights bit for bit;
+3. the Trainer clips ``g_hat`` and calls ``optimizer.step()`` as usual;
+4. hyper step (``on_optimizer_step``): at ``theta_{t+1}``, the validation loss and (for the
+   ``gap2``/``gap`` objectives) the batch's loss are differentiated under ``no_sync``, and
+   ``apply_hypergradient`` updates ``rho`` (averaged over ranks). Skipped when the scaler
+   skipped the step.
+
+``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
+checkpoints carry them and ``resume_from_checkpoint`` continues exactly. ``rho``, the gap, the
+hypergradient and the ascent gradient norm are logged at ``logging_steps``.
+
+Loss scaling. Trainer passes ``num_items_in_batch`` to models whose ``forward`` takes
+``**kwargs`` and then trusts them to normalise by it; many (DeBERTa classification among them)
+ignore it, which scales the loss by the number of processes under DDP (with
+``average_tokens_across_devices``) and by the accumulation steps with gradient accumulation.
+This trainer passes it only to models that declare ``accepts_loss_kwargs = True``; the others
+get the stock per-micro-batch mean divided by the accumulation steps.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor
+from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+
+from .batchnorm import frozen_batchnorm_stats
+from .foreach import global_norm
+from .optimizer import LETSOptimizer
+from .validation import ValidationBatches
+
+
+class _HyperStepCallback(TrainerCallback):
+    """Runs the trainer's hyper step right after each optimizer step."""
+
+    def __init__(self, trainer: "LETSTrainerMixin"):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.lets_hyper_step()
+
+
+class LETSTrainerMixin:
+    """The LETS orchestration shared by :class:`LETSTrainer` and :class:`LETSSeq2SeqTrainer`."""
+
+    def __init__(self, *args, lets_val_dataset=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lets_val_dataset = lets_val_dataset
+        self._micro_batches: List[Dict[str, Any]] = []
+        self._num_items_in_batch = None
+        self._ascent_losses: List[Tensor] = []
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
+        family = self.lets_family
+        if family is None:
+            return
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            raise ValueError(f"--optim {self.args.optim} does not support DeepSpeed or FSDP yet: SAM runs two "
+                             "backward passes per step with a weight perturbation in between, which these engines' "
+                             "sharded gradients and parameters do not allow here. Use DDP (accelerate --multi_gpu).")
+        self._validation = self._build_validation_batches() if family[1] else None
+        self.add_callback(_HyperStepCallback(self))
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def lets_family(self):
+        """``(rule, learned)`` for a SAM-family ``--optim``, None for ERM (plain ``TrainingArguments`` too)."""
+        return getattr(self.args, "sam_family", None)
+
+    @property
+    def lets_optimizer(self) -> Optional[LETSOptimizer]:
+        optimizer = self.optimizer
+        while optimizer is not None and not isinstance(optimizer, LETSOptimizer):
+            optimizer = getattr(optimizer, "optimizer", None)
+        return optimizer
+
+    def get_optimizer_cls_and_kwargs(self, args, model=None):
+        if getattr(args, "sam_family", None) is None:
+            return super().get_optimizer_cls_and_kwargs(args, model)
+        base_cls, base_kwargs = super().get_optimizer_cls_and_kwargs(args.base_optimizer_arguments(), model)
+        if not (isinstance(base_cls, type) and issubclass(base_cls, torch.optim.Optimizer)) or \
+                {"params", "model", "optimizer_dict"} & set(base_kwargs):
+            raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
+                             "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
+        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=args.build_perturbation(),
+                                   radius=args.build_radius(), **base_kwargs)
+
+    def _build_validation_batches(self) -> ValidationBatches:
+        source = self.args.lets_val_source
+        if self.lets_val_dataset is not None and source == "eval":
+            raise ValueError("pass either lets_val_dataset or lets_val_source='eval', not both")
+        dataset = self.lets_val_dataset
+        if dataset is None:
+            dataset = self.eval_dataset if source == "eval" else self.train_dataset
+        if dataset is None or isinstance(dataset, dict):
+            raise ValueError(f"lets_val_source={source!r} needs a single {source}_dataset for the LETS validation "
+                             "batches (or pass lets_val_dataset=)")
+        collator = self.data_collator
+        if hasattr(dataset, "column_names"):  # a datasets.Dataset: drop what the model does not take
+            dataset = self._remove_unused_columns(dataset, description="LETS validation")
+            collator = self._get_collator_with_removed_columns(collator, description="LETS validation")
+        batch_size = self.args.lets_val_batch_size or self.args.per_device_train_batch_size
+        return ValidationBatches(dataset, batch_size, collator, seed=self.args.seed,
+                                 rank=self.args.process_index, world_size=self.args.world_size)
+
+    # -- one training step ---------------------------------------------------------------------
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self._micro_batches, self._num_items_in_batch = batches, num_items
+        return batches, num_items
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.lets_family is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        index = next((i for i, batch in enumerate(self._micro_batches) if batch is inputs), None)
+        if index is None:  # called outside the stock loop: a cycle of one micro-batch
+            self._micro_batches, self._num_items_in_batch, index = [inputs], num_items_in_batch, 0
+        if index == 0:
+            self._ascend(model, num_items_in_batch)
+        with frozen_batchnorm_stats(model):
+            super().training_step(model, inputs, num_items_in_batch)
+        if index == len(self._micro_batches) - 1:
+            self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(),
+                                          loss_closure=lambda: self._batch_loss(model))
+        return self._ascent_losses[index]
+
+    def _ascend(self, model, num_items_in_batch) -> None:
+        with self.accelerator.no_sync(model):
+            self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
+                                   for batch in self._micro_batches]
+        if self._ascent_overflowed():
+            return  # no perturbation; the overflowed gradient stays, so the scaler skips this step
+        self.lets_optimizer.first_step(zero_grad=True, inv_grad_scale=self._inv_grad_scale())
+
+    def _ascent_overflowed(self) -> bool:
+        """fp16 only (a host sync, as the scaler's own check): is the ascent gradient non-finite?"""
+        if self.accelerator.scaler is None:
+            return False
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return not bool(torch.isfinite(global_norm(grads)))
+
+    def _loss_scale(self) -> Optional[Tensor]:
+        scaler = self.accelerator.scaler
+        return None if scaler is None else scaler._scale.double()
+
+    def _inv_grad_scale(self) -> Optional[Tensor]:
+        scale = self._loss_scale()
+        return None if scale is None else scale.reciprocal()
+
+    def _micro_batch_loss(self, model, inputs, num_items_in_batch=None, accumulated: bool = True) -> Tensor:
+        """The loss of one micro-batch, scaled as the stock ``training_step`` scales it."""
+        inputs = self._prepare_inputs(inputs)
+        with self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
+        if self.args.n_gpu > 1:
+            loss = loss.mean()
+        scaled_for_ga = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
+            self.compute_loss_func is not None
+        if accumulated and not scaled_for_ga:
+            loss = loss / len(self._micro_batches)
+        return loss
+
+    def _batch_loss(self, model) -> Tensor:
+        """``L(B)`` over the cycle's micro-batches (for ``lets_hvp="exact"``)."""
+        return sum(self._micro_batch_loss(model, batch, self._num_items_in_batch) for batch in self._micro_batches)
+
+    # -- the hyper step ------------------------------------------------------------------------
+    def lets_hyper_step(self) -> None:
+        """Update ``rho`` at ``theta_{t+1}`` (called right after ``optimizer.step()``)."""
+        optimizer = self.lets_optimizer
+        if not optimizer.radius.learns or self.accelerator.optimizer_step_was_skipped:
+            return
+        model = self.model_wrapped
+        scale = self._loss_scale()
+        scaled = (lambda loss: loss) if scale is None else (lambda loss: loss * scale.to(loss.dtype))
+        optimizer.zero_grad(set_to_none=False)
+        with self.accelerator.no_sync(model), frozen_batchnorm_stats(model):
+            val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
+            scaled(val_loss).backward()
+            train_loss = None
+            if optimizer.radius.objective.needs_train_loss:
+                train_loss = val_loss.new_zeros(())
+                for batch in self._micro_batches:
+                    loss = self._micro_batch_loss(model, batch, self._num_items_in_batch)
+                    scaled(-loss).backward()
+                    train_loss = train_loss + loss.detach()
+        gap = None if train_loss is None else val_loss.detach() - train_loss
+        optimizer.apply_hypergradient(gap, inv_grad_scale=self._inv_grad_scale())
+
+    # -- logging -------------------------------------------------------------------------------
+    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        optimizer = self.lets_optimizer
+        if optimizer is not None and "loss" in logs:
+            logs["rho"] = optimizer.rho
+            for key, value in (("lets_gap", optimizer.last_gap), ("lets_hypergradient", optimizer.last_hypergradient),
+                               ("lets_ascent_grad_norm", optimizer.last_ascent_grad_norm)):
+                if value is not None:
+                    logs[key] = float(value)
+        super().log(logs, start_time)
+
+
+class LETSTrainer(LETSTrainerMixin, Trainer):
+    """``transformers.Trainer`` with SAM/ASAM and the LETS radius on ``--optim`` (see the module docstring)."""
+
+
+class LETSSeq2SeqTrainer(LETSTrainerMixin, Seq2SeqTrainer):
+    """``transformers.Seq2SeqTrainer`` with SAM/ASAM and the LETS radius on ``--optim``."""

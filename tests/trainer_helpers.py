@@ -1,0 +1,50 @@
+"""Shared pieces of the Trainer tests: arguments, a trainer with sequential data order, a reference loop."""
+import torch
+from torch.utils.data import SequentialSampler
+from transformers.data.data_collator import default_data_collator
+
+from lets_hf import LETSOptimizer
+from lets_hf.arguments import LETSArguments
+from lets_hf.batchnorm import frozen_batchnorm_stats
+from lets_hf.trainer import LETSTrainer
+from lets_hf.validation import ValidationBatches
+
+
+class SequentialLETSTrainer(LETSTrainer):
+    """Batches in dataset order, so a hand-written loop can see the same ones."""
+
+    def _get_train_sampler(self, *args, **kwargs):
+        return SequentialSampler(self.train_dataset)
+
+
+def lets_args(tmp_path, **overrides) -> LETSArguments:
+    kwargs = dict(output_dir=str(tmp_path / "out"), optim="lets_sam", lets_base_optim="sgd", learning_rate=0.5,
+                  rho=0.1, rho_lr=0.05, lets_hvp="finite_difference", per_device_train_batch_size=8,
+                  lets_val_batch_size=8, max_steps=4, lr_scheduler_type="constant", max_grad_norm=1.0,
+                  logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=7,
+                  disable_tqdm=True)
+    kwargs.update(overrides)
+    return LETSArguments(**kwargs)
+
+
+def reference_loop(model, data, args: LETSArguments, steps: int):
+    """The plain-PyTorch LETS loop on the same batches: what LETSTrainer must reproduce."""
+    optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=args.learning_rate,
+                              perturbation=args.build_perturbation(), radius=args.build_radius())
+    validation = ValidationBatches(data, args.lets_val_batch_size, default_data_collator, seed=args.seed)
+    loss = lambda batch: model(**batch).loss
+    bs = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    for step in range(steps):
+        batch = default_data_collator(data[step * bs:(step + 1) * bs])
+        loss(batch).backward()
+        optimizer.first_step(zero_grad=True)
+        with frozen_batchnorm_stats(model):
+            loss(batch).backward()
+        optimizer.unperturb()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+        if optimizer.radius.learns:
+            with frozen_batchnorm_stats(model):
+                optimizer.hyper_step(loss(validation.batch(step)), loss(batch))
+    return optimizer
