@@ -1,0 +1,30 @@
+"""One rank of the 2-process DDP tests: trains a tiny DeBERTa with LETSTrainer, saves what it ended with.
+
+Run by tests/test_trainer_ddp.py under ``torch.distributed.run`` or ``accelerate launch``.
+"""
+import json
+import os
+import pathlib
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from conftest import tiny_deberta, token_dataset  # noqa: E402
+from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
+
+
+def main(out: str, optim: str) -> None:
+    out = pathlib.Path(out)
+    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, max_steps=3)
+    trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
+    trainer.train()
+    rank = args.process_index
+    weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    torch.save(weights, out / f"weights-{rank}.pt")
+    rhos = [row["rho"] for row in trainer.state.log_history if "rho" in row]
+    (out / f"result-{rank}.json").write_text(json.dumps({"world_size": args.world_size, "rho": rhos}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

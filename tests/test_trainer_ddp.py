@@ -1,0 +1,48 @@
+"""Two CPU processes (gloo): every rank ends with the same rho and weights, and losses are not scaled by the world size."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, tiny_deberta, token_dataset
+from trainer_helpers import SequentialLETSTrainer, lets_args
+
+WORKER = str(ROOT / "tests" / "ddp_worker.py")
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--main_process_port", "29518"],
+}
+
+
+def _launch(launcher, out, optim):
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(ROOT))
+    proc = subprocess.run(LAUNCHERS[launcher] + [WORKER, str(out), optim], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = [json.loads((out / f"result-{rank}.json").read_text()) for rank in (0, 1)]
+    weights = [torch.load(out / f"weights-{rank}.pt") for rank in (0, 1)]
+    return results, weights
+
+
+@pytest.mark.parametrize("launcher, optim", [("torchrun", "lets_sam"), ("accelerate", "lets_asam")])
+def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
+    results, weights = _launch(launcher, tmp_path, optim)
+    assert results[0]["world_size"] == results[1]["world_size"] == 2
+    assert results[0]["rho"] == results[1]["rho"] and len(results[0]["rho"]) == 3
+    assert results[0]["rho"][-1] != pytest.approx(0.1, rel=1e-3)
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
+    """Catches average_tokens_across_devices doubling the loss of models that ignore num_items_in_batch."""
+    _, weights = _launch("torchrun", tmp_path, "sgd")
+    single = SequentialLETSTrainer(model=tiny_deberta(), train_dataset=token_dataset(64),
+                                   args=lets_args(tmp_path / "single", optim="sgd", per_device_train_batch_size=8,
+                                                  max_steps=3))
+    single.train()
+    expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
+    torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,79 @@
+"""What LETSTrainer refuses, where its validation batches come from, and what BatchNorm sees."""
+import pytest
+import torch
+from transformers import Trainer
+
+from lets_hf.trainer import LETSTrainer
+
+from conftest import tiny_deberta, token_dataset
+from trainer_helpers import lets_args
+
+
+@pytest.mark.parametrize("engine", ["is_deepspeed_enabled", "is_fsdp_enabled"])
+def test_deepspeed_and_fsdp_are_refused_at_construction(tmp_path, monkeypatch, engine):
+    stock_init = Trainer.__init__
+
+    def init_with_engine(self, *args, **kwargs):
+        stock_init(self, *args, **kwargs)
+        setattr(self, engine, True)
+
+    monkeypatch.setattr(Trainer, "__init__", init_with_engine)
+    with pytest.raises(ValueError, match="does not support DeepSpeed or FSDP yet: SAM runs two backward passes"):
+        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(16))
+    LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="adamw_torch"), train_dataset=token_dataset(16))
+
+
+def test_validation_batches_come_from_the_training_set_by_default(tmp_path):
+    train = token_dataset(32, seed=1)
+    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=train,
+                          eval_dataset=token_dataset(32, seed=2))
+    assert trainer._validation.dataset is train
+    batch = trainer._validation.batch(0)
+    assert batch["input_ids"].shape == (8, 12)
+    assert sorted(trainer._validation.indices(0) + trainer._validation.indices(1) + trainer._validation.indices(2)
+                  + trainer._validation.indices(3)) == list(range(32))  # one pass sees every example once
+
+
+def test_held_out_and_eval_sources(tmp_path):
+    held_out, evaluation = token_dataset(16, seed=3), token_dataset(16, seed=4)
+    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
+                          lets_val_dataset=held_out)
+    assert trainer._validation.dataset is held_out
+    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
+                          train_dataset=token_dataset(32), eval_dataset=evaluation)
+    assert trainer._validation.dataset is evaluation
+    with pytest.raises(ValueError, match="lets_val_source='eval' needs a single eval_dataset"):
+        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
+                    train_dataset=token_dataset(32))
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
+                    lets_val_dataset=token_dataset(4))
+
+
+class TinyConvNet(torch.nn.Module):
+    """A BatchNorm model with the Trainer's calling convention (dict in, loss out)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+    def forward(self, pixel_values, labels):
+        return {"loss": torch.nn.functional.cross_entropy(self.body(pixel_values), labels)}
+
+
+def test_batchnorm_statistics_move_only_in_the_clean_pass(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    data = [{"pixel_values": torch.randn(3, 6, 6, generator=g), "labels": i % 2} for i in range(16)]
+    trainer = LETSTrainer(model=TinyConvNet(), args=lets_args(tmp_path, max_steps=1, per_device_train_batch_size=16,
+                                                              lets_val_batch_size=16), train_dataset=data)
+    reference = TinyConvNet().train()
+    first_batch = next(iter(trainer.get_train_dataloader()))
+    reference.body(first_batch["pixel_values"])  # the clean pass alone, once
+    trainer.train()
+    bn, expected = trainer.model.body[1], reference.body[1]
+    assert trainer.lets_optimizer.radius.updates == 1  # the perturbed and the two hyper passes ran too
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, expected.running_mean)
+    torch.testing.assert_close(bn.running_var, expected.running_var)
