@@ -17,7 +17,9 @@ from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .perturbation import PERTURBATIONS, PerturbationRule, get_perturbation
-from .radius import HVP_MODES, OBJECTIVES, FixedRadius, LETSRadius, RadiusController
+from .radius import (DEFAULT_PRESET, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius, RadiusController,
+                     radius_settings)
+from .radius.lets import TRAIN_TERMS
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 LEARNED_PREFIX = "lets_"
@@ -42,14 +44,27 @@ class LETSArgumentsMixin:
     lets_base_optim: str = field(default="adamw_torch", metadata={
         "help": "The stock optimizer that takes the SAM family's descent step.", "choices": STOCK_OPTIMIZERS})
     rho: float = field(default=0.05, metadata={"help": "The fixed radius (sam/asam) or the initial one (lets_*)."})
-    rho_lr: float = field(default=1e-4, metadata={"help": "Adam learning rate of log(rho) (lets_*)."})
-    rho_lr_decay: float = field(default=1.0, metadata={"help": "Factor applied to rho_lr after each update."})
+    lets_preset: str = field(default=DEFAULT_PRESET, metadata={
+        "help": "Settings of the learned radius: paper (gap2, diag, rho_lr 1e-4) or robust (val, "
+                "finite_difference, rho_travel 24, rho_decay_total 0.1). Each can be overridden below.",
+        "choices": sorted(PRESETS)})
+    rho_lr: Optional[float] = field(default=None, metadata={"help": "Adam learning rate of log(rho) (lets_*)."})
+    rho_lr_decay: Optional[float] = field(default=None, metadata={
+        "help": "Factor applied to rho_lr after each update."})
+    rho_travel: Optional[float] = field(default=None, metadata={
+        "help": "Horizon-aware rho_lr = rho_travel / (number of hyper updates of the run)."})
+    rho_decay_total: Optional[float] = field(default=None, metadata={
+        "help": "Horizon-aware decay: rho_lr falls geometrically to this fraction at the last update."})
     rho_min: float = field(default=1e-4, metadata={"help": "Lower clamp of the learned radius."})
     rho_max: float = field(default=5.0, metadata={"help": "Upper clamp of the learned radius."})
-    lets_hvp: str = field(default="diag", metadata={
+    lets_hvp: Optional[str] = field(default=None, metadata={
         "help": "How b = H d is formed: diag (paper), finite_difference, exact.", "choices": sorted(HVP_MODES)})
-    lets_objective: str = field(default="gap2", metadata={
+    lets_objective: Optional[str] = field(default=None, metadata={
         "help": "Upper objective: gap2 (paper, 1/2 gap^2), gap, val (Table 6).", "choices": sorted(OBJECTIVES)})
+    lets_interval: int = field(default=1, metadata={"help": "A hyper step after every k-th optimizer step."})
+    lets_train_term: str = field(default="same", metadata={
+        "help": "Training term at theta_{t+1}: its own pass (same, the paper's) or the next step's ascent pass "
+                "(next: one pass less).", "choices": list(TRAIN_TERMS)})
     asam_xi: float = field(default=0.01, metadata={"help": "ASAM's xi in T = |theta| + xi."})
     lets_val_source: str = field(default="train", metadata={
         "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
@@ -77,7 +92,7 @@ class LETSArgumentsMixin:
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
         if self.sam_family is not None:
-            self.build_radius()
+            self.build_radius(total_steps=self.max_steps if self.max_steps > 0 else 1000)  # validates the values
             self.build_perturbation()
 
     @property
@@ -89,12 +104,17 @@ class LETSArgumentsMixin:
         rule, _ = self.sam_family
         return get_perturbation(rule, xi=self.asam_xi) if rule == "asam" else get_perturbation(rule)
 
-    def build_radius(self) -> RadiusController:
+    def build_radius(self, total_steps: Optional[int] = None) -> RadiusController:
+        """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
         _, learned = self.sam_family
         if not learned:
             return FixedRadius(self.rho)
-        return LETSRadius(rho=self.rho, lr=self.rho_lr, lr_decay=self.rho_lr_decay, rho_min=self.rho_min,
-                          rho_max=self.rho_max, hvp=self.lets_hvp, objective=self.lets_objective)
+        settings = radius_settings(self.lets_preset, total_steps=total_steps, interval=self.lets_interval,
+                                   hvp=self.lets_hvp, objective=self.lets_objective, rho_lr=self.rho_lr,
+                                   rho_lr_decay=self.rho_lr_decay, rho_travel=self.rho_travel,
+                                   rho_decay_total=self.rho_decay_total)
+        return LETSRadius(rho=self.rho, rho_min=self.rho_min, rho_max=self.rho_max, train_term=self.lets_train_term,
+                          **settings)
 
     def base_optimizer_arguments(self) -> TrainingArguments:
         """A copy of these arguments whose ``optim`` is the base optimizer, for the stock optimizer factory."""

@@ -17,7 +17,7 @@ SAM / ASAM. Under DDP, run the first pass and the hyper step's forward passes un
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Type, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import torch
 import torch.distributed as dist
@@ -80,6 +80,8 @@ class LETSOptimizer(Optimizer):
         self._kept: Dict[Tensor, Tensor] = {}
         self._perturbed: List[Tensor] = []
         self._rho_used: Optional[Tensor] = None
+        self._learning = False
+        self._pending: Optional[Tuple[Tensor, Tensor]] = None
         self._step_lrs: List[float] = [group["lr"] for group in self.param_groups]
         self.last_hypergradient: Optional[Tensor] = None
         self.last_gap: Optional[Tensor] = None
@@ -95,15 +97,24 @@ class LETSOptimizer(Optimizer):
     def is_perturbed(self) -> bool:
         return bool(self._perturbed)
 
+    @property
+    def hyper_step_due(self) -> bool:
+        """Whether the step just taken gets a hyper step (LETS, and the controller's interval allows it)."""
+        return self.radius.learns and self.radius.hyper_step_due()
+
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False, inv_grad_scale: Optional[Tensor] = None) -> None:
+    def first_step(self, zero_grad: bool = False, inv_grad_scale: Optional[Tensor] = None,
+                   train_loss: Optional[Tensor] = None) -> None:
         """Save ``theta_t`` and move to ``theta_t + rho_t d``, with ``g`` read from ``.grad``.
 
-        ``d`` does not depend on the gradient's scale; ``inv_grad_scale`` (fp16) only unscales the
-        logged ``last_ascent_grad_norm``.
+        ``d`` does not depend on the gradient's scale; ``inv_grad_scale`` (fp16) unscales what is
+        logged and the pending hyper step. With ``train_term="next"``, ``train_loss`` (this batch's
+        loss, whose gradient is in ``.grad``) completes the previous step's hyper step first.
         """
         if self._perturbed:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
+        if self._pending is not None:
+            self.finish_hyper_step(train_loss, inv_grad_scale)
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not params:
             return
@@ -111,7 +122,8 @@ class LETSOptimizer(Optimizer):
         norm = foreach.global_norm(grads)
         self.last_ascent_grad_norm = norm if inv_grad_scale is None else norm * inv_grad_scale.to(norm)
         rho = self.radius.rho_tensor(params[0].device)
-        keeps = self.radius.hvp.keeps if self.radius.learns else None
+        self._learning = self.radius.learns and self.radius.hyper_step_due(upcoming=True)
+        keeps = self.radius.hvp.keeps if self._learning else None
         if keeps == "gradient":
             foreach.copy_(self._buffers(self._kept, params), grads)
         foreach.copy_(self._buffers(self._saved, params), params)
@@ -126,7 +138,7 @@ class LETSOptimizer(Optimizer):
     @torch.no_grad()
     def unperturb(self, inv_grad_scale: Optional[Tensor] = None,
                   loss_closure: Optional[Callable[[], Tensor]] = None) -> None:
-        """With ``g_hat`` in ``.grad``: form ``b = H d`` (LETS only), then restore ``theta_t`` bit for bit.
+        """With ``g_hat`` in ``.grad``: form ``b = H d`` (on LETS steps), then restore ``theta_t`` bit for bit.
 
         ``inv_grad_scale`` undoes a loss scale carried by the gradients (fp16); ``loss_closure``
         returns the training loss at the current weights, for ``lets_hvp="exact"``.
@@ -134,7 +146,7 @@ class LETSOptimizer(Optimizer):
         params = self._perturbed
         if not params:
             return
-        if self.radius.learns:
+        if self._learning:
             rho = self._rho_used
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             scale = rho.new_ones(()) if inv_grad_scale is None else inv_grad_scale.to(rho)
@@ -172,44 +184,71 @@ class LETSOptimizer(Optimizer):
     def hyper_step(self, val_loss: Tensor, train_loss: Optional[Tensor] = None) -> Optional[Tensor]:
         """Update ``rho`` from ``l_v = L(V; theta_{t+1})`` and ``l_r = L(B; theta_{t+1})``.
 
-        Returns the hypergradient ``h = d objective / d rho`` (a 0-dim tensor), or None with a
-        fixed radius. Gradients are left zeroed.
+        Returns the hypergradient ``h = d objective / d rho`` (a 0-dim tensor), or None when no
+        update happened now (fixed radius, a step the interval skips, or ``train_term="next"``,
+        which needs no ``train_loss`` here and completes at the next ``first_step``). Check
+        :attr:`hyper_step_due` before computing the losses to save their passes. Gradients are
+        left zeroed.
         """
-        if not self.radius.learns:
+        if not self.hyper_step_due:
             return None
-        objective = self.radius.objective
-        differentiated = objective.differentiated(val_loss, train_loss)
+        from_next_step = self.radius.train_term_from_next_step
+        differentiated = val_loss if from_next_step else self.radius.objective.differentiated(val_loss, train_loss)
         self.zero_grad(set_to_none=False)
         differentiated.backward()
-        gap = (val_loss - train_loss).detach() if train_loss is not None else None
-        return self.apply_hypergradient(gap)
+        train = None if from_next_step or train_loss is None else train_loss.detach()
+        return self.apply_hypergradient(val_loss.detach(), train)
 
     @torch.no_grad()
-    def apply_hypergradient(self, gap: Optional[Tensor] = None,
+    def apply_hypergradient(self, val_loss: Tensor, train_loss: Optional[Tensor] = None,
                             inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
         """Update ``rho`` with ``a`` (the gradient of the upper objective at ``theta_{t+1}``) in ``.grad``.
 
         ``h = -factor * sum_groups eta_group <a_group, b_group>``: with one learning rate this is
-        the paper's ``-eta_t (l_v - l_r) <a, b>`` (``gap2``); per-group rates follow the same chain rule.
+        the paper's ``-eta_t (l_v - l_r) <a, b>`` (``gap2``); per-group rates follow the same chain
+        rule. With ``train_term="next"``, ``.grad`` holds ``grad l_v`` only and the update waits
+        for the next step's ascent pass (:meth:`finish_hyper_step`).
         """
-        if not self.radius.learns:
+        total = self._weighted_dot_with_b(inv_grad_scale)
+        self.zero_grad(set_to_none=False)
+        if total is None:
             return None
+        if self.radius.train_term_from_next_step:
+            self._pending = (val_loss, total)
+            return None
+        return self._update_radius(total, val_loss, train_loss)
+
+    @torch.no_grad()
+    def finish_hyper_step(self, train_loss: Optional[Tensor], inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
+        """``train_term="next"``: with ``grad L(B_{t+1}; theta_{t+1})`` in ``.grad`` and its loss, update ``rho``."""
+        if self._pending is None:
+            return None
+        if train_loss is None:
+            raise ValueError("with train_term='next', pass this batch's loss: first_step(train_loss=loss)")
+        val_loss, val_total = self._pending
+        self._pending = None
+        return self._update_radius(val_total - self._weighted_dot_with_b(inv_grad_scale), val_loss,
+                                   train_loss.detach())
+
+    def _weighted_dot_with_b(self, inv_grad_scale: Optional[Tensor]) -> Optional[Tensor]:
+        """``sum_groups eta_group <grad_group, b_group>`` over parameters that have both."""
         total = None
         for group, lr in zip(self.param_groups, self._step_lrs):
             pairs = [(p.grad, self._kept[p]) for p in group["params"] if p.grad is not None and p in self._kept]
             if pairs:
                 term = lr * foreach.dot([a for a, _ in pairs], [b for _, b in pairs])
                 total = term if total is None else total + term
-        if total is None:
-            return None
-        if inv_grad_scale is not None:
+        if total is not None and inv_grad_scale is not None:
             total = total * inv_grad_scale.to(total)
-        factor = self.radius.objective.factor(gap.to(total) if gap is not None else total.new_zeros(()))
+        return total
+
+    def _update_radius(self, total: Tensor, val_loss: Tensor, train_loss: Optional[Tensor]) -> Tensor:
+        gap = None if train_loss is None else (val_loss - train_loss).to(total)
+        factor = self.radius.objective.factor(gap if gap is not None else total.new_zeros(()))
         hypergradient = _mean_over_ranks(-factor * total)
         self.radius.update(hypergradient)
         self.last_hypergradient = hypergradient
-        self.last_gap = _mean_over_ranks(gap.to(total)) if gap is not None else None
-        self.zero_grad(set_to_none=False)
+        self.last_gap = None if gap is None else _mean_over_ranks(gap)
         return hypergradient
 
     # -- checkpoints -------------------------------------------------------------------------

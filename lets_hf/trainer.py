@@ -62,6 +62,8 @@ class LETSTrainerMixin:
         self._micro_batches: List[Dict[str, Any]] = []
         self._num_items_in_batch = None
         self._ascent_losses: List[Tensor] = []
+        self._lets_total_steps: Optional[int] = None
+        self._passes = {"forward_backward": 0.0, "steps": 0}
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
         family = self.lets_family
@@ -95,8 +97,13 @@ class LETSTrainerMixin:
                 {"params", "model", "optimizer_dict"} & set(base_kwargs):
             raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
                              "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
-        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=args.build_perturbation(),
-                                   radius=args.build_radius(), **base_kwargs)
+        radius = args.build_radius(total_steps=self._lets_total_steps)
+        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=args.build_perturbation(), radius=radius,
+                                   **base_kwargs)
+
+    def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
+        self._lets_total_steps = max_steps  # the horizon of rho_travel / rho_decay_total
+        return super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
 
     def _build_validation_batches(self) -> ValidationBatches:
         source = self.args.lets_val_source
@@ -132,18 +139,31 @@ class LETSTrainerMixin:
             self._ascend(model, num_items_in_batch)
         with frozen_batchnorm_stats(model):
             super().training_step(model, inputs, num_items_in_batch)
+        self._count_passes(1 / len(self._micro_batches))
         if index == len(self._micro_batches) - 1:
-            self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(),
-                                          loss_closure=lambda: self._batch_loss(model))
+            self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(), loss_closure=self._exact_closure(model))
         return self._ascent_losses[index]
+
+    def _count_passes(self, batches: float) -> None:
+        """Forward+backward passes, in units of one batch, for the ``lets_passes_per_step`` log."""
+        self._passes["forward_backward"] += batches
+
+    def _exact_closure(self, model):
+        if self.lets_optimizer.radius.learns and self.lets_optimizer.radius.hvp.name == "exact":
+            self._count_passes(1)
+            return lambda: self._batch_loss(model)
+        return None
 
     def _ascend(self, model, num_items_in_batch) -> None:
         with self.accelerator.no_sync(model):
             self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
                                    for batch in self._micro_batches]
+        self._count_passes(1)
+        optimizer, inv_grad_scale = self.lets_optimizer, self._inv_grad_scale()
+        optimizer.finish_hyper_step(sum(self._ascent_losses), inv_grad_scale)  # train_term="next" only
         if self._ascent_overflowed():
             return  # no perturbation; the overflowed gradient stays, so the scaler skips this step
-        self.lets_optimizer.first_step(zero_grad=True, inv_grad_scale=self._inv_grad_scale())
+        optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
 
     def _ascent_overflowed(self) -> bool:
         """fp16 only (a host sync, as the scaler's own check): is the ascent gradient non-finite?"""
@@ -181,7 +201,8 @@ class LETSTrainerMixin:
     def lets_hyper_step(self) -> None:
         """Update ``rho`` at ``theta_{t+1}`` (called right after ``optimizer.step()``)."""
         optimizer = self.lets_optimizer
-        if not optimizer.radius.learns or self.accelerator.optimizer_step_was_skipped:
+        self._passes["steps"] += 1
+        if not optimizer.hyper_step_due or self.accelerator.optimizer_step_was_skipped:
             return
         model = self.model_wrapped
         scale = self._loss_scale()
@@ -190,15 +211,16 @@ class LETSTrainerMixin:
         with self.accelerator.no_sync(model), frozen_batchnorm_stats(model):
             val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
             scaled(val_loss).backward()
+            self._count_passes(1)
             train_loss = None
-            if optimizer.radius.objective.needs_train_loss:
+            if optimizer.radius.objective.needs_train_loss and not optimizer.radius.train_term_from_next_step:
                 train_loss = val_loss.new_zeros(())
                 for batch in self._micro_batches:
                     loss = self._micro_batch_loss(model, batch, self._num_items_in_batch)
                     scaled(-loss).backward()
                     train_loss = train_loss + loss.detach()
-        gap = None if train_loss is None else val_loss.detach() - train_loss
-        optimizer.apply_hypergradient(gap, inv_grad_scale=self._inv_grad_scale())
+                self._count_passes(1)
+        optimizer.apply_hypergradient(val_loss.detach(), train_loss, inv_grad_scale=self._inv_grad_scale())
 
     # -- logging -------------------------------------------------------------------------------
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
@@ -209,6 +231,9 @@ class LETSTrainerMixin:
                                ("lets_ascent_grad_norm", optimizer.last_ascent_grad_norm)):
                 if value is not None:
                     logs[key] = float(value)
+            if self._passes["steps"]:
+                logs["lets_passes_per_step"] = self._passes["forward_backward"] / self._passes["steps"]
+                self._passes = {"forward_backward": 0.0, "steps": 0}
         super().log(logs, start_time)
 
 

@@ -17,6 +17,16 @@ depends on the mode and objective (how noisy that sign is), so retune it per mod
 
 A hypergradient that is not finite leaves ``rho`` and Adam's state untouched (the update is
 masked on the device, with no host sync).
+
+Cheaper hyper steps (options; the defaults are the paper's rule):
+
+- ``interval = k``: a hyper step after every k-th optimizer step only, with ``b`` and the gap of
+  that step; the other steps are plain SAM (no buffers, no extra passes).
+- ``train_term = "next"``: the training loss and gradient at ``theta_{t+1}`` are taken from the
+  next step's ascent pass (same weights, the next training batch) instead of a pass of their
+  own, so only the validation pass is extra. It is an unbiased estimate of the same quantity on a
+  different batch; the update for step t lands at the start of step t+1 (and the last step's
+  update is dropped). With ``objective="val"`` there is no training term at all.
 """
 from __future__ import annotations
 
@@ -31,6 +41,7 @@ from .hvp import get_hvp
 from .objectives import get_objective
 
 _STATE_KEYS = ("log_rho", "exp_avg", "exp_avg_sq", "updates")
+TRAIN_TERMS = ("same", "next")
 
 
 class LETSRadius(RadiusController):
@@ -40,7 +51,7 @@ class LETSRadius(RadiusController):
 
     def __init__(self, rho: float = 0.05, lr: float = 1e-4, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 0.0, lr_decay: float = 1.0, rho_min: float = 1e-4, rho_max: float = 5.0,
-                 hvp: str = "diag", objective: str = "gap2"):
+                 hvp: str = "diag", objective: str = "gap2", interval: int = 1, train_term: str = "same"):
         rho = check_positive("rho", rho)
         self.lr = check_positive("rho_lr", lr)
         self.rho_min = check_positive("rho_min", rho_min)
@@ -58,8 +69,15 @@ class LETSRadius(RadiusController):
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
         self.lr_decay = float(lr_decay)
+        if not (isinstance(interval, int) and interval >= 1):
+            raise ValueError(f"lets_interval must be an integer >= 1, got {interval!r}")
+        if train_term not in TRAIN_TERMS:
+            raise ValueError(f"lets_train_term must be one of {list(TRAIN_TERMS)}, got {train_term!r}")
         self.hvp = get_hvp(hvp)
         self.objective = get_objective(objective)
+        self.interval = interval
+        self.train_term = train_term
+        self.steps = 0
         self._state = {"log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
                        "exp_avg": torch.zeros((), dtype=torch.float64),
                        "exp_avg_sq": torch.zeros((), dtype=torch.float64),
@@ -83,6 +101,18 @@ class LETSRadius(RadiusController):
         """How many hyper steps have changed ``rho`` (non-finite ones do not count)."""
         return int(self._state["updates"])
 
+    @property
+    def train_term_from_next_step(self) -> bool:
+        """Whether the training term of the hypergradient comes from the next step's ascent pass."""
+        return self.train_term == "next" and self.objective.needs_train_loss
+
+    def on_step(self) -> None:
+        self.steps += 1
+
+    def hyper_step_due(self, upcoming: bool = False) -> bool:
+        """Whether the step just taken (or, with ``upcoming``, the next one) gets a hyper step."""
+        return (self.steps + int(upcoming)) % self.interval == 0
+
     def update(self, hypergradient: Tensor) -> None:
         """One Adam step on ``log rho`` with gradient ``hypergradient * rho``; skipped if not finite."""
         s = self._on(hypergradient.device)
@@ -104,16 +134,18 @@ class LETSRadius(RadiusController):
         self._state = {k: torch.where(finite, new[k], s[k]) for k in _STATE_KEYS}
 
     def state_dict(self) -> Dict[str, Any]:
-        return {k: v.detach().clone() for k, v in self._state.items()}
+        return {"steps": self.steps, **{k: v.detach().clone() for k, v in self._state.items()}}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
             raise ValueError(f"LETS radius state is missing {missing}; is this a LETS checkpoint?")
+        self.steps = int(state.get("steps", 0))
         device = self._state["log_rho"].device
         self._state = {k: torch.as_tensor(state[k]).to(device=device, dtype=self._state[k].dtype).clone()
                        for k in _STATE_KEYS}
 
     def __repr__(self) -> str:
         return (f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
-                f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}])")
+                f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
+                f"train_term={self.train_term!r})")

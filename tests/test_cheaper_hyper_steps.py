@@ -1,0 +1,115 @@
+"""The interval and next-batch hyper steps (plain API and Trainer), and the passes they save."""
+import copy
+
+import pytest
+import torch
+
+from lets_hf import LETSOptimizer, LETSRadius
+
+from conftest import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
+from test_optimizer import loss_fn
+from trainer_helpers import SequentialLETSTrainer, lets_args
+
+
+def _loop(opt, model, batches, val_batches, next_mode):
+    hypergradients = []
+    for batch, val_batch in zip(batches, val_batches):
+        x, y = batch
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        updates = opt.radius.updates
+        opt.first_step(zero_grad=True, train_loss=loss if next_mode else None)
+        if opt.radius.updates > updates:
+            hypergradients.append(opt.last_hypergradient)
+        loss_fn(model(x), y).backward()
+        opt.second_step(zero_grad=True)
+        if opt.hyper_step_due:
+            xv, yv = val_batch
+            h = opt.hyper_step(loss_fn(model(xv), yv), None if next_mode else loss_fn(model(x), y))
+            if h is not None:
+                hypergradients.append(h)
+    return hypergradients
+
+
+def _make(**radius):
+    model = tiny_mlp()
+    return model, LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.3,
+                                radius=LETSRadius(rho=0.1, lr=0.01, hvp="finite_difference", **radius))
+
+
+def test_interval_updates_rho_on_every_kth_step_only():
+    model, opt = _make(interval=3)
+    hypergradients = _loop(opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)],
+                           next_mode=False)
+    assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.radius.steps == 7
+    assert opt.radius.state_dict()["steps"] == 7
+
+
+def test_next_batch_term_on_a_repeated_batch_equals_the_paper_rule():
+    """When the next batch is the same batch, the next-step train term is exactly the paper's."""
+    batch, val = tiny_batches(1), tiny_batches(2)
+    model_same, same = _make(train_term="same")
+    model_next, nxt = _make(train_term="next")
+    h_same = _loop(same, model_same, [batch], [val], next_mode=False)
+    h_next = _loop(nxt, model_next, [batch, batch], [val, val], next_mode=True)
+    assert len(h_same) == 1 and len(h_next) == 1  # the second step's update waits for a third step
+    torch.testing.assert_close(h_next[0], h_same[0], rtol=1e-9, atol=0)
+
+
+def test_next_batch_update_lands_at_the_start_of_the_next_step():
+    model, opt = _make(train_term="next")
+    x, y = tiny_batches(1)
+    _loop(opt, model, [(x, y)], [tiny_batches(2)], next_mode=True)
+    assert opt.radius.updates == 0
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    with pytest.raises(ValueError, match="first_step\\(train_loss=loss\\)"):
+        opt.first_step()
+    opt.first_step(train_loss=loss)
+    assert opt.radius.updates == 1
+
+
+def test_buffers_are_allocated_once_and_reused():
+    model, opt = _make()
+    pointers = []
+    for step in range(3):
+        _loop(opt, model, [tiny_batches(step)], [tiny_batches(10 + step)], next_mode=False)
+        pointers.append(sorted(t.data_ptr() for t in list(opt._saved.values()) + list(opt._kept.values())))
+    assert pointers[0] == pointers[1] == pointers[2] and len(pointers[0]) == 2 * len(list(model.parameters()))
+
+
+def _count_forward_calls(trainer):
+    calls = []
+    trainer.model.register_forward_hook(lambda *a: calls.append(1))
+    trainer.train()
+    return len(calls) / trainer.state.global_step
+
+
+@pytest.mark.parametrize("overrides, passes", [
+    (dict(optim="sam"), 2),
+    (dict(lets_objective="gap2"), 4),
+    (dict(lets_objective="val"), 3),
+    (dict(lets_preset="robust"), 3),
+    (dict(lets_objective="gap2", lets_train_term="next"), 3),
+    (dict(lets_objective="gap2", lets_interval=2), 3),
+])
+def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
+    args = lets_args(tmp_path, max_steps=4, logging_steps=4, **overrides)
+    trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
+    assert _count_forward_calls(trainer) == passes
+    logged = [row["lets_passes_per_step"] for row in trainer.state.log_history if "lets_passes_per_step" in row]
+    assert logged == [passes]
+
+
+def test_trainer_horizon_aware_rate_counts_accumulated_steps(tmp_path):
+    args = lets_args(tmp_path, lets_preset="robust", rho_lr=None, max_steps=-1, num_train_epochs=2, per_device_train_batch_size=8,
+                     gradient_accumulation_steps=2, lets_val_batch_size=8)
+    trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
+    trainer.train()
+    radius = trainer.lets_optimizer.radius
+    assert trainer.state.global_step == 8 and radius.lr == pytest.approx(24 / 8)
+    assert radius.lr_decay ** 7 == pytest.approx(0.1) and radius.updates == 8
+    args = lets_args(tmp_path, lets_preset="robust", rho_lr=None, max_steps=5, num_train_epochs=2)
+    trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
+    trainer.train()
+    assert trainer.lets_optimizer.radius.lr == pytest.approx(24 / 5)

@@ -1,0 +1,50 @@
+"""The paper and robust presets, the horizon-aware rho learning rate, and its overrides."""
+import pytest
+
+from lets_hf.radius import LETSRadius, radius_settings
+from lets_hf.radius.presets import decay_per_update, travel_rate
+
+
+def test_presets_set_exactly_their_documented_values():
+    assert radius_settings("paper") == {"hvp": "diag", "objective": "gap2", "lr": 1e-4, "lr_decay": 1.0, "interval": 1}
+    robust = radius_settings("robust", total_steps=1200)
+    assert robust["hvp"] == "finite_difference" and robust["objective"] == "val" and robust["interval"] == 1
+    assert robust["lr"] == pytest.approx(24 / 1200)
+    assert robust["lr_decay"] ** (1200 - 1) == pytest.approx(0.1, rel=1e-9)
+
+
+@pytest.mark.parametrize("override, key, value", [
+    (dict(hvp="exact"), "hvp", "exact"), (dict(objective="gap2"), "objective", "gap2"),
+    (dict(rho_lr=3e-3), "lr", 3e-3), (dict(rho_lr_decay=0.99), "lr_decay", 0.99),
+    (dict(rho_travel=12.0), "lr", 12 / 1200), (dict(rho_decay_total=0.5), "lr_decay", 0.5 ** (1 / 1199)),
+])
+def test_each_robust_value_can_be_overridden_alone(override, key, value):
+    base = radius_settings("robust", total_steps=1200)
+    changed = radius_settings("robust", total_steps=1200, **override)
+    assert changed[key] == pytest.approx(value) if isinstance(value, float) else changed[key] == value
+    assert {k: v for k, v in changed.items() if k != key} == {k: v for k, v in base.items() if k != key}
+
+
+def test_horizon_counts_hyper_updates_not_steps():
+    settings = radius_settings("robust", total_steps=1000, interval=10)
+    assert settings["lr"] == pytest.approx(24 / 100) and settings["interval"] == 10
+    assert travel_rate(24, 100) == pytest.approx(0.24) and decay_per_update(0.1, 1) == 1.0
+
+
+def test_the_decayed_rate_reaches_the_factor_at_the_last_update():
+    total = 50
+    radius = LETSRadius(rho=0.1, **radius_settings("robust", total_steps=total))
+    last_rate = radius.lr * radius.lr_decay ** (total - 1)  # the rate of update number `total`
+    assert last_rate == pytest.approx(0.1 * radius.lr, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(preset="fast"), r"lets_preset must be one of \['paper', 'robust'\]"),
+    (dict(preset="robust"), "need the run's total number of optimizer steps"),
+    (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),
+    (dict(preset="robust", rho_travel=-1.0, total_steps=10), "rho_travel must be > 0"),
+    (dict(preset="robust", rho_decay_total=2.0, total_steps=10), r"rho_decay_total must be in \(0, 1\]"),
+])
+def test_bad_preset_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        radius_settings(**kwargs)
