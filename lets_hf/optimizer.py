@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torch.optim import Optimizer
 
 from . import foreach
+from .distributed import average_gradients_, mean_over_ranks
 from .perturbation import PerturbationRule, get_perturbation
 from .radius import FixedRadius, RadiusController
 
@@ -43,14 +43,6 @@ def _as_controller(radius: Union[float, RadiusController]) -> RadiusController:
     if isinstance(radius, (int, float)) and not isinstance(radius, bool):
         return FixedRadius(radius)
     raise ValueError(f"radius must be a number > 0 or a RadiusController, got {radius!r}")
-
-
-def _mean_over_ranks(value: Tensor) -> Tensor:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        value = value.clone()
-        dist.all_reduce(value)
-        value /= dist.get_world_size()
-    return value
 
 
 class LETSOptimizer(Optimizer):
@@ -80,8 +72,11 @@ class LETSOptimizer(Optimizer):
         self._kept: Dict[Tensor, Tensor] = {}
         self._perturbed: List[Tensor] = []
         self._rho_used: Optional[Tensor] = None
+        self._ascent: Dict[Tensor, Tensor] = {}
         self._learning = False
+        self._hyper_due = False
         self._pending: Optional[Tuple[Tensor, Tensor]] = None
+        self.steps = 0
         self._step_lrs: List[float] = [group["lr"] for group in self.param_groups]
         self.last_hypergradient: Optional[Tensor] = None
         self.last_gap: Optional[Tensor] = None
@@ -99,8 +94,13 @@ class LETSOptimizer(Optimizer):
 
     @property
     def hyper_step_due(self) -> bool:
-        """Whether the step just taken gets a hyper step (LETS, and the controller's interval allows it)."""
-        return self.radius.learns and self.radius.hyper_step_due()
+        """Whether the step just taken gets a hyper step (a LETS step the controller's interval allows)."""
+        return self._hyper_due
+
+    @property
+    def sam_step_planned(self) -> bool:
+        """Whether the next step is planned as SAM (two passes: run its first pass under ``no_sync``) or ERM."""
+        return self.rule.plans_sam_step(self.steps)
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False, inv_grad_scale: Optional[Tensor] = None,
@@ -110,30 +110,46 @@ class LETSOptimizer(Optimizer):
         ``d`` does not depend on the gradient's scale; ``inv_grad_scale`` (fp16) unscales what is
         logged and the pending hyper step. With ``train_term="next"``, ``train_loss`` (this batch's
         loss, whose gradient is in ``.grad``) completes the previous step's hyper step first.
+        Variants may make this an ERM step instead: then the weights stay, ``.grad`` becomes the
+        descent gradient, :attr:`is_perturbed` is False and the second pass is skipped.
         """
         if self._perturbed:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
         if self._pending is not None:
             self.finish_hyper_step(train_loss, inv_grad_scale)
+        self._hyper_due = False
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not params:
             return
         grads = [p.grad for p in params]
         norm = foreach.global_norm(grads)
         self.last_ascent_grad_norm = norm if inv_grad_scale is None else norm * inv_grad_scale.to(norm)
+        self._learning = False
+        if not self.rule.plans_sam_step(self.steps):
+            self.rule.erm_gradient_(params, grads)
+            return
+        if not self.rule.keeps_sam_step(self.steps, grads):
+            average_gradients_(grads)  # the first pass ran under no_sync
+            self.rule.erm_gradient_(params, grads)
+            return
+        self._perturb(params, grads)
+        if zero_grad:
+            self.zero_grad()
+
+    def _perturb(self, params: List[Tensor], grads: List[Tensor]) -> None:
         rho = self.radius.rho_tensor(params[0].device)
-        self._learning = self.radius.learns and self.radius.hyper_step_due(upcoming=True)
+        self._learning = self.radius.learns and self.radius.hyper_step_due(self.steps + 1)
         keeps = self.radius.hvp.keeps if self._learning else None
         if keeps == "gradient":
             foreach.copy_(self._buffers(self._kept, params), grads)
+        if self.rule.needs_ascent_gradient:
+            foreach.copy_(self._buffers(self._ascent, params), grads)
         foreach.copy_(self._buffers(self._saved, params), params)
         self.rule.perturbation_(params, grads, rho)
         if keeps == "perturbation":
             foreach.copy_(self._buffers(self._kept, params), grads)
         torch._foreach_add_(params, grads)
         self._perturbed, self._rho_used = params, rho
-        if zero_grad:
-            self.zero_grad()
 
     @torch.no_grad()
     def unperturb(self, inv_grad_scale: Optional[Tensor] = None,
@@ -153,6 +169,8 @@ class LETSOptimizer(Optimizer):
             self.radius.hvp.product_(self._buffers(self._kept, params), params=params, grads=grads, rho=rho,
                                      inv_grad_scale=scale, loss_closure=loss_closure)
         foreach.copy_(params, self._buffers(self._saved, params))
+        if self.rule.needs_ascent_gradient:
+            self.rule.descent_gradient_(params, [p.grad for p in params], self._buffers(self._ascent, params))
         self._perturbed = []
 
     def second_step(self, zero_grad: bool = False, loss_closure: Optional[Callable[[], Tensor]] = None) -> None:
@@ -168,7 +186,8 @@ class LETSOptimizer(Optimizer):
             raise RuntimeError("step() called on perturbed weights: call unperturb() (or second_step()) first")
         self._step_lrs = [group["lr"] for group in self.param_groups]
         loss = self.base_optimizer.step(closure)
-        self.radius.on_step()
+        self.steps += 1
+        self._hyper_due, self._learning = self._learning, False
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -209,6 +228,7 @@ class LETSOptimizer(Optimizer):
         rule. With ``train_term="next"``, ``.grad`` holds ``grad l_v`` only and the update waits
         for the next step's ascent pass (:meth:`finish_hyper_step`).
         """
+        self._hyper_due = False
         total = self._weighted_dot_with_b(inv_grad_scale)
         self.zero_grad(set_to_none=False)
         if total is None:
@@ -245,16 +265,17 @@ class LETSOptimizer(Optimizer):
     def _update_radius(self, total: Tensor, val_loss: Tensor, train_loss: Optional[Tensor]) -> Tensor:
         gap = None if train_loss is None else (val_loss - train_loss).to(total)
         factor = self.radius.objective.factor(gap if gap is not None else total.new_zeros(()))
-        hypergradient = _mean_over_ranks(-factor * total)
+        hypergradient = mean_over_ranks(-factor * total)
         self.radius.update(hypergradient)
         self.last_hypergradient = hypergradient
-        self.last_gap = None if gap is None else _mean_over_ranks(gap)
+        self.last_gap = None if gap is None else mean_over_ranks(gap)
         return hypergradient
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
-        """The base optimizer's state (its moments too) and the radius controller's."""
-        return {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict()}
+        """The base optimizer's state (its moments too), the radius controller's and the rule's."""
+        return {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
+                "rule": self.rule.state_dict(self._all_params())}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         if not (isinstance(state_dict, dict) and {"base", "radius"} <= set(state_dict)):
@@ -263,8 +284,13 @@ class LETSOptimizer(Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
         self.radius.load_state_dict(state_dict["radius"])
+        self.steps = int(state_dict.get("steps", 0))
+        self.rule.load_state_dict(state_dict.get("rule", {}), self._all_params())
 
     # -- helpers -----------------------------------------------------------------------------
+    def _all_params(self) -> List[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
     @staticmethod
     def _buffers(store: Dict[Tensor, Tensor], params: List[Tensor]) -> List[Tensor]:
         """One buffer per parameter, allocated on first use and reused at every later step."""

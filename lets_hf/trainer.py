@@ -64,6 +64,7 @@ class LETSTrainerMixin:
         self._ascent_losses: List[Tensor] = []
         self._lets_total_steps: Optional[int] = None
         self._passes = {"forward_backward": 0.0, "steps": 0}
+        self._sam_step = self._descend = True
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
         family = self.lets_family
@@ -135,13 +136,24 @@ class LETSTrainerMixin:
         index = next((i for i, batch in enumerate(self._micro_batches) if batch is inputs), None)
         if index is None:  # called outside the stock loop: a cycle of one micro-batch
             self._micro_batches, self._num_items_in_batch, index = [inputs], num_items_in_batch, 0
+        last = index == len(self._micro_batches) - 1
         if index == 0:
-            self._ascend(model, num_items_in_batch)
-        with frozen_batchnorm_stats(model):
-            super().training_step(model, inputs, num_items_in_batch)
-        self._count_passes(1 / len(self._micro_batches))
-        if index == len(self._micro_batches) - 1:
-            self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(), loss_closure=self._exact_closure(model))
+            self._sam_step = self.lets_optimizer.sam_step_planned
+            if self._sam_step:
+                self._ascend(model, num_items_in_batch)
+        if not self._sam_step:  # an ERM step of the variant: the stock pass, with the usual sync
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self._count_passes(1 / len(self._micro_batches))
+            if last:
+                self.lets_optimizer.first_step(inv_grad_scale=self._inv_grad_scale())
+            return loss
+        if self._descend:
+            with frozen_batchnorm_stats(model):
+                super().training_step(model, inputs, num_items_in_batch)
+            self._count_passes(1 / len(self._micro_batches))
+            if last:
+                self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(),
+                                              loss_closure=self._exact_closure(model))
         return self._ascent_losses[index]
 
     def _count_passes(self, batches: float) -> None:
@@ -155,15 +167,21 @@ class LETSTrainerMixin:
         return None
 
     def _ascend(self, model, num_items_in_batch) -> None:
+        """The first pass over the cycle under ``no_sync``, then the perturbation (or the variant's ERM step).
+
+        On an fp16 overflow there is no perturbation, but the descent passes still run: their DDP
+        sync spreads the overflow to every rank, so all ranks skip the step together.
+        """
         with self.accelerator.no_sync(model):
             self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
                                    for batch in self._micro_batches]
         self._count_passes(1)
         optimizer, inv_grad_scale = self.lets_optimizer, self._inv_grad_scale()
         optimizer.finish_hyper_step(sum(self._ascent_losses), inv_grad_scale)  # train_term="next" only
-        if self._ascent_overflowed():
-            return  # no perturbation; the overflowed gradient stays, so the scaler skips this step
-        optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
+        overflowed = self._ascent_overflowed()
+        if not overflowed:
+            optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
+        self._descend = overflowed or optimizer.is_perturbed
 
     def _ascent_overflowed(self) -> bool:
         """fp16 only (a host sync, as the scaler's own check): is the ascent gradient non-finite?"""

@@ -41,8 +41,8 @@ def test_interval_updates_rho_on_every_kth_step_only():
     model, opt = _make(interval=3)
     hypergradients = _loop(opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)],
                            next_mode=False)
-    assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.radius.steps == 7
-    assert opt.radius.state_dict()["steps"] == 7
+    assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.steps == 7
+    assert opt.state_dict()["steps"] == 7
 
 
 def test_next_batch_term_on_a_repeated_batch_equals_the_paper_rule():

@@ -181,6 +181,11 @@ def test_nonfinite_loss_skips_the_hyper_step():
     _run(model, opt, range(2))
     before = opt.radius.state_dict()
     x, y = tiny_batches(1)
+    loss_fn(model(x), y).backward()
+    opt.first_step(zero_grad=True)
+    loss_fn(model(x), y).backward()
+    opt.second_step(zero_grad=True)
+    assert opt.hyper_step_due
     h = opt.hyper_step(loss_fn(model(x), y) * float("nan"), loss_fn(model(x), y))
     assert not torch.isfinite(h)
     after = opt.radius.state_dict()

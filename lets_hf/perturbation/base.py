@@ -4,22 +4,37 @@ Every SAM variant perturbs the weights ``theta`` to ``theta + rho * d`` before i
 gradient, where the unit ascent direction ``d`` is the variant's own function of the gradient
 ``g`` (and, for some, of ``theta``). A :class:`PerturbationRule` computes ``rho * d`` in place of
 the gradients it is given; the optimizer wrapper saves and restores the weights around it.
+
+Variants that save compute take some steps as plain ERM steps (one forward+backward). They say
+so through two decisions: :meth:`~PerturbationRule.plans_sam_step`, known before the first pass
+(RST, LookSAM: the first pass then runs with the usual DDP sync), and
+:meth:`~PerturbationRule.keeps_sam_step`, taken from the first pass's gradient (AE-SAM). A rule
+may also change the gradient of the descent step (:meth:`~PerturbationRule.descent_gradient_`,
+GSAM, ESAM, LookSAM) or of an ERM step (:meth:`~PerturbationRule.erm_gradient_`, LookSAM).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Any, Dict, List, Sequence
 
+import torch
 from torch import Tensor
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator that depends on ``(seed, step)`` only: every rank draws the same numbers."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 class PerturbationRule(ABC):
     """Turns gradients into the perturbation ``e = rho * d`` of one SAM variant.
 
     ``name`` is the variant's name on the command line (``--optim <name>``).
+    ``needs_ascent_gradient``: the wrapper keeps ``g`` for :meth:`descent_gradient_`.
     """
 
     name: str
+    needs_ascent_gradient: bool = False
 
     @abstractmethod
     def perturbation_(self, params: Sequence[Tensor], grads: Sequence[Tensor], rho: Tensor) -> None:
@@ -27,6 +42,28 @@ class PerturbationRule(ABC):
 
         A zero gradient must give a zero perturbation, never NaN.
         """
+
+    def plans_sam_step(self, step: int) -> bool:
+        """Before the first pass of optimizer step ``step`` (0-based): SAM (True) or ERM (False)?"""
+        return True
+
+    def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
+        """After the first pass of a planned SAM step, from ``g``: still SAM (True) or ERM?"""
+        return True
+
+    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
+                          ascent_grads: Sequence[Tensor]) -> None:
+        """After a SAM step's second pass: turn ``g_hat`` (in ``grads``) into the descent gradient."""
+
+    def erm_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
+        """On an ERM step: turn ``g`` (in ``grads``) into the descent gradient."""
+
+    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+        """The rule's state (tensors by the index of their parameter in ``params``)."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -44,9 +44,6 @@ class RadiusController(ABC):
         """The current ``rho`` as a Python float (a host sync)."""
         return float(self.rho_tensor(torch.device("cpu")))
 
-    def on_step(self) -> None:
-        """Called once per optimizer step, after the base update (schedules advance here)."""
-
     @abstractmethod
     def state_dict(self) -> Dict[str, Any]:
         """Tensors and numbers only, so that ``torch.load(weights_only=True)`` reads it back."""

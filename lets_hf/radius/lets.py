@@ -77,7 +77,6 @@ class LETSRadius(RadiusController):
         self.objective = get_objective(objective)
         self.interval = interval
         self.train_term = train_term
-        self.steps = 0
         self._state = {"log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
                        "exp_avg": torch.zeros((), dtype=torch.float64),
                        "exp_avg_sq": torch.zeros((), dtype=torch.float64),
@@ -106,12 +105,9 @@ class LETSRadius(RadiusController):
         """Whether the training term of the hypergradient comes from the next step's ascent pass."""
         return self.train_term == "next" and self.objective.needs_train_loss
 
-    def on_step(self) -> None:
-        self.steps += 1
-
-    def hyper_step_due(self, upcoming: bool = False) -> bool:
-        """Whether the step just taken (or, with ``upcoming``, the next one) gets a hyper step."""
-        return (self.steps + int(upcoming)) % self.interval == 0
+    def hyper_step_due(self, step_number: int) -> bool:
+        """Whether optimizer step number ``step_number`` (1-based) gets a hyper step."""
+        return step_number % self.interval == 0
 
     def update(self, hypergradient: Tensor) -> None:
         """One Adam step on ``log rho`` with gradient ``hypergradient * rho``; skipped if not finite."""
@@ -134,13 +130,12 @@ class LETSRadius(RadiusController):
         self._state = {k: torch.where(finite, new[k], s[k]) for k in _STATE_KEYS}
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"steps": self.steps, **{k: v.detach().clone() for k, v in self._state.items()}}
+        return {k: v.detach().clone() for k, v in self._state.items()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
             raise ValueError(f"LETS radius state is missing {missing}; is this a LETS checkpoint?")
-        self.steps = int(state.get("steps", 0))
         device = self._state["log_rho"].device
         self._state = {k: torch.as_tensor(state[k]).to(device=device, dtype=self._state[k].dtype).clone()
                        for k in _STATE_KEYS}
