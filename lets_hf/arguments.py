@@ -16,15 +16,16 @@ from typing import Optional, Tuple
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
-from .perturbation import PERTURBATIONS, PerturbationRule, get_perturbation
-from .radius import (DEFAULT_PRESET, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius, RadiusController,
-                     radius_settings)
+from .perturbation import PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule, build_perturbation
+from .radius import (DEFAULT_PRESET, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius, LRProportionalRadius,
+                     RadiusController, radius_settings)
 from .radius.lets import TRAIN_TERMS
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 LEARNED_PREFIX = "lets_"
 SAM_FAMILY = sorted(PERTURBATIONS) + sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
 VAL_SOURCES = ("train", "eval")
+RHO_SCHEDULES = ("constant", "lr")
 
 
 def parse_sam_family(optim: str) -> Optional[Tuple[str, bool]]:
@@ -65,7 +66,19 @@ class LETSArgumentsMixin:
     lets_train_term: str = field(default="same", metadata={
         "help": "Training term at theta_{t+1}: its own pass (same, the paper's) or the next step's ascent pass "
                 "(next: one pass less).", "choices": list(TRAIN_TERMS)})
+    rho_schedule: str = field(default="constant", metadata={
+        "help": "Fixed-radius methods: a constant rho, or rho proportional to the learning rate between rho_min "
+                "and rho (GSAM's schedule).", "choices": list(RHO_SCHEDULES)})
     asam_xi: float = field(default=0.01, metadata={"help": "ASAM's xi in T = |theta| + xi."})
+    gsam_alpha: Optional[float] = field(default=None, metadata={"help": "GSAM's surrogate-gap weight (0.4)."})
+    esam_beta: Optional[float] = field(default=None, metadata={"help": "ESAM's share of perturbed tensors (0.5)."})
+    rst_p: Optional[float] = field(default=None, metadata={"help": "RST's probability of a SAM step (0.5)."})
+    looksam_k: Optional[int] = field(default=None, metadata={"help": "LookSAM: a full SAM step every k steps (5)."})
+    looksam_alpha: Optional[float] = field(default=None, metadata={
+        "help": "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient (0.7)."})
+    ae_delta: Optional[float] = field(default=None, metadata={"help": "AE-SAM: decay of the moving averages (0.9)."})
+    ae_lambda1: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the start (1)."})
+    ae_lambda2: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the end (-1)."})
     lets_val_source: str = field(default="train", metadata={
         "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
                 "(the paper's choice) or, only if asked, the eval_dataset.", "choices": list(VAL_SOURCES)})
@@ -84,30 +97,35 @@ class LETSArgumentsMixin:
 
     def _check_lets_fields(self) -> None:
         for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
-                              ("lets_val_source", VAL_SOURCES)):
+                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES)):
             value = getattr(self, name)
             value = getattr(value, "value", value)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
-        if self.sam_family is not None:
-            self.build_radius(total_steps=self.max_steps if self.max_steps > 0 else 1000)  # validates the values
-            self.build_perturbation()
+        if self.sam_family is not None:  # build both once, so that bad values fail before training
+            horizon = self.max_steps if self.max_steps > 0 else 1000
+            self.build_radius(total_steps=horizon)
+            self.build_perturbation(total_steps=horizon)
 
     @property
     def sam_family(self) -> Optional[Tuple[str, bool]]:
         """``(rule name, learned?)`` for a SAM-family ``optim``, None for ERM."""
         return parse_sam_family(getattr(self.optim, "value", self.optim))
 
-    def build_perturbation(self) -> PerturbationRule:
+    def build_perturbation(self, total_steps: Optional[int] = None) -> PerturbationRule:
+        """The variant's rule with its options; ``total_steps`` feeds AE-SAM's threshold schedule."""
         rule, _ = self.sam_family
-        return get_perturbation(rule, xi=self.asam_xi) if rule == "asam" else get_perturbation(rule)
+        options = {option: getattr(self, option) for options in VARIANT_OPTIONS.values() for option in options}
+        return build_perturbation(rule, options, seed=self.seed, total_steps=total_steps)
 
     def build_radius(self, total_steps: Optional[int] = None) -> RadiusController:
         """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
         _, learned = self.sam_family
         if not learned:
+            if self.rho_schedule == "lr":
+                return LRProportionalRadius(rho_max=self.rho, rho_min=self.rho_min, lr_max=self.learning_rate)
             return FixedRadius(self.rho)
         settings = radius_settings(self.lets_preset, total_steps=total_steps, interval=self.lets_interval,
                                    hvp=self.lets_hvp, objective=self.lets_objective, rho_lr=self.rho_lr,

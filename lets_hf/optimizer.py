@@ -137,6 +137,7 @@ class LETSOptimizer(Optimizer):
             self.zero_grad()
 
     def _perturb(self, params: List[Tensor], grads: List[Tensor]) -> None:
+        self.radius.observe_learning_rate(self.param_groups[0]["lr"])
         rho = self.radius.rho_tensor(params[0].device)
         self._learning = self.radius.learns and self.radius.hyper_step_due(self.steps + 1)
         keeps = self.radius.hvp.keeps if self._learning else None

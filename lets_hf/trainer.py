@@ -99,8 +99,8 @@ class LETSTrainerMixin:
             raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
                              "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
         radius = args.build_radius(total_steps=self._lets_total_steps)
-        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=args.build_perturbation(), radius=radius,
-                                   **base_kwargs)
+        perturbation = args.build_perturbation(total_steps=self._lets_total_steps)
+        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=perturbation, radius=radius, **base_kwargs)
 
     def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
         self._lets_total_steps = max_steps  # the horizon of rho_travel / rho_decay_total

@@ -1,11 +1,46 @@
-"""Perturbation rules (the lower level): one module per SAM variant, looked up by name."""
+"""Perturbation rules (the lower level): one module per SAM variant, looked up by name.
+
+=========== ==================================== ===============================================
+name        paper                                options (defaults from the paper)
+=========== ==================================== ===============================================
+sam         Foret et al., ICLR 2021              (none)
+asam        Kwon et al., ICML 2021               ``asam_xi`` 0.01
+gsam        Zhuang et al., ICLR 2022             ``gsam_alpha`` 0.4
+esam        Du et al., ICLR 2022                 ``esam_beta`` 0.5 (SDS: plain loops only)
+rst         Zhao et al., 2022                    ``rst_p`` 0.5
+looksam     Liu et al., CVPR 2022                ``looksam_k`` 5, ``looksam_alpha`` 0.7
+ae_sam      Jiang et al., ICLR 2023              ``ae_delta`` 0.9, ``ae_lambda1`` 1, ``ae_lambda2`` -1
+ae_looksam  Jiang et al., ICLR 2023              the above and ``looksam_alpha``
+=========== ==================================== ===============================================
+"""
 from __future__ import annotations
 
+from typing import Any, Dict, Optional
+
+from .adaptive import AELookSAM, AESAM, AdaptivePolicy
 from .asam import ASAM, is_weight_matrix, named_weight_filter
 from .base import PerturbationRule
+from .esam import ESAM, sharpness_sensitive_subset
+from .gsam import GSAM
+from .looksam import LookSAM
+from .rst import RST
 from .sam import SAM
 
-PERTURBATIONS = {"sam": SAM, "asam": ASAM}
+PERTURBATIONS = {rule.name: rule for rule in (SAM, ASAM, GSAM, ESAM, RST, LookSAM, AESAM, AELookSAM)}
+
+# command-line option -> constructor argument, per variant
+VARIANT_OPTIONS: Dict[str, Dict[str, str]] = {
+    "sam": {},
+    "asam": {"asam_xi": "xi"},
+    "gsam": {"gsam_alpha": "alpha"},
+    "esam": {"esam_beta": "beta"},
+    "rst": {"rst_p": "p"},
+    "looksam": {"looksam_k": "k", "looksam_alpha": "alpha"},
+    "ae_sam": {"ae_delta": "delta", "ae_lambda1": "lambda1", "ae_lambda2": "lambda2"},
+    "ae_looksam": {"looksam_alpha": "alpha", "ae_delta": "delta", "ae_lambda1": "lambda1", "ae_lambda2": "lambda2"},
+}
+SEEDED = {"esam", "rst"}
+HORIZON_AWARE = {"ae_sam", "ae_looksam"}
 
 
 def get_perturbation(name: str, **kwargs) -> PerturbationRule:
@@ -15,5 +50,19 @@ def get_perturbation(name: str, **kwargs) -> PerturbationRule:
     return PERTURBATIONS[name](**kwargs)
 
 
-__all__ = ["ASAM", "PERTURBATIONS", "PerturbationRule", "SAM", "get_perturbation", "is_weight_matrix",
-           "named_weight_filter"]
+def build_perturbation(name: str, options: Dict[str, Any], seed: int = 0,
+                       total_steps: Optional[int] = None) -> PerturbationRule:
+    """The rule ``name`` from command-line ``options`` (``{"asam_xi": 0.01, ...}``; others are ignored)."""
+    if name not in PERTURBATIONS:
+        raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, got {name!r}")
+    kwargs = {arg: options[option] for option, arg in VARIANT_OPTIONS[name].items() if options.get(option) is not None}
+    if name in SEEDED:
+        kwargs["seed"] = seed
+    if name in HORIZON_AWARE:
+        kwargs["total_steps"] = total_steps
+    return get_perturbation(name, **kwargs)
+
+
+__all__ = ["AELookSAM", "AESAM", "ASAM", "AdaptivePolicy", "ESAM", "GSAM", "LookSAM", "PERTURBATIONS",
+           "PerturbationRule", "RST", "SAM", "VARIANT_OPTIONS", "build_perturbation", "get_perturbation",
+           "is_weight_matrix", "named_weight_filter", "sharpness_sensitive_subset"]

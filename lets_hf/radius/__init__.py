@@ -4,6 +4,7 @@ from .fixed import FixedRadius
 from .hvp import HVP_MODES, get_hvp
 from .lets import LETSRadius
 from .objectives import OBJECTIVES, get_objective
+from .scheduled import LRProportionalRadius
 from .presets import DEFAULT_PRESET, PRESETS, radius_settings
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "radius_settings", "FixedRadius", "HVP_MODES", "LETSRadius", "OBJECTIVES", "RadiusController", "get_hvp", "get_objective"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "radius_settings", "FixedRadius", "LRProportionalRadius", "HVP_MODES", "LETSRadius", "OBJECTIVES", "RadiusController", "get_hvp", "get_objective"]

@@ -44,6 +44,9 @@ class RadiusController(ABC):
         """The current ``rho`` as a Python float (a host sync)."""
         return float(self.rho_tensor(torch.device("cpu")))
 
+    def observe_learning_rate(self, lr: float) -> None:
+        """Told the base optimizer's learning rate before each perturbation (for schedules that follow it)."""
+
     @abstractmethod
     def state_dict(self) -> Dict[str, Any]:
         """Tensors and numbers only, so that ``torch.load(weights_only=True)`` reads it back."""

@@ -1,0 +1,42 @@
+"""GSAM: Zhuang, Gong, Yuan, Cui, Adam, Dvornek, Tatikonda, Duncan, Liu, "Surrogate Gap Guided
+Sharpness-Aware Minimization", ICLR 2022.
+
+The ascent is SAM's. The descent gradient adds a step that lowers the surrogate gap without
+raising the perturbed loss: decompose the clean gradient ``g`` into its parts parallel and
+orthogonal to the perturbed gradient ``g_hat``,
+``g_perp = g - (<g, g_hat> / ||g_hat||^2) g_hat``, and descend along ``g_hat - alpha * g_perp``
+(``alpha = 0`` is SAM). The paper's rho proportional to the learning rate is a radius schedule,
+:class:`~lets_hf.radius.LRProportionalRadius`, not part of this rule. With LETS, ``b`` is the
+derivative of ``g_hat`` (the ``alpha`` term's dependence on rho is not differentiated). Paper and
+official code agree on this decomposition; ``alpha`` defaults to 0.4, the official example's value.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..foreach import dot, safe_scale
+from .sam import SAM
+
+
+class GSAM(SAM):
+    name = "gsam"
+    needs_ascent_gradient = True
+
+    def __init__(self, alpha: float = 0.4):
+        if not alpha >= 0:
+            raise ValueError(f"gsam_alpha must be >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
+                          ascent_grads: Sequence[Tensor]) -> None:
+        grads, clean = list(grads), list(ascent_grads)
+        projection = safe_scale(dot(clean, grads), dot(grads, grads))  # <g, g_hat> / ||g_hat||^2
+        # g_hat - alpha * (g - projection * g_hat) = (1 + alpha * projection) g_hat - alpha g
+        torch._foreach_mul_(grads, (1 + self.alpha * projection).to(grads[0].dtype))
+        torch._foreach_add_(grads, clean, alpha=-self.alpha)
+
+    def __repr__(self) -> str:
+        return f"GSAM(alpha={self.alpha})"

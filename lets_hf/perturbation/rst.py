@@ -1,0 +1,29 @@
+"""RST: Zhao, Zhang, Hu, "Randomized Sharpness-Aware Training for Boosting Computational
+Efficiency in Deep Learning", 2022.
+
+Each step is a SAM step with probability ``p`` (0.5 in the paper) and an ERM step otherwise, a
+Bernoulli draw from a generator seeded by ``(seed, step)``: every rank of a distributed run and a
+resumed run draw the same schedule without communicating. The paper also studies schedules of
+``p``; the constant one is implemented.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import step_generator
+from .sam import SAM
+
+
+class RST(SAM):
+    name = "rst"
+
+    def __init__(self, p: float = 0.5, seed: int = 0):
+        if not 0 <= p <= 1:
+            raise ValueError(f"rst_p must be in [0, 1], got {p!r}")
+        self.p, self.seed = float(p), int(seed)
+
+    def plans_sam_step(self, step: int) -> bool:
+        return bool(torch.rand((), generator=step_generator(self.seed, step)) < self.p)
+
+    def __repr__(self) -> str:
+        return f"RST(p={self.p})"
