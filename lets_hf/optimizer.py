@@ -275,8 +275,13 @@ class LETSOptimizer(Optimizer):
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         """The base optimizer's state (its moments too), the radius controller's and the rule's."""
-        return {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
-                "rule": self.rule.state_dict(self._all_params())}
+        state = {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
+                 "rule": self.rule.state_dict(self._all_params())}
+        if self._pending is not None:  # train_term="next": the half-done hyper step and its b
+            val_loss, val_total = self._pending
+            state["pending"] = {"val_loss": val_loss, "val_total": val_total,
+                                "b": {i: self._kept[p] for i, p in enumerate(self._all_params()) if p in self._kept}}
+        return state
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         if not (isinstance(state_dict, dict) and {"base", "radius"} <= set(state_dict)):
@@ -286,7 +291,12 @@ class LETSOptimizer(Optimizer):
         self.state = self.base_optimizer.state
         self.radius.load_state_dict(state_dict["radius"])
         self.steps = int(state_dict.get("steps", 0))
-        self.rule.load_state_dict(state_dict.get("rule", {}), self._all_params())
+        params = self._all_params()
+        self.rule.load_state_dict(state_dict.get("rule", {}), params)
+        pending = state_dict.get("pending")
+        self._pending = None if pending is None else (pending["val_loss"], pending["val_total"])
+        if pending is not None:
+            self._kept = {params[int(i)]: b.to(params[int(i)]).clone() for i, b in pending["b"].items()}
 
     # -- helpers -----------------------------------------------------------------------------
     def _all_params(self) -> List[Tensor]:

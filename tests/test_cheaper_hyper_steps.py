@@ -113,3 +113,21 @@ def test_trainer_horizon_aware_rate_counts_accumulated_steps(tmp_path):
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train()
     assert trainer.lets_optimizer.radius.lr == pytest.approx(24 / 5)
+
+
+def test_next_batch_mode_resumes_exactly(tmp_path):
+    def run(steps, state=None):
+        model, opt = _make(train_term="next")
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+        _loop(opt, model, [tiny_batches(i) for i in steps], [tiny_batches(50 + i) for i in steps], next_mode=True)
+        return model, opt
+
+    full_model, full = run(range(6))
+    half_model, half = run(range(3))
+    torch.save({"model": half_model.state_dict(), "opt": half.state_dict()}, tmp_path / "ckpt.pt")
+    assert "pending" in half.state_dict()
+    resumed_model, resumed = run(range(3, 6), torch.load(tmp_path / "ckpt.pt", weights_only=True))
+    assert resumed.rho == full.rho and resumed.radius.updates == full.radius.updates == 5
+    assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), resumed_model.parameters()))

@@ -28,7 +28,8 @@ def _launch(launcher, out, optim):
     return results, weights
 
 
-@pytest.mark.parametrize("launcher, optim", [("torchrun", "lets_sam"), ("accelerate", "lets_asam")])
+@pytest.mark.parametrize("launcher, optim", [("torchrun", "lets_sam"), ("accelerate", "lets_asam"),
+                                             ("torchrun", "lets_ae_looksam")])
 def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
     results, weights = _launch(launcher, tmp_path, optim)
     assert results[0]["world_size"] == results[1]["world_size"] == 2
