@@ -175,6 +175,64 @@ def measure(workload: str, device, repeats: int, steps: int) -> List[dict]:
     return rows
 
 
+class _StepTimer:
+    """A TrainerCallback recording the wall time of each optimizer step (step begin to step end)."""
+
+    def __init__(self, device):
+        self.device, self.durations, self._start = device, [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        _sync(self.device)
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        _sync(self.device)
+        self.durations.append(time.perf_counter() - self._start)
+
+    def __getattr__(self, name):  # every other callback event: nothing to do
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def trainer_overhead(device, steps: int) -> str:
+    """LETSTrainer's LETS-SAM step against the same step in a hand-written loop (the deberta workload)."""
+    import tempfile
+
+    from torch.utils.data import SequentialSampler
+
+    from lets_hf.arguments import LETSArguments
+    from lets_hf.trainer import LETSTrainer
+
+    make_model, loss_fn, make_batch, base, base_kwargs = deberta_workload(device)
+    batches = [make_batch(i) for i in range(steps + 1)]
+    examples = [{k: v[j].cpu() for k, v in b.items()} for b in batches for j in range(16)]
+
+    class Sequential(LETSTrainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
+
+    with tempfile.TemporaryDirectory() as out:
+        args = LETSArguments(output_dir=out, optim="lets_sam", lets_base_optim="adamw_torch", learning_rate=2e-5,
+                             rho=0.05, per_device_train_batch_size=16, max_steps=steps, max_grad_norm=0.0,
+                             lr_scheduler_type="constant", logging_steps=10 ** 6, save_strategy="no", report_to=[],
+                             disable_tqdm=True, use_cpu=device.type == "cpu", dataloader_num_workers=0)
+        timer = _StepTimer(device)
+        trainer = Sequential(model=make_model(), args=args, train_dataset=examples, callbacks=[timer])
+        trainer.train()
+    runner = Runner(METHODS[2], make_model, loss_fn, base, base_kwargs)
+    loop = []
+    for i in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        runner.step(batches[i], batches[i + 1], batches[(i + 7) % steps])
+        _sync(device)
+        loop.append(time.perf_counter() - start)
+    trainer_ms, loop_ms = 1000 * statistics.median(timer.durations[1:]), 1000 * statistics.median(loop[1:])
+    return (f"LETSTrainer step {trainer_ms:.1f} ms, hand-written loop {loop_ms:.1f} ms: "
+            f"ratio {trainer_ms / loop_ms:.2f} (LETS-SAM, deberta workload, medians over {steps - 1} steps)")
+
+
 def markdown(rows: List[dict], workload: str) -> str:
     by_name = {r["method"]: r for r in rows}
     erm, sam = by_name["ERM"]["step_ms"], by_name["SAM"]["step_ms"]
@@ -211,6 +269,8 @@ def main(argv=None) -> None:
     workloads = sorted(WORKLOADS) if args.workload == "all" else [args.workload]
     for workload in workloads:
         print(markdown(measure(workload, device, args.repeats, args.steps), workload), "\n", flush=True)
+    if "deberta" in workloads:
+        print(trainer_overhead(device, steps=args.repeats * args.steps), flush=True)
 
 
 if __name__ == "__main__":
