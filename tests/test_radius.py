@@ -73,3 +73,17 @@ def test_fixed_radius_rejects_nonpositive():
     with pytest.raises(ValueError, match="rho must be a finite number > 0"):
         FixedRadius(0.0)
     assert FixedRadius(0.3).rho == 0.3
+
+
+def test_gsam_schedule_follows_the_learning_rate():
+    from lets_hf.radius import LRProportionalRadius
+
+    radius = LRProportionalRadius(rho_max=0.1, rho_min=0.02, lr_max=0.5)
+    radius.observe_learning_rate(0.5)
+    assert radius.rho == pytest.approx(0.1)
+    radius.observe_learning_rate(0.25)
+    assert radius.rho == pytest.approx(0.06)
+    radius.observe_learning_rate(0.0)
+    assert radius.rho == pytest.approx(0.02)
+    with pytest.raises(ValueError, match=r"rho_min \(0.5\) must be <= rho \(0.1\)"):
+        LRProportionalRadius(rho_max=0.1, rho_min=0.5, lr_max=0.5)
