@@ -141,8 +141,10 @@ class LETSOptimizer(Optimizer):
         rho = self.radius.rho_tensor(params[0].device)
         self._learning = self.radius.learns and self.radius.hyper_step_due(self.steps + 1)
         keeps = self.radius.hvp.keeps if self._learning else None
-        if keeps == "gradient":
-            foreach.copy_(self._buffers(self._kept, params), grads)
+        if keeps == "gradient":  # g for b = (g_hat - g) / rho, averaged over ranks as g_hat will be
+            kept = self._buffers(self._kept, params)
+            foreach.copy_(kept, grads)
+            average_gradients_(kept)
         if self.rule.needs_ascent_gradient:
             foreach.copy_(self._buffers(self._ascent, params), grads)
         foreach.copy_(self._buffers(self._saved, params), params)

@@ -10,7 +10,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import tiny_deberta, token_dataset  # noqa: E402
+from lets_testing import tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
 
 

@@ -6,7 +6,7 @@ import torch
 
 from lets_hf import LETSOptimizer, LETSRadius
 
-from conftest import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
+from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from test_optimizer import loss_fn
 from trainer_helpers import SequentialLETSTrainer, lets_args
 

@@ -1,7 +1,7 @@
 """The README's plain-PyTorch example runs and moves rho."""
 import sys
 
-from conftest import ROOT
+from lets_testing import ROOT
 
 
 def test_quickstart_runs_and_learns_rho(capsys):

@@ -9,7 +9,7 @@ from lets_hf import ASAM, LETSOptimizer, LETSRadius
 from lets_hf.foreach import dot
 from lets_hf.perturbation import get_perturbation
 
-from conftest import tiny_batches, tiny_mlp
+from lets_testing import tiny_batches, tiny_mlp
 
 loss_fn = torch.nn.functional.cross_entropy
 

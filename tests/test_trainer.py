@@ -6,7 +6,7 @@ import torch
 
 from lets_hf.trainer import LETSTrainer
 
-from conftest import tiny_deberta, token_dataset
+from lets_testing import tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args, reference_loop
 
 

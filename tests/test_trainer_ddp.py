@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, tiny_deberta, token_dataset
+from lets_testing import ROOT, tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 WORKER = str(ROOT / "tests" / "ddp_worker.py")

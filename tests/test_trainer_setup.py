@@ -5,7 +5,7 @@ from transformers import Trainer
 
 from lets_hf.trainer import LETSTrainer
 
-from conftest import tiny_deberta, token_dataset
+from lets_testing import tiny_deberta, token_dataset
 from trainer_helpers import lets_args
 
 

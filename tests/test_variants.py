@@ -10,7 +10,7 @@ from lets_hf.foreach import dot
 from lets_hf.perturbation import (ESAM, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS, get_perturbation,
                                   sharpness_sensitive_subset)
 
-from conftest import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
+from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from test_optimizer import loss_fn
 from trainer_helpers import SequentialLETSTrainer, lets_args
 

@@ -8,7 +8,9 @@ unit ascent direction that moved the weights. ``b`` is the derivative of the SAM
   ``b = g_hat * g_hat * d``. Free, but its size is unrelated to the true curvature: on small
   models it is 100 to 10,000 times smaller than the exact product.
 - ``finite_difference``: ``b = (g_hat - g) / rho``, the secant between the two gradients SAM
-  already has. Free, and close to ``exact`` in sign and size.
+  already has. Free, and close to ``exact`` in sign and size. Under DDP ``g_hat`` is averaged
+  over ranks while ``g`` (the per-worker ascent gradient) is not; the kept copy of ``g`` is
+  averaged too (one all-reduce), so that both come from the same synchronisation scope.
 - ``exact``: a double backward through the loss at the perturbed point (one extra pass; for
   tests and small models).
 

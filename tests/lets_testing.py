@@ -1,0 +1,38 @@
+"""Tiny models and data shared by the tests (a module of its own: every test folder has its own conftest)."""
+import pathlib
+
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def tiny_mlp(seed: int = 0, dtype=torch.float64, width: int = 6) -> torch.nn.Module:
+    """A smooth two-layer network (tanh), so Hessians are well defined everywhere."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, width), torch.nn.Tanh(), torch.nn.Linear(width, 3)).to(dtype)
+
+
+def tiny_batches(seed: int = 1, n: int = 16, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g, dtype=dtype)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return x, y
+
+
+def tiny_deberta(seed: int = 0, dropout: float = 0.0, num_labels: int = 2):
+    """A 2-layer, 32-wide DeBERTa-v2 classifier built from a config (no download)."""
+    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=37, max_position_embeddings=32, num_labels=num_labels,
+                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    return DebertaV2ForSequenceClassification(config)
+
+
+def token_dataset(n: int = 64, length: int = 12, seed: int = 0):
+    """``n`` random sequences with binary labels, as a list of feature dicts."""
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(0, 50, (length,), generator=g),
+             "labels": int(torch.randint(0, 2, (1,), generator=g))} for _ in range(n)]
