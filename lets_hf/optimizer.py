@@ -278,7 +278,7 @@ class LETSOptimizer(Optimizer):
     def state_dict(self) -> Dict[str, Any]:
         """The base optimizer's state (its moments too), the radius controller's and the rule's."""
         state = {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
-                 "rule": self.rule.state_dict(self._all_params())}
+                 "step_lrs": list(self._step_lrs), "rule": self.rule.state_dict(self._all_params())}
         if self._pending is not None:  # train_term="next": the half-done hyper step and its b
             val_loss, val_total = self._pending
             state["pending"] = {"val_loss": val_loss, "val_total": val_total,
@@ -293,6 +293,7 @@ class LETSOptimizer(Optimizer):
         self.state = self.base_optimizer.state
         self.radius.load_state_dict(state_dict["radius"])
         self.steps = int(state_dict.get("steps", 0))
+        self._step_lrs = [float(lr) for lr in state_dict.get("step_lrs", self._step_lrs)]
         params = self._all_params()
         self.rule.load_state_dict(state_dict.get("rule", {}), params)
         pending = state_dict.get("pending")

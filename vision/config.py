@@ -1,0 +1,210 @@
+"""Command-line options of ``vision/train.py``: a preset (:mod:`vision.presets`) overridden flag by flag.
+
+Every option defaults to ``None`` on the parser, so that "not given" is distinguishable from a value:
+the run's configuration is :data:`~vision.presets.DEFAULTS`, then the ``--preset``, then the flags.
+Bad values (an unknown model, method or dataset, a noise rate outside [0, 1), fp16) stop the
+script with a message naming the option, before any data is read.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, Dict, Optional, Sequence
+
+from lets_hf.arguments import SAM_FAMILY, parse_sam_family
+from lets_hf.perturbation import VARIANT_OPTIONS
+from lets_hf.radius import HVP_MODES, OBJECTIVES, PRESETS as LETS_PRESETS
+from lets_hf.radius.lets import TRAIN_TERMS
+
+from .data import DATASETS
+from .models import MODELS, VIT_MODELS
+from .noise import check_noise_rate
+from .presets import PRESETS, default_rho, preset_config
+
+# method -> (perturbation rule, learned radius); ERM uses the base optimizer alone.
+METHODS = {"erm": (None, False), **{name: parse_sam_family(name) for name in SAM_FAMILY}}
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# every variant's options (asam_xi, gsam_alpha, looksam_k, ...), as lets_hf names them
+VARIANT_FLAGS = {option: int if option == "looksam_k" else float
+                 for options in VARIANT_OPTIONS.values() for option in options}
+
+
+class ConfigError(ValueError):
+    """Options that contradict each other or the launch (found after parsing)."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One run's settings; see ``python vision/train.py --help`` for each field."""
+
+    preset: str
+    method: str
+    model: str
+    dataset: str
+    data_dir: str
+    output_dir: str
+    download: bool
+    label_noise: float
+    seed: int
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    warmup_epochs: int
+    width: Optional[int]
+    image_size: int
+    patch_size: int
+    vit_depth: int
+    vit_heads: int
+    rho: float
+    lets_preset: str
+    rho_lr: Optional[float]
+    rho_lr_decay: Optional[float]
+    rho_travel: Optional[float]
+    rho_decay_total: Optional[float]
+    rho_min: float
+    rho_max: float
+    lets_hvp: Optional[str]
+    lets_objective: Optional[str]
+    lets_interval: int
+    lets_train_term: str
+    asam_xi: float
+    gsam_alpha: Optional[float]
+    esam_beta: Optional[float]
+    rst_p: Optional[float]
+    looksam_k: Optional[int]
+    looksam_alpha: Optional[float]
+    ae_delta: Optional[float]
+    ae_lambda1: Optional[float]
+    ae_lambda2: Optional[float]
+    mixed_precision: str
+    num_workers: int
+    train_eval_size: int
+    save_every: int
+    keep_checkpoints: int
+    resume: bool
+    max_steps_per_epoch: Optional[int]
+
+    @property
+    def perturbation(self) -> Optional[str]:
+        return METHODS[self.method][0]
+
+    @property
+    def learns_radius(self) -> bool:
+        return METHODS[self.method][1]
+
+    def variant_options(self) -> Dict[str, Any]:
+        """The SAM variants' options (``asam_xi``, ``gsam_alpha``, ...) for :func:`lets_hf.perturbation.build_perturbation`."""
+        return {option: getattr(self, option) for option in VARIANT_FLAGS}
+
+    def model_options(self) -> Dict[str, Any]:
+        """Size knobs for :func:`vision.models.build_model`."""
+        if self.model in VIT_MODELS:
+            return {"width": self.width or 384, "depth": self.vit_depth, "heads": self.vit_heads,
+                    "patch_size": self.patch_size, "image_size": self.image_size}
+        return {} if self.width is None else {"width": self.width}
+
+
+def _noise_rate(text: str) -> float:
+    try:
+        return check_noise_rate(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("--label_noise ", "")) from None
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train an image classifier with ERM, SAM, ASAM, LETS-SAM or LETS-ASAM "
+                                            "(Wang et al., ECCV 2024). Launch with `accelerate launch` for GPUs.")
+    add = p.add_argument
+    add("--preset", choices=list(PRESETS), default="resnet18", help="the paper's Table 10 setup for this network")
+    add("--method", choices=list(METHODS),
+        help="erm, a SAM variant (sam, asam, gsam, esam, rst, looksam, ae_sam, ae_looksam) or lets_<variant> "
+             "(default lets_sam)")
+    add("--model", choices=list(MODELS))
+    add("--dataset", choices=list(DATASETS))
+    add("--data_dir", help="folder holding cifar-10-batches-py/, cifar-100-python/ or ImageNet's train/ and val/")
+    add("--output_dir", help="where logs, checkpoints and results go")
+    add("--download", type=_flag, nargs="?", const=True, help="fetch CIFAR into --data_dir first (needs internet)")
+    add("--label_noise", type=_noise_rate, help="fraction of training labels flipped symmetrically, in [0, 1)")
+    add("--seed", type=int)
+    add("--epochs", type=int)
+    add("--batch_size", type=int, help="total over all processes")
+    add("--optimizer", choices=OPTIMIZERS)
+    add("--lr", type=float)
+    add("--momentum", type=float)
+    add("--weight_decay", type=float)
+    add("--schedule", choices=("cosine", "constant"))
+    add("--warmup_epochs", type=int, help="linear warm-up before the schedule")
+    add("--width", type=int,
+        help="ResNet: first-stage channels; WRN: widen factor; PyramidNet: alpha; ViT: hidden size")
+    add("--image_size", type=int, help="input resolution (CIFAR is resized on the device when it differs from 32)")
+    add("--patch_size", type=int, help="ViT patch size")
+    add("--vit_depth", type=int, help="ViT layers")
+    add("--vit_heads", type=int, help="ViT attention heads")
+    add("--rho", type=float, help="the (initial) radius rho_0; default 0.05 for SAM methods, 0.5 for ASAM ones")
+    add("--lets_preset", choices=sorted(LETS_PRESETS), help="the learned radius's settings: paper or robust")
+    add("--rho_lr", type=float, help="learning rate of rho's Adam (on log rho); default: the preset's")
+    add("--rho_lr_decay", type=float, help="rho's learning rate factor per update")
+    add("--rho_travel", type=float, help="horizon-aware rho_lr = rho_travel / (hyper updates of the run)")
+    add("--rho_decay_total", type=float, help="rho's learning rate falls to this fraction over the run (default 0.1)")
+    add("--lets_interval", type=int, help="a hyper step after every k-th step")
+    add("--lets_train_term", choices=TRAIN_TERMS, help="training term at theta_{t+1}: same (paper) or next batch")
+    add("--rho_min", type=float)
+    add("--rho_max", type=float)
+    add("--lets_hvp", choices=sorted(HVP_MODES), help="how b = H d is formed (diag is the paper's)")
+    add("--lets_objective", choices=sorted(OBJECTIVES), help="upper objective: gap2 (paper), gap or val (Table 6)")
+    for option, kind in VARIANT_FLAGS.items():
+        add(f"--{option}", type=kind, help="a SAM variant's option (see the variants table of the README)")
+    add("--mixed_precision", choices=("no", "bf16", "fp16"))
+    add("--num_workers", type=int, help="data-loader worker processes")
+    add("--train_eval_size", type=int, help="training examples evaluated each epoch for the gap L(test) - L(train)")
+    add("--save_every", type=int, help="checkpoint every this many epochs (and at the end)")
+    add("--keep_checkpoints", type=int, help="how many checkpoints to keep")
+    add("--resume", type=_flag, nargs="?", const=True, help="continue from the last checkpoint in --output_dir")
+    add("--max_steps_per_epoch", type=int, help="cut every epoch short (smoke tests)")
+    return p
+
+
+def _check(config: TrainConfig, parser: argparse.ArgumentParser) -> None:
+    positive = ["epochs", "batch_size", "lr", "rho", "image_size", "patch_size", "train_eval_size",
+                "save_every", "keep_checkpoints", "width", "max_steps_per_epoch"]  # the last two may be unset
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            parser.error(f"argument --{name}: must be > 0, got {value!r}")
+    if config.mixed_precision == "fp16":
+        parser.error("argument --mixed_precision: fp16 is not supported (its loss scale would have to be undone "
+                     "before the perturbation and the hypergradient); use bf16 or no")
+    if config.perturbation is not None:  # the library's own checks, with its messages
+        from .train import build_radius, build_rule
+
+        try:
+            build_rule(config, total_steps=1000)
+            build_radius(config, total_steps=1000)
+        except ValueError as error:
+            parser.error(str(error))
+
+
+def parse_config(argv: Optional[Sequence[str]] = None) -> TrainConfig:
+    """The run's configuration from ``argv`` (``sys.argv[1:]`` when None); exits with a message on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    values = {**preset_config(args.preset), **given}
+    if values["rho"] is None:
+        values["rho"] = default_rho(values["method"])
+    config = TrainConfig(**values)
+    _check(config, parser)
+    return config
+

@@ -1,0 +1,372 @@
+"""Train an image classifier with ERM, SAM, ASAM, LETS-SAM or LETS-ASAM: the vision experiments of
+Wang, Jiang, Fu, Zhang, "Enhancing Sharpness-Aware Minimization by Learning Perturbation Radius",
+ECCV 2024 (Tables 1 to 6), on CIFAR-10/100 or ImageNet, with or without label noise.
+
+    accelerate launch vision/train.py --preset wrn28_10 --dataset cifar100 --method lets_sam --seed 0
+    python vision/train.py --preset resnet18 --method sam --rho 0.05          # one process
+
+One LETS step (the math lives in :class:`lets_hf.LETSOptimizer`), for a train batch ``B`` and a
+validation batch ``V`` drawn from the training set:
+
+1. ``L(B; theta_t)`` forward and backward under ``no_sync`` (each process perturbs with its own
+   gradient, as in SAM); ``first_step`` moves to ``theta_t + rho_t d``.
+2. ``L(B; theta_t + rho_t d)`` forward and backward (gradients averaged over processes), with
+   BatchNorm statistics frozen; ``second_step`` restores ``theta_t`` and takes the base step.
+3. At ``theta_{t+1}``: ``L(V)`` and ``L(B)`` under ``no_sync`` with BatchNorm frozen;
+   ``hyper_step`` updates ``rho`` (the hypergradient is averaged over processes).
+
+Only the clean first pass moves BatchNorm's running statistics. SAM and ASAM are steps 1 and 2
+with a fixed radius; ERM is one pass with the base optimizer. See ``vision/README.md``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any, Dict, Optional, Tuple
+
+if __package__ in (None, ""):  # `python vision/train.py`: make the repository root importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from lets_hf import LETSOptimizer, LETSRadius, frozen_batchnorm_stats
+from lets_hf.perturbation import PerturbationRule, build_perturbation
+from lets_hf.radius import radius_settings
+from vision.augment import DeviceTransform
+from vision.checkpoints import RunLog, RunState, checkpoint_dir, latest_checkpoint, prune_checkpoints
+from vision.config import ConfigError, TrainConfig, parse_config
+from vision.data import DataError, VisionData, load_dataset
+from vision.models import build_model, count_parameters
+from vision.noise import with_label_noise
+from vision.sampling import ShardedBatches, ValidationStream, mix_seed
+
+BASE_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+# -- building blocks ---------------------------------------------------------------------------
+def load_data(config: TrainConfig) -> VisionData:
+    """The dataset, with symmetric noise on the training labels when ``--label_noise`` > 0."""
+    data = load_dataset(config.dataset, pathlib.Path(config.data_dir), config.download, config.image_size)
+    if config.label_noise > 0:
+        data.train = with_label_noise(data.train, config.label_noise, data.num_classes, seed=config.seed)
+    return data
+
+
+def build_rule(config: TrainConfig, total_steps: int) -> PerturbationRule:
+    """The SAM variant's perturbation rule with its options."""
+    return build_perturbation(config.perturbation, config.variant_options(), seed=config.seed, total_steps=total_steps)
+
+
+def build_radius(config: TrainConfig, total_steps: int) -> Any:
+    """A fixed ``rho`` or the LETS controller of ``--lets_preset`` with its overrides."""
+    if not config.learns_radius:
+        return config.rho
+    rho_decay_total = None if config.rho_lr_decay is not None else config.rho_decay_total
+    settings = radius_settings(config.lets_preset, total_steps=total_steps, interval=config.lets_interval,
+                               hvp=config.lets_hvp, objective=config.lets_objective, rho_lr=config.rho_lr,
+                               rho_lr_decay=config.rho_lr_decay, rho_travel=config.rho_travel,
+                               rho_decay_total=rho_decay_total)
+    return LETSRadius(rho=config.rho, rho_min=config.rho_min, rho_max=config.rho_max,
+                      train_term=config.lets_train_term, **settings)
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> Optimizer:
+    """The base optimizer (ERM) or :class:`LETSOptimizer` around it (a SAM variant, fixed or learned radius)."""
+    base = BASE_OPTIMIZERS[config.optimizer]
+    kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "sgd":
+        kwargs["momentum"] = config.momentum
+    if config.perturbation is None:
+        return base(model.parameters(), **kwargs)
+    return LETSOptimizer(model.parameters(), base, perturbation=build_rule(config, total_steps),
+                         radius=build_radius(config, total_steps), **kwargs)
+
+
+def build_scheduler(config: TrainConfig, optimizer: Optimizer, steps_per_epoch: int) -> LambdaLR:
+    """Linear warm-up, then cosine decay to 0 (or constant), stepped every optimizer step."""
+    warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+    return LambdaLR(optimizer, factor)
+
+
+def device_transforms(config: TrainConfig, data: VisionData) -> Tuple[DeviceTransform, DeviceTransform]:
+    """(train, eval) transforms run on the device: CIFAR crops and flips there, ImageNet in its workers."""
+    size = config.image_size if data.augment_on_device else None
+    train = DeviceTransform(data.mean, data.std, padding=4 if data.augment_on_device else 0,
+                            flip=data.augment_on_device, size=size)
+    return train, DeviceTransform(data.mean, data.std, padding=0, flip=False, size=size)
+
+
+def train_eval_subset(config: TrainConfig, data: VisionData) -> Subset:
+    """A fixed, seeded subset of the training set, evaluated each epoch for the gap ``L(test) - L(train)``."""
+    size = min(config.train_eval_size, len(data.train))
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(mix_seed(config.seed, 7)))
+    return Subset(data.train, order[:size].tolist())
+
+
+# -- one step ----------------------------------------------------------------------------------
+class Stepper:
+    """One training step of the configured method; returns the clean pass's loss and logits."""
+
+    def __init__(self, model: nn.Module, optimizer: Optimizer, accelerator: Accelerator,
+                 val_stream: Optional[ValidationStream]):
+        self.model, self.optimizer, self.accelerator, self.val_stream = model, optimizer, accelerator, val_stream
+        self.sharpness_aware = isinstance(optimizer, LETSOptimizer)
+        self.learns = self.sharpness_aware and optimizer.radius.learns
+
+    def loss(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        logits = self.model(images)
+        return F.cross_entropy(logits.float(), labels), logits
+
+    def __call__(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        if not self.sharpness_aware:
+            loss, logits = self.loss(images, labels)
+            self.accelerator.backward(loss)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return loss.detach(), logits.detach()
+        planned = self.optimizer.sam_step_planned  # else a variant's ERM step: one pass, synced as usual
+        with self.accelerator.no_sync(self.model) if planned else contextlib.nullcontext():
+            loss, logits = self.loss(images, labels)
+            self.accelerator.backward(loss)
+        self.optimizer.first_step(zero_grad=True, train_loss=loss.detach())
+        with frozen_batchnorm_stats(self.model):
+            if self.optimizer.is_perturbed:
+                self.accelerator.backward(self.loss(images, labels)[0])
+            closure = (lambda: self.loss(images, labels)[0]) if self._exact_hvp else None
+            self.optimizer.second_step(zero_grad=True, loss_closure=closure)
+        if self.optimizer.hyper_step_due:
+            self._hyper_step(images, labels)
+        return loss.detach(), logits.detach()
+
+    @property
+    def _exact_hvp(self) -> bool:
+        return self.learns and self.optimizer.radius.hvp.name == "exact"
+
+    def _hyper_step(self, images: Tensor, labels: Tensor) -> None:
+        val_images, val_labels = next(self.val_stream)
+        radius = self.optimizer.radius
+        same_batch_term = radius.objective.needs_train_loss and not radius.train_term_from_next_step
+        with frozen_batchnorm_stats(self.model), self.accelerator.no_sync(self.model):
+            val_loss = self.loss(val_images, val_labels)[0]
+            train_loss = self.loss(images, labels)[0] if same_batch_term else None
+            self.optimizer.hyper_step(val_loss, train_loss)
+
+
+# -- epochs ------------------------------------------------------------------------------------
+def train_epoch(stepper: Stepper, batches: ShardedBatches, transform: DeviceTransform, scheduler: LambdaLR,
+                epoch: int, config: TrainConfig, accelerator: Accelerator) -> Dict[str, float]:
+    """One pass over the training set; returns the mean clean-pass loss and accuracy, and the mean LETS gap."""
+    stepper.model.train()
+    steps = min(len(batches), config.max_steps_per_epoch or len(batches))
+    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # loss, correct, count, gap, gaps
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=not accelerator.is_local_main_process)
+    for index, images, labels in batches.iterate(epoch):
+        if index >= steps:
+            break
+        images = transform(images.to(accelerator.device, non_blocking=True), batches.batch_seed(epoch, index))
+        labels = labels.to(accelerator.device, non_blocking=True)
+        loss, logits = stepper(images, labels)
+        scheduler.step()
+        gap = stepper.optimizer.last_gap if stepper.learns else None
+        totals += _as_row(loss * len(labels), (logits.argmax(1) == labels).sum(), len(labels),
+                          0.0 if gap is None else gap, float(gap is not None), like=totals)
+        bar.update()
+        if index % 20 == 0:
+            bar.set_postfix(loss=f"{float(loss):.3f}", rho=_current_rho(stepper.optimizer))
+    bar.close()
+    totals = accelerator.reduce(totals, reduction="sum")
+    return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2]),
+            "lets_gap": float(totals[3] / totals[4]) if totals[4] > 0 else None, "steps": steps}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: ShardedBatches, transform: DeviceTransform,
+             accelerator: Accelerator) -> Tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split (eval mode, no augmentation), exact over processes."""
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
+    for _, images, labels in batches.iterate(0):
+        images, labels = transform(images.to(accelerator.device)), labels.to(accelerator.device)
+        logits = model(images).float()
+        totals += _as_row(F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum(),
+                          len(labels), like=totals)
+    totals = accelerator.reduce(totals, reduction="sum")
+    return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+
+def _as_row(*values: Any, like: Tensor) -> Tensor:
+    """Scalars (tensors or numbers) as one float64 vector on ``like``'s device, without a host sync."""
+    return torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in values])
+
+
+def _current_rho(optimizer: Optimizer) -> Optional[float]:
+    return optimizer.rho if isinstance(optimizer, LETSOptimizer) else None
+
+
+# -- the run -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    """Everything one training run holds."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    data: VisionData
+    model: nn.Module
+    optimizer: Optimizer
+    scheduler: LambdaLR
+    stepper: Stepper
+    train_batches: ShardedBatches
+    eval_batches: Dict[str, ShardedBatches]
+    train_tf: DeviceTransform
+    eval_tf: DeviceTransform
+    state: RunState
+    log: RunLog
+    output_dir: pathlib.Path
+
+
+def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
+    """Data, model, optimizer, schedule and the LETS validation stream, registered for checkpointing."""
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if world > 1 and config.learns_radius and config.lets_hvp == "exact":
+        raise ConfigError(f"--lets_hvp exact runs in one process only (it needs a double backward through DDP); "
+                          f"use diag or finite_difference with {world} processes")
+    data = load_data(config)
+    loader_options = {"rank": rank, "world_size": world, "num_workers": config.num_workers}
+    pin = accelerator.device.type == "cuda"
+    train_batches = ShardedBatches(data.train, config.batch_size, config.seed, shuffle=True, pin_memory=pin,
+                                   **loader_options)
+    eval_batches = {name: ShardedBatches(split, config.batch_size, config.seed, shuffle=False, **loader_options)
+                    for name, split in (("test", data.test), ("train_eval", train_eval_subset(config, data)))}
+    steps_per_epoch = min(len(train_batches), config.max_steps_per_epoch or len(train_batches))
+
+    model = build_model(config.model, data.num_classes, **config.model_options())
+    optimizer = build_optimizer(config, model, config.epochs * steps_per_epoch)
+    scheduler = build_scheduler(config, optimizer, steps_per_epoch)
+    model = accelerator.prepare(model)
+    train_tf, eval_tf = device_transforms(config, data)
+    val_stream = None
+    if config.learns_radius:
+        val_batches = ShardedBatches(data.train, config.batch_size, mix_seed(config.seed, 1), shuffle=True,
+                                     pin_memory=pin, **loader_options)
+        val_stream = ValidationStream(val_batches, train_tf, accelerator.device)
+    state = RunState()
+    accelerator.register_for_checkpointing(optimizer, scheduler, state, *([val_stream] if val_stream else []))
+    output_dir = pathlib.Path(config.output_dir)
+    stepper = Stepper(model, optimizer, accelerator, val_stream)
+    return Run(config, accelerator, data, model, optimizer, scheduler, stepper, train_batches, eval_batches, train_tf,
+               eval_tf, state, RunLog(output_dir / "log.jsonl"), output_dir)
+
+
+def run_epoch(run: Run, epoch: int) -> Dict[str, Any]:
+    """Train one epoch, evaluate, and return the epoch's log record."""
+    started, lr = time.time(), run.optimizer.param_groups[0]["lr"]
+    stats = train_epoch(run.stepper, run.train_batches, run.train_tf, run.scheduler, epoch, run.config,
+                        run.accelerator)
+    run.state.epoch, run.state.step = epoch + 1, run.state.step + stats.pop("steps")
+    test_loss, test_acc = evaluate(run.model, run.eval_batches["test"], run.eval_tf, run.accelerator)
+    train_eval_loss, train_eval_acc = evaluate(run.model, run.eval_batches["train_eval"], run.eval_tf, run.accelerator)
+    return {"epoch": epoch + 1, "step": run.state.step, "lr": lr, "rho": _current_rho(run.optimizer), **stats,
+            "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc, "test_loss": test_loss,
+            "test_acc": test_acc, "gap": test_loss - train_eval_loss, "epoch_time_s": time.time() - started}
+
+
+def main(argv=None) -> Dict[str, Any]:
+    """Train as ``argv`` says; returns (and writes to ``results.json``) the final numbers."""
+    config = parse_config(argv)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    run = build_run(config, accelerator)
+    _start(run)
+    accelerator.print(f"{config.method} | {config.model} ({count_parameters(run.model) / 1e6:.2f}M parameters) | "
+                      f"{config.dataset} ({len(run.data.train)} train, {len(run.data.test)} test) | "
+                      f"{accelerator.num_processes} process(es) | epochs {run.state.epoch + 1}..{config.epochs}")
+    started = time.time()
+    for epoch in range(run.state.epoch, config.epochs):
+        record = run_epoch(run, epoch)
+        if accelerator.is_main_process:
+            run.log.append(record)
+        accelerator.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        if (epoch + 1) % config.save_every == 0 or epoch + 1 == config.epochs:
+            _save(run)
+    return _finish(run, time.time() - started)
+
+
+def _start(run: Run) -> None:
+    """Resume from the last checkpoint (``--resume``), or start a fresh run in an output folder without one."""
+    accelerator, output_dir = run.accelerator, run.output_dir
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is not None and not run.config.resume:
+        raise ConfigError(f"--output_dir {output_dir} already holds checkpoints of a run: pass --resume to continue "
+                          f"it, or choose another --output_dir")
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        accelerator.print(f"resumed from {checkpoint} (epoch {run.state.epoch})")
+        _warn_on_changed_options(run)
+    elif run.config.resume:
+        accelerator.print(f"--resume: no checkpoint in {output_dir}/checkpoints, starting from scratch")
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.json").write_text(json.dumps(dataclasses.asdict(run.config), indent=2) + "\n")
+        run.log.truncate(run.state.epoch)
+    accelerator.wait_for_everyone()
+
+
+def _warn_on_changed_options(run: Run) -> None:
+    """A resumed run continues exactly only with the options it started with; say which ones differ."""
+    saved = json.loads((run.output_dir / "config.json").read_text())
+    changed = sorted(k for k, v in dataclasses.asdict(run.config).items() if k != "resume" and saved.get(k) != v)
+    if changed:
+        run.accelerator.print(f"warning: resuming with options that differ from the run's config.json: {changed}; "
+                              f"the result will not match an uninterrupted run")
+
+
+def _save(run: Run) -> None:
+    run.accelerator.save_state(str(checkpoint_dir(run.output_dir, run.state.epoch)))
+    if run.accelerator.is_main_process:
+        prune_checkpoints(run.output_dir, run.config.keep_checkpoints)
+    run.accelerator.wait_for_everyone()
+
+
+def _finish(run: Run, seconds: float) -> Dict[str, Any]:
+    """Write the final weights and ``results.json`` (final and best test accuracy, final rho)."""
+    accelerator = run.accelerator
+    accelerator.wait_for_everyone()
+    accelerator.save_model(run.model, str(run.output_dir))
+    records = run.log.records() if accelerator.is_main_process else []
+    results = {"config": dataclasses.asdict(run.config), "epochs": run.config.epochs, "train_time_s": seconds,
+               "parameters": count_parameters(run.model), "final_rho": _current_rho(run.optimizer),
+               "final": records[-1] if records else None,
+               "final_test_acc": records[-1]["test_acc"] if records else None,
+               "best_test_acc": max((r["test_acc"] for r in records), default=None)}
+    if accelerator.is_main_process:
+        (run.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ConfigError, DataError) as error:
+        sys.exit(f"error: {error}")
