@@ -25,8 +25,8 @@ SEEDS_MAIN, SEEDS_OTHER = (0, 1, 2), (0,)
 ASAM_RHO = 0.5
 
 # The protocol's fixed settings (chosen once, before any run; see glue/README.md).
-COMMON = ["--max_seq_length", "128", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5",
-          "--num_train_epochs", "2", "--warmup_steps", "0.1", "--weight_decay", "0.01",
+COMMON = ["--max_seq_length", "128", "--per_device_train_batch_size", "32", "--learning_rate", "1e-4",
+          "--num_train_epochs", "1", "--warmup_steps", "0.1", "--weight_decay", "0.01",
           "--lr_scheduler_type", "linear", "--max_grad_norm", "1.0", "--lets_base_optim", "adamw_torch",
           "--eval_strategy", "no", "--save_strategy", "epoch", "--save_total_limit", "1",
           "--save_final_model", "false", "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", "5"]

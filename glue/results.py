@@ -1,0 +1,100 @@
+"""What one run leaves behind: ``glue_results.json`` (metrics, rho, trajectories, cost) and a PNG.
+
+``summarize.py`` reads these files back, so the file name, the run label and the per-task scores
+are defined once, here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, Iterable, List, Mapping, Optional
+
+from lets_hf.plots import plot_radius_trajectory, radius_trajectory
+
+from .presets import method_label
+from .tasks import GlueTask
+
+RESULTS_FILE = "glue_results.json"
+PLOT_FILE = "rho_trajectory.png"
+# The metric prefix Trainer.evaluate gives each evaluation split (MNLI's mismatched one: "eval_mm").
+SPLIT_PREFIXES = {"validation": "eval", "validation_matched": "eval", "validation_mismatched": "eval_mm"}
+
+
+def run_label(optim: str, rho: float, lets_val_split_fraction: float, lets_preset: str = "paper",
+              rho_lr: Optional[float] = None) -> str:
+    """A row name for summaries: the method, its (initial) radius, the LETS rule where it is not the
+    paper's or its rho learning rate was given, and the held-out split if any."""
+    label = method_label(optim)
+    learned = label.startswith("LETS")
+    details = [] if label == "ERM" else [f"{'rho0' if learned else 'rho'}={rho:g}"]
+    if learned and lets_preset != "paper":
+        details.append(lets_preset)
+    if learned and rho_lr is not None:
+        details.append(f"rho_lr={rho_lr:g}")
+    if lets_val_split_fraction:
+        details.append(f"held-out {lets_val_split_fraction:.0%}")
+    return f"{label} ({', '.join(details)})" if details else label
+
+
+def task_scores(task: GlueTask, metrics: Mapping[str, float]) -> Dict[str, Optional[float]]:
+    """The task's reported metrics from Trainer metrics: ``accuracy``, ``f1``, MNLI's ``mm_accuracy``, ..."""
+    scores = {}
+    for split in task.eval_splits:
+        prefix = SPLIT_PREFIXES[split]
+        for metric in task.metrics:
+            name = metric if prefix == "eval" else f"{prefix[len('eval_'):]}_{metric}"
+            scores[name] = metrics.get(f"{prefix}_{metric}")
+    return scores
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_results(task: GlueTask, *, label: str, optim: str, seed: int, model: str, rho_initial: Optional[float],
+                  rho_final: Optional[float], metrics: Mapping[str, float], log_history: Iterable[Mapping],
+                  wall_time_s: float, settings: Mapping[str, object]) -> Dict[str, object]:
+    """The content of ``glue_results.json`` for one finished run."""
+    trajectory = radius_trajectory(log_history)
+    return {
+        "task": task.name,
+        "label": label,
+        "method": method_label(optim),
+        "optim": optim,
+        "seed": seed,
+        "model": model,
+        "scores": {k: _finite_or_none(v) for k, v in task_scores(task, metrics).items()},
+        "metrics": {k: _finite_or_none(v) for k, v in metrics.items()},
+        "rho_initial": rho_initial,
+        "rho_final": rho_final,
+        "trajectory": {k: [_finite_or_none(v) for v in values] for k, values in trajectory.items()},
+        "wall_time_s": wall_time_s,
+        "settings": dict(settings),
+    }
+
+
+def write_results(output_dir: str, results: Mapping[str, object], log_history: Iterable[Mapping]) -> Optional[str]:
+    """Write ``glue_results.json`` and, when rho was logged, the PNG of rho and the gap; the PNG's path or None."""
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, RESULTS_FILE), "w") as handle:
+        json.dump(results, handle, indent=2)
+    title = f"{results['label']} on {results['task']}, seed {results['seed']}"
+    return plot_radius_trajectory(list(log_history), os.path.join(output_dir, PLOT_FILE), title)
+
+
+def is_finished(output_dir: str) -> bool:
+    """Whether ``output_dir`` holds a finished run (its ``glue_results.json``)."""
+    return os.path.isfile(os.path.join(output_dir, RESULTS_FILE))
+
+
+def load_results(root: str) -> List[Dict[str, object]]:
+    """Every ``glue_results.json`` under ``root``, in path order."""
+    found = []
+    for folder, _, files in sorted(os.walk(root)):
+        if RESULTS_FILE in files:
+            with open(os.path.join(folder, RESULTS_FILE)) as handle:
+                found.append({**json.load(handle), "path": folder})
+    return found

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Turn a folder of GLUE runs into Markdown tables in the paper's format (mean +- std over seeds, x100).
+
+    python glue/summarize.py runs/glue            # prints the tables
+    python glue/summarize.py runs/glue -o results.md
+
+The first table has one row per run label (method, radius, held-out split) and one column per
+task: MRPC and QQP show accuracy / F1, STS-B Pearson / Spearman, MNLI matched / mismatched. The
+second gives, per label and task, the number of runs, the mean wall time and the final rho.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/summarize.py` imports glue.*
+
+from glue.results import load_results  # noqa: E402
+from glue.tasks import TASKS  # noqa: E402
+
+METHOD_ORDER = ("ERM", "SAM", "LETS-SAM", "ASAM", "LETS-ASAM")
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``"85.3 ± 0.4"`` (sample std over runs), or ``"85.3"`` for a single run."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def _group(runs: Sequence[Mapping]) -> Dict[str, Dict[str, List[Mapping]]]:
+    """``{label: {task: [runs]}}``."""
+    groups: Dict[str, Dict[str, List[Mapping]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        groups[run["label"]][run["task"]].append(run)
+    return groups
+
+
+def _label_order(label: str):
+    method = label.split(" (")[0]
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), label)
+
+
+def score_cell(runs: Sequence[Mapping]) -> str:
+    """One task's cell: each reported metric as mean ± std (x100), joined by `` / ``."""
+    names = list(runs[0]["scores"])
+    cells = []
+    for name in names:
+        values = [100 * run["scores"][name] for run in runs if run["scores"].get(name) is not None]
+        cells.append(mean_std(values) if values else "n/a")
+    return " / ".join(cells)
+
+
+def task_average(runs: Sequence[Mapping]) -> Optional[float]:
+    """The GLUE convention for one task: the mean of its metrics, averaged over runs (x100)."""
+    per_run = [statistics.mean(v for v in run["scores"].values() if v is not None) for run in runs
+               if any(v is not None for v in run["scores"].values())]
+    return 100 * statistics.mean(per_run) if per_run else None
+
+
+def scores_table(runs: Sequence[Mapping]) -> str:
+    """Methods x tasks, mean ± std; an ``Avg`` column when several tasks are present."""
+    groups = _group(runs)
+    tasks = [name for name in TASKS if any(name in by_task for by_task in groups.values())]
+    show_avg = len(tasks) > 1
+    header = ["Method"] + [TASKS[name].display_name for name in tasks] + (["Avg"] if show_avg else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label in sorted(groups, key=_label_order):
+        by_task = groups[label]
+        row = [label] + [score_cell(by_task[name]) if name in by_task else "" for name in tasks]
+        if show_avg:
+            averages = [task_average(by_task[name]) for name in tasks if name in by_task]
+            complete = len(averages) == len(tasks) and all(a is not None for a in averages)
+            row.append(f"{statistics.mean(averages):.1f}" if complete else "")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(runs: Sequence[Mapping]) -> str:
+    """Per label and task: runs (seeds), mean wall time and the final rho (mean ± std)."""
+    groups = _group(runs)
+    lines = ["| Method | Task | runs | wall time (s) | final rho |", "|---|---|---|---|---|"]
+    for label in sorted(groups, key=_label_order):
+        for name in (task for task in TASKS if task in groups[label]):
+            group = groups[label][name]
+            rhos = [run["rho_final"] for run in group if run.get("rho_final") is not None]
+            rho = "" if not rhos else (f"{rhos[0]:.4g}" if len(rhos) == 1 else
+                                       f"{statistics.mean(rhos):.4g} ± {statistics.stdev(rhos):.2g}")
+            wall = statistics.mean(run["wall_time_s"] for run in group)
+            lines.append(f"| {label} | {TASKS[name].display_name} | {len(group)} | {wall:.0f} | {rho} |")
+    return "\n".join(lines)
+
+
+def summarize(root: str) -> str:
+    """Both tables for every run under ``root``."""
+    runs = load_results(root)
+    if not runs:
+        raise SystemExit(f"summarize.py: error: no glue_results.json found under {root}")
+    return (f"Scores (x100, mean ± std over runs):\n\n{scores_table(runs)}\n\n"
+            f"Cost and learned radius:\n\n{cost_table(runs)}\n")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="a folder holding run folders (searched recursively)")
+    parser.add_argument("-o", "--output", help="also write the tables to this Markdown file")
+    args = parser.parse_args(argv)
+    text = summarize(args.root)
+    if args.output:
+        Path(args.output).write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""run_glue.py's arguments (presets as overridable defaults) and its messages for bad input, in-process."""
+import time
+
+import pytest
+from datasets import Dataset
+from transformers import AutoTokenizer
+
+from glue import hub
+from glue.errors import GlueInputError
+from glue.presets import GRIDS, PAPER_COMMON, preset_defaults
+from glue.results import RESULTS_FILE
+from glue.run_glue import DataTrainingArguments, main, parse_arguments, resume_checkpoint, tokenize
+from glue.tasks import get_task
+
+
+def test_no_arguments_is_a_complete_command():
+    model, data, training = parse_arguments(["--optim", "lets_sam"])
+    assert (model.model_name_or_path, data.task_name, data.max_seq_length) == ("microsoft/deberta-base", "mrpc", 128)
+    assert training.output_dir == "runs/glue/mrpc/lets_sam-seed42"
+    assert (training.optim, training.rho, training.lets_preset, training.rho_lr) == ("lets_sam", 0.05, "paper", None)
+    assert training.build_radius(total_steps=100).lr == GRIDS["rho_lr"][0]  # the paper's rule: Table 11's 1e-4
+    assert (training.adam_epsilon, training.max_grad_norm, training.lr_scheduler_type.value) == (1e-6, 1.0, "linear")
+    assert (training.learning_rate, training.per_device_train_batch_size, training.num_train_epochs) == (2e-5, 32, 6)
+
+
+def test_flags_override_the_preset():
+    _, data, training = parse_arguments(["--task_name", "RTE", "--optim", "lets_asam", "--rho", "0.2",
+                                         "--adam_epsilon", "1e-7", "--seed", "3"])
+    assert data.task_name == "rte" and training.output_dir == "runs/glue/rte/lets_asam-seed3"
+    assert (training.rho, training.adam_epsilon, training.per_device_train_batch_size) == (0.2, 1e-7, 16)
+    _, _, stock = parse_arguments(["--glue_preset", "none", "--optim", "sam"])
+    assert (stock.adam_epsilon, stock.learning_rate) == (1e-8, 5e-5)
+
+
+def test_presets_per_method():
+    assert preset_defaults("paper", "cola", "adamw_torch").keys().isdisjoint({"rho", "rho_lr"})
+    assert preset_defaults("paper", "cola", "lets_sam")["rho"] == 0.05
+    assert preset_defaults("paper", "cola", "asam")["rho"] == 0.5
+    assert {k: preset_defaults("paper", "qqp", "sam")[k] for k in PAPER_COMMON} == PAPER_COMMON
+    assert preset_defaults("none", "qqp", "lets_sam") == {}
+    with pytest.raises(GlueInputError, match="unknown preset 'fast'"):
+        preset_defaults("fast", "qqp", "sam")
+
+
+def error_of(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_unknown_task_and_preset(capsys):
+    assert "unknown task 'mrcp'; choose one of: cola, sst2, mrpc" in error_of(capsys, ["--task_name", "mrcp"])
+    message = error_of(capsys, ["--glue_preset", "fast"])
+    assert "argument --glue_preset" in message and "invalid choice: 'fast' (choose from 'paper', 'none')" in message
+    message = error_of(capsys, ["--optim", "lets_sgd"])
+    assert "argument --optim: invalid choice: 'lets_sgd'" in message and "'lets_asam'" in message
+
+
+def test_missing_model_folder(capsys, tmp_path):
+    message = error_of(capsys, ["--model_name_or_path", str(tmp_path / "nope"), "--output_dir", str(tmp_path / "o")])
+    assert f"model folder '{tmp_path / 'nope'}' does not exist" in message
+
+
+def test_unreachable_hub_stops_within_seconds(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in hub.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    hub.hub_reachable.cache_clear()
+    start = time.perf_counter()
+    message = error_of(capsys, ["--optim", "lets_sam", "--output_dir", str(tmp_path / "o")])
+    hub.hub_reachable.cache_clear()
+    assert time.perf_counter() - start < 15
+    assert "model 'microsoft/deberta-base'" in message and "cannot be reached" in message
+    assert "--data_dir" in message and "--model_name_or_path LOCAL_FOLDER" in message
+
+
+def test_offline_without_cache(capsys, monkeypatch, tmp_path, glue_data):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    message = error_of(capsys, ["--data_dir", str(glue_data), "--output_dir", str(tmp_path / "o"),
+                                "--cache_dir", str(tmp_path / "cache")])
+    assert "could not load model 'microsoft/deberta-base'" in message and "--data_dir" in message
+
+
+def test_bad_data_is_reported_before_training(capsys, tmp_path, tiny_deberta):
+    folder = tmp_path / "glue" / "RTE"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tc\td\tyes\n")
+    (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    common = ["--task_name", "rte", "--data_dir", str(tmp_path / "glue"), "--model_name_or_path", tiny_deberta,
+              "--output_dir", str(tmp_path / "out")]
+    assert "train.tsv, data row 2: label 'yes' is not one of rte's labels" in error_of(capsys, common)
+    (folder / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    (folder / "dev.tsv").unlink()
+    assert "RTE/dev.tsv not found: the validation split of RTE" in error_of(capsys, common)
+    assert not (tmp_path / "out").exists()
+
+
+def test_finished_run_is_not_overwritten(capsys, tmp_path):
+    (tmp_path / RESULTS_FILE).write_text("{}")
+    message = error_of(capsys, ["--output_dir", str(tmp_path)])
+    assert "already holds a finished run" in message and "--overwrite_output_dir" in message
+
+
+def test_conflicting_lets_validation_sources(capsys, tmp_path):
+    message = error_of(capsys, ["--optim", "lets_sam", "--lets_val_split_fraction", "0.1",
+                                "--lets_val_source", "eval", "--output_dir", str(tmp_path)])
+    assert "exclude each other" in message
+
+
+def test_too_small_held_out_split(capsys, tmp_path, tiny_deberta, glue_data):
+    message = error_of(capsys, ["--task_name", "rte", "--data_dir", str(glue_data), "--model_name_or_path",
+                                tiny_deberta, "--optim", "lets_sam", "--max_train_samples", "40",
+                                "--lets_val_split_fraction", "0.1", "--per_device_train_batch_size", "8",
+                                "--output_dir", str(tmp_path / "o"), "--use_cpu", "true"])
+    assert "the LETS validation dataset has 4 examples, fewer than one batch of 8" in message
+
+
+def test_unfinished_run_resumes_from_its_last_checkpoint(tmp_path):
+    for step in (4, 12, 8):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    _, _, training = parse_arguments(["--output_dir", str(tmp_path)])
+    assert resume_checkpoint(training, overwrite=False) == str(tmp_path / "checkpoint-12")
+    assert resume_checkpoint(training, overwrite=True) is None
+    (tmp_path / RESULTS_FILE).write_text("{}")
+    assert resume_checkpoint(training, overwrite=True) is None  # --overwrite_output_dir: start afresh
+
+
+def test_tokenize_pairs_truncates_and_pads_on_request(tiny_deberta):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_deberta)
+    rows = Dataset.from_dict({"sentence1": ["a man", "word " * 50], "sentence2": ["a dog", "x"], "label": [0, 1]})
+    dynamic = tokenize(rows, get_task("mrpc"), tokenizer, DataTrainingArguments(max_seq_length=16))
+    assert dynamic.column_names == ["label", "input_ids", "attention_mask"]
+    sep = tokenizer.sep_token_id
+    assert dynamic[0]["input_ids"].count(sep) == 2 and len(dynamic[0]["input_ids"]) < 16  # both texts, unpadded
+    assert len(dynamic[1]["input_ids"]) == 16  # truncated
+    padded = DataTrainingArguments(max_seq_length=16, pad_to_max_length=True)
+    fixed = tokenize(rows, get_task("mrpc"), tokenizer, padded)
+    assert [len(ids) for ids in fixed["input_ids"]] == [16, 16]
