@@ -195,8 +195,9 @@ class _StepTimer:
         raise AttributeError(name)
 
 
-def trainer_overhead(device, steps: int) -> str:
-    """LETSTrainer's LETS-SAM step against the same step in a hand-written loop (the deberta workload)."""
+def trainer_overhead(device, steps: int, rounds: int = 3) -> str:
+    """LETSTrainer's LETS-SAM step against the same step in a hand-written loop (the deberta workload),
+    alternating the two ``rounds`` times; medians over all steps but each run's first."""
     import tempfile
 
     from torch.utils.data import SequentialSampler
@@ -212,25 +213,50 @@ def trainer_overhead(device, steps: int) -> str:
         def _get_train_sampler(self, *args, **kwargs):
             return SequentialSampler(self.train_dataset)
 
-    with tempfile.TemporaryDirectory() as out:
-        args = LETSArguments(output_dir=out, optim="lets_sam", lets_base_optim="adamw_torch", learning_rate=2e-5,
-                             rho=0.05, per_device_train_batch_size=16, max_steps=steps, max_grad_norm=0.0,
-                             lr_scheduler_type="constant", logging_steps=10 ** 6, save_strategy="no", report_to=[],
-                             disable_tqdm=True, use_cpu=device.type == "cpu", dataloader_num_workers=0)
-        timer = _StepTimer(device)
-        trainer = Sequential(model=make_model(), args=args, train_dataset=examples, callbacks=[timer])
-        trainer.train()
-    runner = Runner(METHODS[2], make_model, loss_fn, base, base_kwargs)
-    loop = []
-    for i in range(steps):
-        _sync(device)
-        start = time.perf_counter()
-        runner.step(batches[i], batches[i + 1], batches[(i + 7) % steps])
-        _sync(device)
-        loop.append(time.perf_counter() - start)
-    trainer_ms, loop_ms = 1000 * statistics.median(timer.durations[1:]), 1000 * statistics.median(loop[1:])
-    return (f"LETSTrainer step {trainer_ms:.1f} ms, hand-written loop {loop_ms:.1f} ms: "
-            f"ratio {trainer_ms / loop_ms:.2f} (LETS-SAM, deberta workload, medians over {steps - 1} steps)")
+    def trainer_steps() -> List[float]:
+        with tempfile.TemporaryDirectory() as out:
+            args = LETSArguments(output_dir=out, optim="lets_sam", lets_base_optim="adamw_torch", learning_rate=2e-5,
+                                 rho=0.05, per_device_train_batch_size=16, max_steps=steps, max_grad_norm=0.0,
+                                 lr_scheduler_type="constant", logging_steps=10 ** 6, save_strategy="no",
+                                 report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu")
+            timer = _StepTimer(device)
+            Sequential(model=make_model(), args=args, train_dataset=examples, callbacks=[timer]).train()
+        return timer.durations[1:]
+
+    def loop_steps() -> List[float]:
+        runner, durations = Runner(METHODS[2], make_model, loss_fn, base, base_kwargs), []
+        for i in range(steps):
+            _sync(device)
+            start = time.perf_counter()
+            runner.step(batches[i], batches[i + 1], batches[(i + 7) % steps])
+            _sync(device)
+            durations.append(time.perf_counter() - start)
+        return durations[1:]
+
+    trainer, loop = [], []
+    for _ in range(rounds):
+        trainer += trainer_steps()
+        loop += loop_steps()
+    trainer_ms, loop_ms = 1000 * statistics.median(trainer), 1000 * statistics.median(loop)
+    return (f"LETSTrainer step {trainer_ms:.1f} ms, hand-written loop {loop_ms:.1f} ms: ratio "
+            f"{trainer_ms / loop_ms:.2f} (LETS-SAM, deberta workload, {rounds} alternating rounds of {steps} steps)")
+
+
+def profile(workload: str, device, method_name: str, steps: int) -> str:
+    """``torch.profiler``'s table of where one method's steps spend their time (self CPU time)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    make_model, loss_fn, make_batch, base, base_kwargs = WORKLOADS[workload](device)
+    method = next(m for m in METHODS if m.name == method_name)
+    runner = Runner(method, make_model, loss_fn, base, base_kwargs)
+    batches = [make_batch(i) for i in range(steps + 2)]
+    runner.step(batches[0], batches[1], batches[1])  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for i in range(steps):
+            runner.step(batches[i], batches[i + 1], batches[i + 2])
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
 def markdown(rows: List[dict], workload: str) -> str:
@@ -262,9 +288,14 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per timed block")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--profile", metavar="METHOD", help="print torch.profiler's table for one method instead")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.profile:
+        for workload in sorted(WORKLOADS) if args.workload == "all" else [args.workload]:
+            print(f"### {workload}: {args.profile}\n{profile(workload, device, args.profile, args.steps)}")
+        return
     print(f"machine: {machine(device)}; {args.repeats} repeats x {args.steps} steps, medians\n")
     workloads = sorted(WORKLOADS) if args.workload == "all" else [args.workload]
     for workload in workloads:
