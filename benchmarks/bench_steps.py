@@ -11,7 +11,6 @@ peak memory is measured; on CPU the extra memory is the bytes the optimizer hold
 from __future__ import annotations
 
 import argparse
-import itertools
 import platform
 import statistics
 import sys

@@ -2,7 +2,6 @@
 
 Run: python examples/quickstart.py
 """
-import itertools
 
 import torch
 from sklearn.datasets import load_digits

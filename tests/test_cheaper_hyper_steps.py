@@ -1,5 +1,4 @@
 """The interval and next-batch hyper steps (plain API and Trainer), and the passes they save."""
-import copy
 
 import pytest
 import torch

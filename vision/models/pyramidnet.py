@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .init import he_init
+from .init import PreActivationNet
 
 
 class PyramidBlock(nn.Module):
@@ -27,28 +27,20 @@ class PyramidBlock(nn.Module):
         return self.body(x) + F.pad(skip, (0, 0, 0, 0, 0, self.extra))
 
 
-class PyramidNet(nn.Module):
+class PyramidNet(PreActivationNet):
     def __init__(self, depth: int, alpha: float, num_classes: int):
-        super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"PyramidNet (basic blocks) depth must be 6n + 2, got {depth}")
         per_stage = (depth - 2) // 6
         step = alpha / (3 * per_stage)
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16))
+        stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16))
         blocks, width, in_channels = [], 16.0, 16
         for stage in range(3):
             for i in range(per_stage):
                 width += step
                 blocks.append(PyramidBlock(in_channels, round(width), 2 if stage > 0 and i == 0 else 1))
                 in_channels = round(width)
-        self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(in_channels)
-        self.fc = nn.Linear(in_channels, num_classes)
-        he_init(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn(self.blocks(self.stem(x))))
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        super().__init__(stem, blocks, in_channels, num_classes)
 
 
 def pyramidnet110(num_classes: int, width: int = 270) -> PyramidNet:

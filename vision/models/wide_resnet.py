@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .init import he_init
+from .init import PreActivationNet
 
 
 class PreActBlock(nn.Module):
@@ -29,27 +29,19 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
-class WideResNet(nn.Module):
+class WideResNet(PreActivationNet):
     def __init__(self, depth: int, widen: int, num_classes: int):
-        super().__init__()
         if (depth - 4) % 6:
             raise ValueError(f"Wide ResNet depth must be 6n + 4, got {depth}")
         per_stage = (depth - 4) // 6
         widths = [16 * widen, 32 * widen, 64 * widen]
-        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         blocks, in_channels = [], 16
         for stage, channels in enumerate(widths):
             for i in range(per_stage):
                 blocks.append(PreActBlock(in_channels, channels, 2 if stage > 0 and i == 0 else 1))
                 in_channels = channels
-        self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(in_channels)
-        self.fc = nn.Linear(in_channels, num_classes)
-        he_init(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.bn(self.blocks(self.stem(x))))
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        super().__init__(stem, blocks, in_channels, num_classes)
 
 
 def wrn28_10(num_classes: int, width: int = 10) -> WideResNet:
