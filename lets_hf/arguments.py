@@ -72,6 +72,8 @@ class LETSArgumentsMixin:
     asam_xi: float = field(default=0.01, metadata={"help": "ASAM's xi in T = |theta| + xi."})
     gsam_alpha: Optional[float] = field(default=None, metadata={"help": "GSAM's surrogate-gap weight (0.4)."})
     esam_beta: Optional[float] = field(default=None, metadata={"help": "ESAM's share of perturbed tensors (0.5)."})
+    esam_gamma: Optional[float] = field(default=None, metadata={
+        "help": "ESAM's share of examples kept by data selection; only 1 (no selection) in LETSTrainer."})
     rst_p: Optional[float] = field(default=None, metadata={"help": "RST's probability of a SAM step (0.5)."})
     looksam_k: Optional[int] = field(default=None, metadata={"help": "LookSAM: a full SAM step every k steps (5)."})
     looksam_alpha: Optional[float] = field(default=None, metadata={

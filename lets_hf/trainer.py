@@ -74,6 +74,9 @@ class LETSTrainerMixin:
             raise ValueError(f"--optim {self.args.optim} does not support DeepSpeed or FSDP yet: SAM runs two "
                              "backward passes per step with a weight perturbation in between, which these engines' "
                              "sharded gradients and parameters do not allow here. Use DDP (accelerate --multi_gpu).")
+        if getattr(self.args, "esam_gamma", None) not in (None, 1.0) and family[0] == "esam":
+            raise ValueError("esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
+                             "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1")
         self._validation = self._build_validation_batches() if family[1] else None
         self.add_callback(_HyperStepCallback(self))
 

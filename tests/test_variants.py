@@ -139,3 +139,12 @@ def test_every_optim_name_trains_in_the_trainer(tmp_path, name):
         updates = trainer.lets_optimizer.radius.updates
         assert updates == planned if not name.startswith("lets_ae_") else 1 <= updates <= 3
         assert row["lets_passes_per_step"] == pytest.approx((4 * updates + (3 - updates)) / 3)
+
+
+def test_esam_rule_selects_examples_and_the_trainer_refuses_selection(tmp_path):
+    rule = ESAM(gamma=0.5)
+    assert sorted(rule.select_examples(torch.ones(4), torch.tensor([1.5, 1.1, 2.0, 0.9])).tolist()) == [0, 2]
+    assert ESAM().select_examples(torch.ones(3), torch.zeros(3)).numel() == 3  # gamma 1: every example
+    with pytest.raises(ValueError, match="esam_gamma < 1"):
+        SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="esam", esam_gamma=0.5),
+                              train_dataset=token_dataset(32))

@@ -74,6 +74,7 @@ class TrainConfig:
     asam_xi: float
     gsam_alpha: Optional[float]
     esam_beta: Optional[float]
+    esam_gamma: Optional[float]
     rst_p: Optional[float]
     looksam_k: Optional[int]
     looksam_alpha: Optional[float]

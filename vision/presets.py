@@ -56,6 +56,7 @@ DEFAULTS: Dict[str, Any] = {
     "asam_xi": 0.01,
     "gsam_alpha": None,        # None: each variant's paper default (lets_hf/perturbation)
     "esam_beta": None,
+    "esam_gamma": None,
     "rst_p": None,
     "looksam_k": None,
     "looksam_alpha": None,

@@ -134,6 +134,18 @@ class Stepper:
         self.sharpness_aware = isinstance(optimizer, LETSOptimizer)
         self.learns = self.sharpness_aware and optimizer.radius.learns
 
+    def example_losses(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        logits = self.model(images)
+        return F.cross_entropy(logits.float(), labels, reduction="none"), logits
+
+    def descent_loss(self, images: Tensor, labels: Tensor, clean_losses: Tensor) -> Tensor:
+        """The perturbed pass's loss; for ESAM, over the examples its data selection keeps."""
+        select = getattr(self.optimizer.rule, "select_examples", None)
+        if select is None:
+            return self.loss(images, labels)[0]
+        losses = self.example_losses(images, labels)[0]
+        return losses[select(clean_losses, losses)].mean()
+
     def loss(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.model(images)
         return F.cross_entropy(logits.float(), labels), logits
@@ -147,12 +159,13 @@ class Stepper:
             return loss.detach(), logits.detach()
         planned = self.optimizer.sam_step_planned  # else a variant's ERM step: one pass, synced as usual
         with self.accelerator.no_sync(self.model) if planned else contextlib.nullcontext():
-            loss, logits = self.loss(images, labels)
+            losses, logits = self.example_losses(images, labels)
+            loss = losses.mean()
             self.accelerator.backward(loss)
         self.optimizer.first_step(zero_grad=True, train_loss=loss.detach())
         with frozen_batchnorm_stats(self.model):
             if self.optimizer.is_perturbed:
-                self.accelerator.backward(self.loss(images, labels)[0])
+                self.accelerator.backward(self.descent_loss(images, labels, losses.detach()))
             closure = (lambda: self.loss(images, labels)[0]) if self._exact_hvp else None
             self.optimizer.second_step(zero_grad=True, loss_closure=closure)
         if self.optimizer.hyper_step_due:

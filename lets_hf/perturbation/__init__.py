@@ -6,7 +6,7 @@ name        paper                                options (defaults from the pape
 sam         Foret et al., ICLR 2021              (none)
 asam        Kwon et al., ICML 2021               ``asam_xi`` 0.01
 gsam        Zhuang et al., ICLR 2022             ``gsam_alpha`` 0.4
-esam        Du et al., ICLR 2022                 ``esam_beta`` 0.5 (SDS: plain loops only)
+esam        Du et al., ICLR 2022                 ``esam_beta`` 0.5, ``esam_gamma`` 1 (paper 0.5; not in the Trainer)
 rst         Zhao et al., 2022                    ``rst_p`` 0.5
 looksam     Liu et al., CVPR 2022                ``looksam_k`` 5, ``looksam_alpha`` 0.7
 ae_sam      Jiang et al., ICLR 2023              ``ae_delta`` 0.9, ``ae_lambda1`` 1, ``ae_lambda2`` -1
@@ -33,7 +33,7 @@ VARIANT_OPTIONS: Dict[str, Dict[str, str]] = {
     "sam": {},
     "asam": {"asam_xi": "xi"},
     "gsam": {"gsam_alpha": "alpha"},
-    "esam": {"esam_beta": "beta"},
+    "esam": {"esam_beta": "beta", "esam_gamma": "gamma"},
     "rst": {"rst_p": "p"},
     "looksam": {"looksam_k": "k", "looksam_alpha": "alpha"},
     "ae_sam": {"ae_delta": "delta", "ae_lambda1": "lambda1", "ae_lambda2": "lambda2"},

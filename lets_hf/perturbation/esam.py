@@ -10,8 +10,11 @@ trips DDP's unused-parameter check, so here every tensor still gets its second g
 unselected ones take ``g`` instead (same update, no backward compute saved).
 
 Sharpness-sensitive data selection (SDS, ratio ``gamma``) keeps, for the second pass, the
-examples whose loss rises most under the perturbation; it needs per-example losses, which a
-plain loop has: see :func:`sharpness_sensitive_subset`. Defaults ``beta = gamma = 0.5``.
+examples whose loss rises most under the perturbation (:meth:`ESAM.select_examples`). It needs
+per-example losses: ``vision/train.py`` and plain loops have them; ``LETSTrainer`` does not (its
+models return a mean loss) and refuses ``gamma < 1``. ``beta = 0.5`` is the paper's default;
+``gamma`` defaults to 1 (no selection) so that ESAM runs everywhere, set it to the paper's 0.5
+where per-example losses exist.
 """
 from __future__ import annotations
 
@@ -37,10 +40,12 @@ class ESAM(SAM):
     name = "esam"
     needs_ascent_gradient = True
 
-    def __init__(self, beta: float = 0.5, seed: int = 0):
+    def __init__(self, beta: float = 0.5, gamma: float = 1.0, seed: int = 0):
         if not 0 < beta <= 1:
             raise ValueError(f"esam_beta must be in (0, 1], got {beta!r}")
-        self.beta, self.seed = float(beta), int(seed)
+        if not 0 < gamma <= 1:
+            raise ValueError(f"esam_gamma must be in (0, 1], got {gamma!r}")
+        self.beta, self.gamma, self.seed = float(beta), float(gamma), int(seed)
         self._step = 0
         self.selected: list = []
 
@@ -56,6 +61,10 @@ class ESAM(SAM):
         if dropped:
             torch._foreach_zero_(dropped)
 
+    def select_examples(self, clean_losses: Tensor, perturbed_losses: Tensor) -> Tensor:
+        """SDS: the indices of the examples the second pass keeps (all of them with ``gamma = 1``)."""
+        return sharpness_sensitive_subset(clean_losses, perturbed_losses, self.gamma)
+
     def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
                           ascent_grads: Sequence[Tensor]) -> None:
         pairs = [(g, a) for g, a, keep in zip(grads, ascent_grads, self.selected) if not keep]
@@ -69,4 +78,4 @@ class ESAM(SAM):
         self._step = int(state.get("step", 0))
 
     def __repr__(self) -> str:
-        return f"ESAM(beta={self.beta})"
+        return f"ESAM(beta={self.beta}, gamma={self.gamma})"
