@@ -1,0 +1,49 @@
+"""BLEU as ASAM and LETS report it on IWSLT'14: fairseq's ``--remove-bpe`` convention, via sacrebleu.
+
+Hypotheses and references are the tokenized, lowercased text with the BPE markers removed
+(``"gut@@ en tag" -> "guten tag"``, fairseq's ``post_process(..., "@@ ")``), scored as they are:
+sacrebleu with ``tokenize='none'`` (split on spaces only; no ``13a`` re-tokenization, which would
+split ``&apos;s`` into ``& apos ; s`` and inflate the score) and no lowercasing (the text already
+is). The sacrebleu signature (``nrefs:1|case:mixed|eff:no|tok:none|smooth:exp|version:...``) is
+reported with every score.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Sequence
+
+from sacrebleu.metrics import BLEU
+
+BPE_MARKER = "@@ "
+
+
+def remove_bpe(line: str, marker: str = BPE_MARKER) -> str:
+    """Join BPE pieces: fairseq's ``(line + " ").replace(marker, "").rstrip()``."""
+    return (line + " ").replace(marker, "").rstrip()
+
+
+@dataclass(frozen=True)
+class BleuScore:
+    """A corpus BLEU with its sacrebleu signature and the statistics behind it."""
+
+    score: float
+    signature: str
+    precisions: List[float]
+    brevity_penalty: float
+    hypothesis_length: int
+    reference_length: int
+    sentences: int
+
+    def as_dict(self) -> Dict:
+        return asdict(self)
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuScore:
+    """Corpus BLEU of BPE-removed, already tokenized text against one reference per sentence."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    metric = BLEU(tokenize="none", lowercase=False, force=True)
+    result = metric.corpus_score(list(hypotheses), [list(references)])
+    return BleuScore(score=result.score, signature=str(metric.get_signature()), precisions=list(result.precisions),
+                     brevity_penalty=result.bp, hypothesis_length=result.sys_len, reference_length=result.ref_len,
+                     sentences=len(hypotheses))
