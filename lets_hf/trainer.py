@@ -142,14 +142,16 @@ class LETSTrainerMixin:
         last = index == len(self._micro_batches) - 1
         if index == 0:
             self._sam_step = self.lets_optimizer.sam_step_planned
+            self._ascent_losses = []
             if self._sam_step:
                 self._ascend(model, num_items_in_batch)
         if not self._sam_step:  # an ERM step of the variant: the stock pass, with the usual sync
-            loss = super().training_step(model, inputs, num_items_in_batch)
+            self._ascent_losses.append(super().training_step(model, inputs, num_items_in_batch))
             self._count_passes(1 / len(self._micro_batches))
-            if last:
-                self.lets_optimizer.first_step(inv_grad_scale=self._inv_grad_scale())
-            return loss
+            if last:  # the variant's ERM gradient; completes a pending train_term="next" hyper step
+                self.lets_optimizer.first_step(inv_grad_scale=self._inv_grad_scale(),
+                                               train_loss=sum(self._ascent_losses))
+            return self._ascent_losses[index]
         if self._descend:
             with frozen_batchnorm_stats(model):
                 super().training_step(model, inputs, num_items_in_batch)
