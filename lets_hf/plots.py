@@ -12,10 +12,11 @@ RADIUS_KEYS = ("rho", "lets_gap")
 
 
 def radius_trajectory(log_history: Iterable[Mapping]) -> Dict[str, List[float]]:
-    """``{"step": [...], "rho": [...], "lets_gap": [...]}`` from the rows that log ``rho``."""
+    """``{"step": [...], "rho": [...], "lets_gap": [...]}`` from the rows that log ``rho`` (the first, at
+    the start of training, has no gap yet: None)."""
     rows = [row for row in log_history if "rho" in row]
     return {"step": [row.get("step", i) for i, row in enumerate(rows)],
-            **{key: [row.get(key, float("nan")) for row in rows] for key in RADIUS_KEYS}}
+            **{key: [row.get(key) for row in rows] for key in RADIUS_KEYS}}
 
 
 def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Optional[str] = None) -> Optional[str]:
@@ -32,7 +33,8 @@ def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Opt
     top.plot(trajectory["step"], trajectory["rho"], color="tab:blue")
     top.set_ylabel("rho")
     top.set_yscale("log")
-    bottom.plot(trajectory["step"], trajectory["lets_gap"], color="tab:orange")
+    gaps = [float("nan") if gap is None else gap for gap in trajectory["lets_gap"]]
+    bottom.plot(trajectory["step"], gaps, color="tab:orange")
     bottom.axhline(0.0, color="grey", linewidth=0.5)
     bottom.set_ylabel("L(val) - L(train)")
     bottom.set_xlabel("optimizer step")

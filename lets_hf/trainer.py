@@ -44,10 +44,15 @@ from .validation import ValidationBatches
 
 
 class _HyperStepCallback(TrainerCallback):
-    """Runs the trainer's hyper step right after each optimizer step."""
+    """Logs the initial rho, and runs the trainer's hyper step right after each optimizer step."""
 
     def __init__(self, trainer: "LETSTrainerMixin"):
         self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        optimizer = self.trainer.lets_optimizer
+        if optimizer is not None and optimizer.radius.learns:
+            self.trainer.log({"rho": optimizer.rho})  # where the trajectory starts (or resumes)
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self.trainer.lets_hyper_step()

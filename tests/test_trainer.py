@@ -70,7 +70,8 @@ def test_training_args_json_keeps_the_lets_name(tmp_path):
     saved = json.loads(args.to_json_string())
     assert saved["optim"] == "lets_sam" and saved["lets_hvp"] == "finite_difference"
     state = json.loads((tmp_path / "out" / "checkpoint-1" / "trainer_state.json").read_text())
-    assert {"rho", "lets_gap", "lets_hypergradient", "lets_ascent_grad_norm"} <= set(state["log_history"][0])
+    assert state["log_history"][0]["rho"] == pytest.approx(0.1) and state["log_history"][0]["step"] == 0
+    assert {"rho", "lets_gap", "lets_hypergradient", "lets_ascent_grad_norm"} <= set(state["log_history"][1])
 
 
 def test_stock_optim_is_plain_erm(tmp_path):

@@ -32,9 +32,10 @@ def check_lets_run(results, output_dir, metrics, optim, rho0):
     assert all(-1.0 <= value <= 1.0 for value in results["scores"].values())
     assert results["rho_initial"] == rho0 and abs(results["rho_final"] / rho0 - 1) > 0.01  # rho moved
     trajectory = results["trajectory"]
-    assert trajectory["step"] == list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))
+    assert trajectory["step"] == [0] + list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))  # 0: the initial rho
     assert trajectory["rho"][-1] == pytest.approx(results["rho_final"])
-    assert all(math.isfinite(gap) for gap in trajectory["lets_gap"])
+    assert trajectory["rho"][0] == pytest.approx(rho0, rel=1e-12)
+    assert trajectory["lets_gap"][0] is None and all(math.isfinite(gap) for gap in trajectory["lets_gap"][1:])
     assert results["settings"]["global_steps"] == STEPS and results["wall_time_s"] > 0
     with open(os.path.join(output_dir, PLOT_FILE), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -77,6 +78,6 @@ def test_two_process_ddp(tmp_path, data, tiny_deberta):
     check_lets_run(results, output_dir, ["matthews_correlation"], "lets_sam", 0.05)
     assert results["settings"]["world_size"] == 2
     with open(os.path.join(output_dir, "trainer_state.json")) as handle:
-        first_loss = json.load(handle)["log_history"][0]["loss"]
+        first_loss = next(row["loss"] for row in json.load(handle)["log_history"] if "loss" in row)
     assert first_loss == pytest.approx(math.log(2), abs=0.15)  # two classes at init; 1.39 if doubled
 

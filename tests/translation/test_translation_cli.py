@@ -58,10 +58,11 @@ def test_bleu_is_scored_with_its_signature(lets_sam_run, iwslt14):
 def test_rho_is_learned_and_logged(lets_sam_run):
     output, _, results = lets_sam_run
     trajectory = results["rho_trajectory"]
-    assert trajectory["step"] == [5, 10, 15, 20, 25, 30]
-    assert results["rho_final"] == trajectory["rho"][-1]
+    assert trajectory["step"] == [0, 5, 10, 15, 20, 25, 30]  # 0: the initial rho, before any gap
+    assert results["rho_final"] == trajectory["rho"][-1] and trajectory["rho"][0] == pytest.approx(RHO_0)
     assert abs(math.log(results["rho_final"] / RHO_0)) > 0.1  # rho moved by more than 10%
-    assert len(set(trajectory["rho"])) == 6 and all(math.isfinite(gap) for gap in trajectory["lets_gap"])
+    assert len(set(trajectory["rho"])) == 7 and trajectory["lets_gap"][0] is None
+    assert all(math.isfinite(gap) for gap in trajectory["lets_gap"][1:])
     assert (output / "rho.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
