@@ -33,7 +33,7 @@ def _launch(launcher, out, optim):
 def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
     results, weights = _launch(launcher, tmp_path, optim)
     assert results[0]["world_size"] == results[1]["world_size"] == 2
-    assert results[0]["rho"] == results[1]["rho"] and len(results[0]["rho"]) == 3
+    assert results[0]["rho"] == results[1]["rho"] and len(results[0]["rho"]) == 4  # the initial rho, 3 steps
     assert results[0]["rho"][-1] != pytest.approx(0.1, rel=1e-3)
     assert torch.equal(weights[0], weights[1])
 
