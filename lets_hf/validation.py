@@ -24,12 +24,18 @@ class ValidationBatches:
         self.dataset, self.batch_size, self.collate_fn = dataset, batch_size, collate_fn
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.batches_per_pass = len(dataset) // (batch_size * world_size)
+        self._order = (None, None)  # (pass, its permutation): drawn once per pass, not per batch
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._order[0] != epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = (epoch, torch.randperm(len(self.dataset), generator=generator))
+        return self._order[1]
 
     def indices(self, k: int) -> List[int]:
         """The dataset indices of batch ``k`` on this rank."""
         epoch, position = divmod(k, self.batches_per_pass)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.dataset), generator=generator)
+        order = self._permutation(epoch)
         start = (position * self.world_size + self.rank) * self.batch_size
         return order[start:start + self.batch_size].tolist()
 
