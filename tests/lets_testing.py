@@ -1,10 +1,18 @@
 """Tiny models and data shared by the tests (a module of its own: every test folder has its own conftest)."""
 import pathlib
+import socket
 
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def free_port() -> int:
+    """A TCP port that no process listens on now, for a launcher's rendezvous (fixed ports collide across runs)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def tiny_mlp(seed: int = 0, dtype=torch.float64, width: int = 6) -> torch.nn.Module:

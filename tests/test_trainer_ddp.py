@@ -7,21 +7,21 @@ import sys
 import pytest
 import torch
 
-from lets_testing import ROOT, tiny_deberta, token_dataset
+from lets_testing import ROOT, free_port, tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 WORKER = str(ROOT / "tests" / "ddp_worker.py")
 LAUNCHERS = {
-    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"],
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"],
     "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--main_process_port", "29518"],
+                   "--main_process_port"],
 }
 
 
 def _launch(launcher, out, optim):
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(ROOT))
-    proc = subprocess.run(LAUNCHERS[launcher] + [WORKER, str(out), optim], env=env, capture_output=True, text=True,
-                          timeout=300)
+    command = LAUNCHERS[launcher] + [str(free_port()), WORKER, str(out), optim]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [json.loads((out / f"result-{rank}.json").read_text()) for rank in (0, 1)]
     weights = [torch.load(out / f"weights-{rank}.pt") for rank in (0, 1)]

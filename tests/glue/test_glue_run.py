@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from glue_helpers import run_script
+from lets_testing import free_port
 from glue.results import PLOT_FILE, RESULTS_FILE
 
 STEPS, LOG_EVERY = 24, 4
@@ -70,7 +71,8 @@ def test_two_process_ddp(tmp_path, data, tiny_deberta):
     """2 CPU processes (gloo): the run finishes, and the loss is not scaled by the number of processes."""
     output_dir = str(tmp_path / "ddp")
     launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+                "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
+                "--dynamo_backend", "no")
     args = small_run_args("cola", "lets_sam", data, tiny_deberta, output_dir, batch=4)
     args[args.index("--use_cpu") + 1] = "false"  # ACCELERATE_USE_CPU below; --use_cpu would mean one process
     process = run_script(args, launcher=launcher, timeout=240, extra_env={"ACCELERATE_USE_CPU": "true"})
