@@ -3,24 +3,29 @@
 
     python glue/summarize.py runs/glue            # prints the tables
     python glue/summarize.py runs/glue -o results.md
+    python glue/summarize.py runs/glue --rho_plots plots/   # also rho_<task>.png: every learned radius
 
 The first table has one row per run label (method, radius, held-out split) and one column per
 task: MRPC and QQP show accuracy / F1, STS-B Pearson / Spearman, MNLI matched / mismatched. The
 second gives, per label and task, the number of runs, the mean wall time and the final rho.
+The plots show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label
+without its rho_0) and one line per run, with the best fixed radius of the SAM grid for reference.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/summarize.py` imports glue.*
 
 from glue.results import load_results  # noqa: E402
 from glue.tasks import TASKS  # noqa: E402
+from lets_hf.plots import plot_radius_comparison  # noqa: E402
 
 METHOD_ORDER = ("ERM", "SAM", "LETS-SAM", "ASAM", "LETS-ASAM")
 
@@ -95,6 +100,45 @@ def cost_table(runs: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def rule_of(label: str) -> str:
+    """A learned-radius label without its starting radius: ``LETS-SAM (rho0=0.1, robust)`` -> ``LETS-SAM (robust)``."""
+    rule = re.sub(r"rho0=[^,)]*(, )?", "", label)
+    return rule.replace(" ()", "").replace(", )", ")")
+
+
+def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
+    """The SAM radius (no held-out split) with the best mean score, as ``(legend text, rho)``; None if no SAM run."""
+    sam = [run for run in runs if run["method"] == "SAM" and run["label"] == f"SAM (rho={run['rho_initial']:g})"]
+    if not sam:
+        return None
+    by_rho: Dict[float, List[Mapping]] = defaultdict(list)
+    for run in sam:
+        by_rho[run["rho_initial"]].append(run)
+    scored = [(task_average(group), rho) for rho, group in by_rho.items() if task_average(group) is not None]
+    if not scored:
+        return None
+    score, rho = max(scored)
+    return f"best SAM radius, {rho:g} ({score:.1f})", rho
+
+
+def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> List[str]:
+    """One PNG per task, ``rho_<task>.png``: the learned-radius runs, a panel per rule; the paths written."""
+    written = []
+    for task in TASKS:
+        task_runs = [run for run in runs if run["task"] == task]
+        panels: Dict[str, List[Tuple[str, List[float], List[float]]]] = defaultdict(list)
+        for run in sorted(task_runs, key=lambda run: (run["rho_initial"] or 0, run["seed"])):
+            if run["method"].startswith("LETS") and run["trajectory"]["step"]:
+                line = f"rho0={run['rho_initial']:g}, seed {run['seed']}"
+                panels[rule_of(run["label"])].append((line, run["trajectory"]["step"], run["trajectory"]["rho"]))
+        if panels:
+            path = str(Path(folder) / f"rho_{task}.png")
+            title = f"{TASKS[task].display_name}: the learned radius from each rho_0"
+            written.append(plot_radius_comparison(dict(sorted(panels.items())), path, title,
+                                                  reference=best_fixed_radius(task_runs)))
+    return written
+
+
 def summarize(root: str) -> str:
     """Both tables for every run under ``root``."""
     runs = load_results(root)
@@ -108,11 +152,15 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="a folder holding run folders (searched recursively)")
     parser.add_argument("-o", "--output", help="also write the tables to this Markdown file")
+    parser.add_argument("--rho_plots", metavar="DIR", help="also write rho_<task>.png for the learned radii here")
     args = parser.parse_args(argv)
     text = summarize(args.root)
     if args.output:
         Path(args.output).write_text(text)
     print(text)
+    if args.rho_plots:
+        for path in plot_learned_radii(load_results(args.root), args.rho_plots):
+            print(f"wrote {path}")
     return text
 
 

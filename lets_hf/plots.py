@@ -1,4 +1,4 @@
-"""Pictures of a run: how the learned radius and the gap moved over training.
+"""Pictures of how the learned radius moved: one run with its gap, or many runs side by side.
 
 Every front end (the Trainer's ``log_history``, the vision script's logs) reduces to rows with a
 ``step`` and the logged values, so one function draws them all.
@@ -6,7 +6,7 @@ Every front end (the Trainer's ``log_history``, the vision script's logs) reduce
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 RADIUS_KEYS = ("rho", "lets_gap")
 
@@ -19,13 +19,27 @@ def radius_trajectory(log_history: Iterable[Mapping]) -> Dict[str, List[float]]:
             **{key: [row.get(key) for row in rows] for key in RADIUS_KEYS}}
 
 
-def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Optional[str] = None) -> Optional[str]:
-    """Save a PNG of rho (top) and the validation-train gap (bottom) over steps; None if nothing was logged."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str) -> str:
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Optional[str] = None) -> Optional[str]:
+    """Save a PNG of rho (top) and the validation-train gap (bottom) over steps; None if nothing was logged."""
+    plt = _pyplot()
     trajectory = radius_trajectory(log_history)
     if not trajectory["step"]:
         return None
@@ -40,8 +54,31 @@ def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Opt
     bottom.set_xlabel("optimizer step")
     if title:
         top.set_title(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_radius_comparison(panels: Mapping[str, Sequence[Tuple[str, Sequence[float], Sequence[float]]]], path: str,
+                           title: Optional[str] = None, reference: Optional[Tuple[str, float]] = None) -> str:
+    """Save a PNG of rho over steps for many runs: one panel per ``panels`` key (a LETS rule, say), one line
+    per ``(label, steps, rhos)`` (a starting radius, say; a label keeps its colour across panels), on a
+    shared log axis, so that one sees whether runs from different rho_0 meet. ``reference = (label, rho)``
+    draws a dashed horizontal line (the best fixed radius of a grid, say)."""
+    plt = _pyplot()
+    if not panels:
+        raise ValueError("plot_radius_comparison needs at least one panel of runs")
+    labels = list(dict.fromkeys(label for runs in panels.values() for label, _, _ in runs))
+    colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(panels), sharey=True, squeeze=False, figsize=(4.5 * len(panels), 3.8))
+    for axis, (name, runs) in zip(axes[0], panels.items()):
+        for label, steps, rhos in runs:
+            axis.plot(steps, rhos, color=colours[label], label=label)
+        if reference is not None:
+            axis.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
+        axis.set_yscale("log")
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("optimizer step")
+        axis.legend(fontsize=7)
+    axes[0][0].set_ylabel("rho")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -4,19 +4,20 @@ import json
 import pytest
 
 from glue.results import RESULTS_FILE, build_results, load_results, run_label, task_scores
-from glue.summarize import main, mean_std
+from glue import summarize
+from glue.summarize import best_fixed_radius, main, mean_std, rule_of
 from glue.tasks import get_task
 
 
-def fake_run(root, task, optim, seed, scores, rho=None, wall=10.0, fraction=0.0):
-    """Write a glue_results.json as run_glue.py does, for given eval metrics."""
+def fake_run(root, task, optim, seed, scores, rho=None, wall=10.0, fraction=0.0, rho0=0.05, preset="paper"):
+    """Write a glue_results.json as run_glue.py does, for given eval metrics (``rho``: the final radius)."""
     task = get_task(task)
     metrics = {f"eval_{name}": value for name, value in scores.items()}
-    log = [{"step": 1, "loss": 0.7, "rho": rho, "lets_gap": 0.01}] if rho else []
-    results = build_results(task, label=run_label(optim, 0.05, fraction), optim=optim, seed=seed, model="m",
-                            rho_initial=0.05 if rho else None, rho_final=rho, metrics=metrics, log_history=log,
+    log = [{"step": 0, "rho": rho0}, {"step": 1, "loss": 0.7, "rho": rho, "lets_gap": 0.01}] if rho else []
+    results = build_results(task, label=run_label(optim, rho0, fraction, preset), optim=optim, seed=seed, model="m",
+                            rho_initial=rho0 if rho else None, rho_final=rho, metrics=metrics, log_history=log,
                             wall_time_s=wall, settings={})
-    folder = root / task.name / f"{optim}-{seed}"
+    folder = root / task.name / f"{optim}-{preset}-rho{rho0}-{seed}"
     folder.mkdir(parents=True)
     (folder / RESULTS_FILE).write_text(json.dumps(results))
 
@@ -57,3 +58,36 @@ def test_table_from_a_folder_of_runs(tmp_path, capsys):
 def test_empty_folder(tmp_path):
     with pytest.raises(SystemExit, match="no glue_results.json"):
         main([str(tmp_path)])
+
+
+def test_rule_of_a_label_drops_the_starting_radius():
+    assert rule_of("LETS-SAM (rho0=0.1, robust)") == "LETS-SAM (robust)"
+    assert rule_of("LETS-SAM (rho0=0.05)") == "LETS-SAM"
+    assert rule_of("LETS-SAM (rho0=0.05, rho_lr=0.001, held-out 10%)") == "LETS-SAM (rho_lr=0.001, held-out 10%)"
+
+
+def test_rho_plots_put_each_rule_in_a_panel_with_the_best_sam_radius(tmp_path, monkeypatch):
+    for rho, acc in ((0.01, 0.70), (0.1, 0.74)):
+        fake_run(tmp_path, "cola", "sam", 0, {"matthews_correlation": acc}, rho=rho, rho0=rho)
+    fake_run(tmp_path, "cola", "sam", 0, {"matthews_correlation": 0.9}, rho=0.5, rho0=0.5, fraction=0.1)  # held out
+    for rho0, final in ((0.5, 0.3), (0.01, 0.2)):
+        fake_run(tmp_path, "cola", "lets_sam", 0, {"matthews_correlation": 0.7}, rho=final, rho0=rho0,
+                 preset="robust")
+    fake_run(tmp_path, "cola", "lets_sam", 1, {"matthews_correlation": 0.7}, rho=0.06, rho0=0.05)
+    runs = summarize.load_results(str(tmp_path))
+    assert best_fixed_radius(runs) == ("best SAM radius, 0.1 (74.0)", 0.1)
+    drawn = {}
+    monkeypatch.setattr(summarize, "plot_radius_comparison",
+                        lambda panels, path, title, reference: drawn.update(panels=panels, reference=reference) or path)
+    assert summarize.plot_learned_radii(runs, str(tmp_path / "plots")) == [str(tmp_path / "plots" / "rho_cola.png")]
+    assert drawn["panels"] == {"LETS-SAM": [("rho0=0.05, seed 1", [0, 1], [0.05, 0.06])],
+                               "LETS-SAM (robust)": [("rho0=0.01, seed 0", [0, 1], [0.01, 0.2]),
+                                                     ("rho0=0.5, seed 0", [0, 1], [0.5, 0.3])]}
+    assert drawn["reference"][1] == 0.1
+
+
+def test_rho_plots_from_the_command_line(tmp_path, capsys):
+    fake_run(tmp_path, "mrpc", "lets_sam", 0, {"accuracy": 0.8, "f1": 0.85}, rho=0.06)
+    main([str(tmp_path), "--rho_plots", str(tmp_path / "plots")])
+    png = tmp_path / "plots" / "rho_mrpc.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in capsys.readouterr().out
