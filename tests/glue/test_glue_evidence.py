@@ -76,3 +76,18 @@ def test_jobs_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         evidence.main(["--task", "cola", "--jobs", "0", "--model", "M", "--dry_run"])
     assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_runs_finished_earlier_are_recorded_at_start_up(tmp_path, capsys):
+    runs, record = tmp_path / "runs", tmp_path / "record"
+    for out, _ in evidence.commands(["cola"], str(runs), "M", "D", "heldout"):
+        out.mkdir(parents=True)
+        for name in ("glue_results.json", "trainer_state.json", "run.log"):
+            (out / name).write_text(out.name)
+    evidence.main(["--task", "cola", "--arms", "heldout", "--model", "M", "--record_dir", str(record),
+                   "--output_dir", str(runs)])
+    assert capsys.readouterr().out == ""  # nothing left to run
+    recorded = sorted(str(path.relative_to(record)) for path in record.rglob("*") if path.is_file())
+    assert recorded == [f"cola/{run}-seed0/{name}" for run in ("erm-heldout", "lets_sam-rho0.05-heldout",
+                                                                 "sam-rho0.05-heldout")
+                        for name in ("glue_results.json", "trainer_state.json")]
