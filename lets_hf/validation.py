@@ -5,12 +5,22 @@ dataset instead. Batch ``k`` (the k-th hyper step) is a pure function of ``(seed
 indices are a slice of a seeded permutation of the dataset, a fresh one per pass over it. No
 iterator state exists, so a resumed run draws exactly the batches the uninterrupted run would
 have drawn, and each rank of a distributed run draws its own.
+
+The permutations come from a stream of their own, ``mix_seed(VALIDATION_STREAM, seed, pass)``.
+The Trainer's sampler (accelerate's ``SeedableRandomSampler``) shuffles pass ``e`` with
+``manual_seed(seed + e)`` and shards batches over ranks as done here; a validation stream seeded
+with ``seed`` alone would replay the training batches (``V_t = B_t``, so the gap is zero but for
+dropout), as an earlier version did for seed 0.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, List, Sequence
 
 import torch
+
+from .seeding import mix_seed
+
+VALIDATION_STREAM = 0x4C455453  # "LETS": keeps these permutations apart from every other seeded stream
 
 
 class ValidationBatches:
@@ -28,7 +38,7 @@ class ValidationBatches:
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._order[0] != epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            generator = torch.Generator().manual_seed(mix_seed(VALIDATION_STREAM, self.seed, epoch))
             self._order = (epoch, torch.randperm(len(self.dataset), generator=generator))
         return self._order[1]
 

@@ -34,6 +34,33 @@ def test_validation_batches_come_from_the_training_set_by_default(tmp_path):
                   + trainer._validation.indices(3)) == list(range(32))  # one pass sees every example once
 
 
+class BatchRecordingTrainer(LETSTrainer):
+    """Records the rows of each step's training batch and of its validation batch."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.seen.setdefault("train", []).append({tuple(row.tolist()) for row in inputs["input_ids"]})
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def lets_hyper_step(self):
+        rows = self._validation.batch(self.state.global_step)["input_ids"]
+        self.seen.setdefault("val", []).append({tuple(row.tolist()) for row in rows})
+        return super().lets_hyper_step()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_the_validation_batch_is_not_the_training_batch(tmp_path, seed):
+    """The stock sampler shuffles with torch.Generator().manual_seed(seed + epoch) (accelerate's
+    SeedableRandomSampler); the validation stream must not replay that permutation (it did for seed 0)."""
+    trainer = BatchRecordingTrainer(model=tiny_deberta(), args=lets_args(tmp_path, seed=seed, max_steps=8),
+                                    train_dataset=token_dataset(32))
+    trainer.seen = {}
+    trainer.train()
+    train, val = trainer.seen["train"], trainer.seen["val"]
+    assert len(train) == len(val) == 8 and all(len(rows) == 8 for rows in train + val)
+    overlaps = [len(t & v) for t, v in zip(train, val)]
+    assert max(overlaps) < 8 and sum(overlaps) / len(overlaps) < 4, overlaps  # random batches share about 2 rows
+
+
 def test_held_out_and_eval_sources(tmp_path):
     held_out, evaluation = token_dataset(16, seed=3), token_dataset(16, seed=4)
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),

@@ -51,7 +51,8 @@ from vision.config import ConfigError, TrainConfig, parse_config
 from vision.data import DataError, VisionData, load_dataset
 from vision.models import build_model, count_parameters
 from vision.noise import with_label_noise
-from vision.sampling import ShardedBatches, ValidationStream, mix_seed
+from lets_hf.seeding import mix_seed
+from vision.sampling import ShardedBatches, ValidationStream
 
 BASE_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
