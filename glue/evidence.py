@@ -12,7 +12,8 @@ when it finishes, its ``glue_results.json``, ``rho_trajectory.png`` and ``traine
 copied to ``<record_dir>/<task>/<run>-seed<seed>/`` (the committed record; a run found finished in the output
 folder but not recorded is copied at start-up). A run found finished in either place is
 skipped, an interrupted one resumes from its last checkpoint, so the protocol can be stopped and restarted at
-any time. Runs start in the order of ``--task`` and ``--arms``, seed 0 of every arm first.
+any time. Runs start in the order of ``--arms`` (each arm across the tasks of ``--task``), seed 0 of every
+arm first, so that a stopped protocol leaves the main comparison complete.
 ``python glue/summarize.py glue/results/evidence`` makes the table.
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ PAPER_RULE = ["--lets_preset", "paper", "--rho_lr", "1e-3"]
 ROBUST_RULE = ["--lets_preset", "robust"]
 
 Arm = Tuple[str, List[str], Tuple[int, ...]]
+ALL_ARMS = ("core", "robust", "asam", "heldout")  # the order in which "all" runs them
 
 
 def arms(which: str) -> Dict[str, List[Arm]]:
@@ -51,9 +53,9 @@ def arms(which: str) -> Dict[str, List[Arm]]:
         + [(f"sam-rho{r:g}", ["--optim", "sam", "--rho", str(r)], SEEDS_MAIN if r == 0.05 else SEEDS_OTHER)
            for r in RADII]
         + [(f"lets_sam-rho{r:g}", ["--optim", "lets_sam", "--rho", str(r), *PAPER_RULE],
-            SEEDS_MAIN if r == 0.05 else SEEDS_OTHER) for r in RADII]
-        + [("asam", ["--optim", "asam", "--rho", str(ASAM_RHO)], SEEDS_OTHER),
-           ("lets_asam", ["--optim", "lets_asam", "--rho", str(ASAM_RHO), *PAPER_RULE], SEEDS_OTHER)],
+            SEEDS_MAIN if r == 0.05 else SEEDS_OTHER) for r in RADII],
+        "asam": [("asam", ["--optim", "asam", "--rho", str(ASAM_RHO)], SEEDS_OTHER),
+                 ("lets_asam", ["--optim", "lets_asam", "--rho", str(ASAM_RHO), *PAPER_RULE], SEEDS_OTHER)],
         "heldout": [(f"{name}-heldout", [*flags, "--lets_val_split_fraction", "0.1"], SEEDS_OTHER)
                     for name, flags in (("erm", ["--optim", "adamw_torch"]),
                                         ("sam-rho0.05", ["--optim", "sam", "--rho", "0.05"]),
@@ -61,15 +63,19 @@ def arms(which: str) -> Dict[str, List[Arm]]:
         "robust": [(f"lets_sam_robust-rho{r:g}", ["--optim", "lets_sam", "--rho", str(r), *ROBUST_RULE],
                     SEEDS_MAIN if r == 0.05 else SEEDS_OTHER) for r in RADII],
     }
-    return groups if which == "all" else {name: groups[name] for name in which.split(",")}
+    names = ALL_ARMS if which == "all" else tuple(which.split(","))
+    unknown = [name for name in names if name not in groups]
+    if unknown:
+        raise ValueError(f"--arms: unknown arm {unknown[0]!r}; use all or a comma list of {', '.join(ALL_ARMS)}")
+    return {name: groups[name] for name in names}
 
 
 def commands(tasks: List[str], output_dir: str, model: str, data_dir: str, which: str) -> List[Tuple[Path, List[str]]]:
-    """Every run of the protocol: seed 0 of every arm of every task, then the next seed, and so on."""
+    """Every run of the protocol: seed 0 of every arm (arm by arm, each across the tasks), then the next seed."""
     runs = []
     for seed_rank in range(len(SEEDS_MAIN)):
-        for task in tasks:
-            for group in arms(which).values():
+        for group in arms(which).values():
+            for task in tasks:
                 for name, flags, seeds in group:
                     if seed_rank < len(seeds):
                         seed = seeds[seed_rank]
@@ -111,7 +117,8 @@ def run_and_record(out: Path, command: List[str], record: Path, env: Dict[str, s
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=("mrpc", "cola"), nargs="+", required=True)
-    parser.add_argument("--arms", default="all", help="all, or a comma list of: core, heldout, robust (run in that order)")
+    parser.add_argument("--arms", default="all",
+                        help="all (core, robust, asam, heldout), or a comma list of these, run in the order given")
     parser.add_argument("--output_dir", default="runs/evidence")
     parser.add_argument("--record_dir", default=str(ROOT / "glue" / "results" / "evidence"))
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
@@ -123,6 +130,10 @@ def main(argv=None) -> None:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads)
+    try:
+        arms(args.arms)
+    except ValueError as error:
+        parser.error(str(error))
     model = args.model or default_model()
     pending = []
     for out, command in commands(args.task, args.output_dir, model, args.data_dir, args.arms):

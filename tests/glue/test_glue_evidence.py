@@ -30,13 +30,28 @@ def test_the_protocol_has_26_runs_per_task_with_its_fixed_settings():
     assert flag(heldout, "--lets_val_split_fraction") == "0.1"
 
 
-def test_seed_0_of_every_arm_and_task_runs_first_in_the_given_order():
+def test_seed_0_of_every_arm_runs_first_arm_by_arm_across_the_tasks():
     runs = [f"{out.parent.name}/{out.name}" for out, _ in evidence.commands(["cola", "mrpc"], "out", "M", "D",
                                                                              "robust,core")]
-    assert runs[0] == "cola/lets_sam_robust-rho0.01-seed0" and runs[4] == "cola/erm-seed0"
+    assert runs[:5] == ["cola/lets_sam_robust-rho0.01-seed0", "cola/lets_sam_robust-rho0.05-seed0",
+                        "cola/lets_sam_robust-rho0.1-seed0", "cola/lets_sam_robust-rho0.5-seed0",
+                        "mrpc/lets_sam_robust-rho0.01-seed0"]
+    assert runs[8] == "cola/erm-seed0"
     first_seed1 = next(i for i, run in enumerate(runs) if run.endswith("seed1"))
-    assert all(run.endswith("seed0") for run in runs[:first_seed1]) and runs[first_seed1 - 1].startswith("mrpc/")
+    assert first_seed1 == 2 * (4 + 9) and all(run.endswith("seed0") for run in runs[:first_seed1])
     assert runs[first_seed1] == "cola/lets_sam_robust-rho0.05-seed1"
+    everything = [out.name for out, _ in evidence.commands(["cola"], "out", "M", "D", "all")]
+    assert everything[9:13] == ["lets_sam_robust-rho0.01-seed0", "lets_sam_robust-rho0.05-seed0",
+                                "lets_sam_robust-rho0.1-seed0", "lets_sam_robust-rho0.5-seed0"]
+    assert everything[13:18] == ["asam-seed0", "lets_asam-seed0", "erm-heldout-seed0", "sam-rho0.05-heldout-seed0",
+                                 "lets_sam-rho0.05-heldout-seed0"]
+
+
+def test_unknown_arm(capsys):
+    with pytest.raises(SystemExit):
+        evidence.main(["--task", "cola", "--arms", "core,robst", "--model", "M", "--dry_run"])
+    assert "--arms: unknown arm 'robst'; use all or a comma list of core, robust, asam, heldout" in \
+        capsys.readouterr().err
 
 
 def fake_run(tmp_path, finishes):
@@ -69,7 +84,7 @@ def test_recorded_runs_are_skipped(tmp_path, capsys):
     evidence.main(["--task", "cola", "--arms", "core", "--dry_run", "--model", "M", "--record_dir", str(record),
                    "--output_dir", str(tmp_path / "runs")])
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 16 and not any("erm-seed0" in line for line in printed)  # 17 core runs, one recorded
+    assert len(printed) == 14 and not any("erm-seed0" in line for line in printed)  # 15 core runs, one recorded
 
 
 def test_jobs_must_be_positive(capsys):
