@@ -7,13 +7,15 @@
 
 The first table has one row per run label (method, radius, held-out split) and one column per
 task: MRPC and QQP show accuracy / F1, STS-B Pearson / Spearman, MNLI matched / mismatched. The
-second gives, per label and task, the number of runs, the mean wall time and the final rho.
-The plots show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label
+second gives, per label and task, the number of runs, the mean wall time and the final rho; the
+third, per learned-radius run, how far ``log rho`` moved against how far its learning rate let it
+move, and the mean and spread of the logged gap ``L(V) - L(B)``. The plots show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label
 without its rho_0) and one line per run, with the best fixed radius of the SAM grid for reference.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import statistics
 import sys
@@ -100,6 +102,31 @@ def cost_table(runs: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def rho_reach(settings: Mapping) -> Optional[float]:
+    """How far ``log rho`` can move over the run: Adam moves it about its learning rate per update, so
+    ``sum_k lr * decay^k = lr * (1 - decay^U) / (1 - decay)`` over ``U`` updates."""
+    lr, decay, updates = (settings.get(key) for key in ("rho_lr", "rho_lr_decay", "rho_updates"))
+    if lr is None or decay is None or not updates:
+        return None
+    return lr * updates if decay == 1 else lr * (1 - decay ** updates) / (1 - decay)
+
+
+def radius_table(runs: Sequence[Mapping]) -> str:
+    """Per learned-radius run: where rho went against how far it could go, and how noisy the logged gap was."""
+    lines = ["| Method | Task | seed | rho_0 -> final rho | log(final / rho_0) | reach of log rho | "
+             "gap L(V) - L(B): mean ± std (logged steps) |", "|---|---|---|---|---|---|---|"]
+    learned = [run for run in runs if run["method"].startswith("LETS") and run.get("rho_final")]
+    for run in sorted(learned, key=lambda run: (_label_order(run["label"]), run["task"], run["seed"])):
+        gaps = [gap for gap in run["trajectory"]["lets_gap"] if gap is not None]
+        gap = "" if len(gaps) < 2 else f"{statistics.mean(gaps):+.4f} ± {statistics.stdev(gaps):.4f} ({len(gaps)})"
+        reach = rho_reach(run.get("settings", {}))
+        lines.append(f"| {run['label']} | {TASKS[run['task']].display_name} | {run['seed']} | "
+                     f"{run['rho_initial']:.4g} -> {run['rho_final']:.4g} | "
+                     f"{math.log(run['rho_final'] / run['rho_initial']):+.3f} | "
+                     f"{'' if reach is None else f'{reach:.3g}'} | {gap} |")
+    return "\n".join(lines)
+
+
 def rule_of(label: str) -> str:
     """A learned-radius label without its starting radius: ``LETS-SAM (rho0=0.1, robust)`` -> ``LETS-SAM (robust)``."""
     rule = re.sub(r"rho0=[^,)]*(, )?", "", label)
@@ -144,8 +171,11 @@ def summarize(root: str) -> str:
     runs = load_results(root)
     if not runs:
         raise SystemExit(f"summarize.py: error: no glue_results.json found under {root}")
-    return (f"Scores (x100, mean ± std over runs):\n\n{scores_table(runs)}\n\n"
+    text = (f"Scores (x100, mean ± std over runs):\n\n{scores_table(runs)}\n\n"
             f"Cost and learned radius:\n\n{cost_table(runs)}\n")
+    if any(run["method"].startswith("LETS") for run in runs):
+        text += f"\nHow each learned radius moved:\n\n{radius_table(runs)}\n"
+    return text
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:

@@ -91,3 +91,23 @@ def test_rho_plots_from_the_command_line(tmp_path, capsys):
     main([str(tmp_path), "--rho_plots", str(tmp_path / "plots")])
     png = tmp_path / "plots" / "rho_mrpc.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in capsys.readouterr().out
+
+
+def test_rho_reach_sums_the_decayed_learning_rates():
+    assert summarize.rho_reach({"rho_lr": 1e-3, "rho_lr_decay": 1.0, "rho_updates": 115}) == pytest.approx(0.115)
+    # 0.2 * (1 + 0.5 + 0.25) over 3 updates
+    assert summarize.rho_reach({"rho_lr": 0.2, "rho_lr_decay": 0.5, "rho_updates": 3}) == pytest.approx(0.35)
+    assert summarize.rho_reach({}) is None
+
+
+def test_radius_table_gives_travel_reach_and_gap_spread(tmp_path):
+    task = get_task("mrpc")
+    log = [{"step": 0, "rho": 0.05}] + [{"step": s, "loss": 0.6, "rho": 0.05 * 2.0 ** (s / 10), "lets_gap": gap}
+                                        for s, gap in ((5, 0.01), (10, -0.03))]
+    results = build_results(task, label=run_label("lets_sam", 0.05, 0.0), optim="lets_sam", seed=2, model="m",
+                            rho_initial=0.05, rho_final=0.1, metrics={"eval_accuracy": 0.7, "eval_f1": 0.8},
+                            log_history=log, wall_time_s=1.0,
+                            settings={"rho_lr": 1e-2, "rho_lr_decay": 1.0, "rho_updates": 10})
+    lines = summarize.radius_table([results]).splitlines()
+    # log 2 = 0.693; reach 10 x 0.01; gaps 0.01 and -0.03: mean -0.01, sample std 0.0283
+    assert lines[2] == "| LETS-SAM (rho0=0.05) | MRPC | 2 | 0.05 -> 0.1 | +0.693 | 0.1 | -0.0100 ± 0.0283 (2) |"
