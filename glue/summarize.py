@@ -88,9 +88,10 @@ def scores_table(runs: Sequence[Mapping]) -> str:
 
 
 def cost_table(runs: Sequence[Mapping]) -> str:
-    """Per label and task: runs (seeds), mean wall time and the final rho (mean ± std)."""
+    """Per label and task: runs (seeds), mean wall time, the final rho (mean ± std) and the mean dev loss
+    (finer-grained than the task's metric when a model is still near the majority class)."""
     groups = _group(runs)
-    lines = ["| Method | Task | runs | wall time (s) | final rho |", "|---|---|---|---|---|"]
+    lines = ["| Method | Task | runs | wall time (s) | final rho | dev loss |", "|---|---|---|---|---|---|"]
     for label in sorted(groups, key=_label_order):
         for name in (task for task in TASKS if task in groups[label]):
             group = groups[label][name]
@@ -98,7 +99,9 @@ def cost_table(runs: Sequence[Mapping]) -> str:
             rho = "" if not rhos else (f"{rhos[0]:.4g}" if len(rhos) == 1 else
                                        f"{statistics.mean(rhos):.4g} ± {statistics.stdev(rhos):.2g}")
             wall = statistics.mean(run["wall_time_s"] for run in group)
-            lines.append(f"| {label} | {TASKS[name].display_name} | {len(group)} | {wall:.0f} | {rho} |")
+            losses = [run["metrics"]["eval_loss"] for run in group if run["metrics"].get("eval_loss") is not None]
+            loss = f"{statistics.mean(losses):.4f}" if losses else ""
+            lines.append(f"| {label} | {TASKS[name].display_name} | {len(group)} | {wall:.0f} | {rho} | {loss} |")
     return "\n".join(lines)
 
 

@@ -50,9 +50,15 @@ def test_table_from_a_folder_of_runs(tmp_path, capsys):
     # ERM: MRPC acc 81.0 ± 1.4, F1 87.0 ± 1.4; Avg = mean(MRPC (81 + 87) / 2 = 84, RTE 70) = 77.0
     assert "| ERM | 81.0 ± 1.4 / 87.0 ± 1.4 | 70.0 | 77.0 |" in lines
     assert "| LETS-SAM (rho0=0.05) | 83.0 ± 1.4 / 87.0 ± 1.4 |  |  |" in lines
-    assert "| ERM | MRPC | 2 | 10 |  |" in lines  # wall time 10.5 s rounds to 10
-    assert "| LETS-SAM (rho0=0.05) | MRPC | 2 | 10 | 0.05 ± 0.014 |" in lines
+    assert "| ERM | MRPC | 2 | 10 |  |  |" in lines  # wall time 10.5 s rounds to 10; no dev loss logged
+    assert "| LETS-SAM (rho0=0.05) | MRPC | 2 | 10 | 0.05 ± 0.014 |  |" in lines
     assert (tmp_path / "table.md").read_text() == text
+
+
+def test_cost_table_gives_the_mean_dev_loss(tmp_path):
+    for seed, loss in enumerate((0.60, 0.64)):
+        fake_run(tmp_path, "cola", "adamw_torch", seed, {"matthews_correlation": 0.0, "loss": loss})
+    assert "| ERM | CoLA | 2 | 10 |  | 0.6200 |" in main([str(tmp_path)]).splitlines()
 
 
 def test_empty_folder(tmp_path):
