@@ -137,7 +137,8 @@ def rule_of(label: str) -> str:
 
 
 def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
-    """The SAM radius (no held-out split) with the best mean score, as ``(legend text, rho)``; None if no SAM run."""
+    """The SAM radius (no held-out split) with the best mean score, as ``(legend text, rho)``; None if there is
+    no SAM run or the best score is shared (every radius at the majority class, say)."""
     sam = [run for run in runs if run["method"] == "SAM" and run["label"] == f"SAM (rho={run['rho_initial']:g})"]
     if not sam:
         return None
@@ -145,9 +146,9 @@ def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
     for run in sam:
         by_rho[run["rho_initial"]].append(run)
     scored = [(task_average(group), rho) for rho, group in by_rho.items() if task_average(group) is not None]
-    if not scored:
-        return None
-    score, rho = max(scored)
+    score, rho = max(scored, default=(None, None))
+    if score is None or sum(other == score for other, _ in scored) > 1:
+        return None  # no run, or a tie: no radius is the best
     return f"best SAM radius, {rho:g} ({score:.1f})", rho
 
 

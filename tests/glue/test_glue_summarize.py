@@ -82,6 +82,8 @@ def test_rho_plots_put_each_rule_in_a_panel_with_the_best_sam_radius(tmp_path, m
     fake_run(tmp_path, "cola", "lets_sam", 1, {"matthews_correlation": 0.7}, rho=0.06, rho0=0.05)
     runs = summarize.load_results(str(tmp_path))
     assert best_fixed_radius(runs) == ("best SAM radius, 0.1 (74.0)", 0.1)
+    tied = [dict(run, scores={"matthews_correlation": 0.0}) for run in runs]
+    assert best_fixed_radius(tied) is None
     drawn = {}
     monkeypatch.setattr(summarize, "plot_radius_comparison",
                         lambda panels, path, title, reference: drawn.update(panels=panels, reference=reference) or path)
