@@ -9,12 +9,11 @@ ERM vs a grid of SAM radii vs LETS-SAM from several initial radii.
 
 Each run is one ``glue/run_glue.py`` command writing ``<output_dir>/<task>/<run>-seed<seed>/glue_results.json``;
 when it finishes, its ``glue_results.json``, ``rho_trajectory.png`` and ``trainer_state.json`` (the logs) are
-copied to ``<record_dir>/<task>/<run>-seed<seed>/`` (the committed record; a run found finished in the output
-folder but not recorded is copied at start-up). A run found finished in either place is
-skipped, an interrupted one resumes from its last checkpoint, so the protocol can be stopped and restarted at
-any time. Runs start in the order of ``--arms`` (each arm across the tasks of ``--task``), seed 0 of every
-arm first, so that a stopped protocol leaves the main comparison complete.
-``python glue/summarize.py glue/results/evidence`` makes the table.
+copied to ``<record_dir>/<task>/<run>-seed<seed>/``, the committed record (a run found finished in the output
+folder but not recorded is copied at start-up). A run finished in either place is skipped, an interrupted one
+resumes from its last checkpoint, so the protocol can be stopped and restarted at any time. Runs start in the
+order of ``--arms`` (each arm across the tasks of ``--task``), seed 0 of every arm first, so that a stopped
+protocol leaves the main comparison complete. ``python glue/summarize.py glue/results/evidence`` makes the table.
 """
 from __future__ import annotations
 

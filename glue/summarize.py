@@ -7,10 +7,11 @@
 
 The first table has one row per run label (method, radius, held-out split) and one column per
 task: MRPC and QQP show accuracy / F1, STS-B Pearson / Spearman, MNLI matched / mismatched. The
-second gives, per label and task, the number of runs, the mean wall time and the final rho; the
-third, per learned-radius run, how far ``log rho`` moved against how far its learning rate let it
-move, and the mean and spread of the logged gap ``L(V) - L(B)``. The plots show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label
-without its rho_0) and one line per run, with the best fixed radius of the SAM grid for reference.
+second gives, per label and task, the number of runs, the mean wall time, the final rho and the
+mean dev loss; the third, per learned-radius run, how far ``log rho`` moved against how far its
+learning rate let it move, and the mean and spread of the logged gap ``L(V) - L(B)``. The plots
+show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label without
+its rho_0) and one line per run, with the best fixed radius of the SAM grid for reference.
 """
 from __future__ import annotations
 
