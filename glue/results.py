@@ -22,9 +22,9 @@ SPLIT_PREFIXES = {"validation": "eval", "validation_matched": "eval", "validatio
 
 
 def run_label(optim: str, rho: float, lets_val_split_fraction: float, lets_preset: str = "paper",
-              rho_lr: Optional[float] = None) -> str:
+              rho_lr: Optional[float] = None, lets_descent: str = "sgd") -> str:
     """A row name for summaries: the method, its (initial) radius, the LETS rule where it is not the
-    paper's or its rho learning rate was given, and the held-out split if any."""
+    paper's, its rho learning rate where given, the descent step where not SGD's, and the held-out split if any."""
     label = method_label(optim)
     learned = label.startswith("LETS")
     details = [] if label == "ERM" else [f"{'rho0' if learned else 'rho'}={rho:g}"]
@@ -32,6 +32,8 @@ def run_label(optim: str, rho: float, lets_val_split_fraction: float, lets_prese
         details.append(lets_preset)
     if learned and rho_lr is not None:
         details.append(f"rho_lr={rho_lr:g}")
+    if learned and lets_descent != "sgd":
+        details.append(f"{lets_descent} step")
     if lets_val_split_fraction:
         details.append(f"held-out {lets_val_split_fraction:.0%}")
     return f"{label} ({', '.join(details)})" if details else label

@@ -167,7 +167,7 @@ def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments,
         settings.update({
             "lets_preset": training_args.lets_preset, "rho_lr": radius.lr, "rho_lr_decay": radius.lr_decay,
             "lets_hvp": radius.hvp.name, "lets_objective": radius.objective.name, "lets_interval": radius.interval,
-            "lets_train_term": radius.train_term, "rho_updates": radius.updates,
+            "lets_train_term": radius.train_term, "lets_descent": radius.descent.name, "rho_updates": radius.updates,
             "lets_val_source": "held-out" if held_out is not None else training_args.lets_val_source,
         })
     return settings
@@ -216,7 +216,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
     results = build_results(
         task, label=data_args.run_label or run_label(training_args.optim, training_args.rho,
                                                      data_args.lets_val_split_fraction, training_args.lets_preset,
-                                                     training_args.rho_lr),
+                                                     training_args.rho_lr, training_args.lets_descent),
         optim=training_args.optim, seed=training_args.seed, model=model_args.model_name_or_path,
         rho_initial=training_args.rho if optimizer is not None else None,
         rho_final=optimizer.rho if optimizer is not None else None, metrics=metrics,

@@ -17,11 +17,12 @@ from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .perturbation import PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule, build_perturbation
-from .radius import (DEFAULT_PRESET, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius, LRProportionalRadius,
-                     RadiusController, radius_settings)
+from .radius import (DEFAULT_PRESET, DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius,
+                     LRProportionalRadius, RadiusController, radius_settings)
 from .radius.lets import TRAIN_TERMS
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
+TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
 LEARNED_PREFIX = "lets_"
 SAM_FAMILY = sorted(PERTURBATIONS) + sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
 VAL_SOURCES = ("train", "eval")
@@ -62,6 +63,10 @@ class LETSArgumentsMixin:
         "help": "How b = H d is formed: diag (paper), finite_difference, exact.", "choices": sorted(HVP_MODES)})
     lets_objective: Optional[str] = field(default=None, metadata={
         "help": "Upper objective: gap2 (paper, 1/2 gap^2), gap, val (Table 6).", "choices": sorted(OBJECTIVES)})
+    lets_descent: str = field(default="sgd", metadata={
+        "help": "The descent step the hypergradient differentiates: sgd (the paper's theta - eta g_hat) or adam "
+                "(through Adam/AdamW's step; needs an Adam-family --lets_base_optim).",
+        "choices": sorted(DESCENT_FORMS)})
     lets_interval: int = field(default=1, metadata={"help": "A hyper step after every k-th optimizer step."})
     lets_train_term: str = field(default="same", metadata={
         "help": "Training term at theta_{t+1}: its own pass (same, the paper's) or the next step's ascent pass "
@@ -104,6 +109,9 @@ class LETSArgumentsMixin:
             value = getattr(value, "value", value)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        if self.lets_descent == "adam" and self.lets_base_optim not in TORCH_ADAMW:
+            raise ValueError(f"lets_descent 'adam' differentiates torch's AdamW step: lets_base_optim must be one of "
+                             f"{list(TORCH_ADAMW)}, got {self.lets_base_optim!r}")
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
         if self.sam_family is not None:  # build both once, so that bad values fail before training
@@ -134,7 +142,7 @@ class LETSArgumentsMixin:
                                    rho_lr_decay=self.rho_lr_decay, rho_travel=self.rho_travel,
                                    rho_decay_total=self.rho_decay_total)
         return LETSRadius(rho=self.rho, rho_min=self.rho_min, rho_max=self.rho_max, train_term=self.lets_train_term,
-                          **settings)
+                          descent=self.lets_descent, **settings)
 
     def base_optimizer_arguments(self) -> TrainingArguments:
         """A copy of these arguments whose ``optim`` is the base optimizer, for the stock optimizer factory."""

@@ -65,6 +65,8 @@ class LETSOptimizer(Optimizer):
         self.rule = _as_rule(perturbation)
         self.radius = _as_controller(radius)
         self.base_optimizer = base_optimizer(params, **base_kwargs)
+        if self.radius.learns:
+            self.radius.descent.check(self.base_optimizer)
         super().__init__(self.base_optimizer.param_groups, self.base_optimizer.defaults)
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
@@ -184,11 +186,14 @@ class LETSOptimizer(Optimizer):
             self.zero_grad()
 
     def step(self, closure: Optional[Callable[[], Tensor]] = None):
-        """The base optimizer's step on the gradients in ``.grad`` (after :meth:`unperturb`)."""
+        """The base optimizer's step on the gradients in ``.grad`` (after :meth:`unperturb`); on LETS
+        steps ``b`` then becomes ``J b``, the step's derivative (:mod:`lets_hf.radius.descent`)."""
         if self._perturbed:
             raise RuntimeError("step() called on perturbed weights: call unperturb() (or second_step()) first")
         self._step_lrs = [group["lr"] for group in self.param_groups]
         loss = self.base_optimizer.step(closure)
+        if self._learning:
+            self.radius.descent.apply_(self._kept, self.base_optimizer)  # b -> J b, with g_hat still in .grad
         self.steps += 1
         self._hyper_due, self._learning = self._learning, False
         return loss

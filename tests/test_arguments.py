@@ -42,13 +42,15 @@ def test_unknown_optim_exits_listing_the_valid_names(capsys):
     (["--optim", "lets_sam", "--rho_lr", "0"], "rho_lr must be a finite number > 0"),
     (["--optim", "asam", "--asam_xi", "-0.1"], "asam_xi must be >= 0"),
     (["--lets_val_batch_size", "0"], "lets_val_batch_size must be >= 1"),
+    (["--optim", "lets_sam", "--lets_descent", "adam", "--lets_base_optim", "sgd"],
+     r"lets_descent 'adam' .* lets_base_optim must be one of \['adamw_torch', 'adamw_torch_fused'\], got 'sgd'"),
 ])
 def test_bad_values_name_the_argument(argv, message):
     with pytest.raises(ValueError, match=message):
         parse(*argv)
 
 
-@pytest.mark.parametrize("argv", [["--lets_hvp", "newton"], ["--lets_objective", "loss"],
+@pytest.mark.parametrize("argv", [["--lets_hvp", "newton"], ["--lets_objective", "loss"], ["--lets_descent", "lbfgs"],
                                   ["--lets_base_optim", "lets_sam"], ["--lets_val_source", "test"]])
 def test_bad_choices_exit(argv, capsys):
     with pytest.raises(SystemExit):
@@ -67,6 +69,11 @@ def test_json_round_trip(tmp_path, cls):
     (back,) = HfArgumentParser(cls).parse_json_file(str(path))
     for key in ("optim", "rho", "lets_hvp", "lets_objective", "lets_base_optim", "rho_lr", "asam_xi"):
         assert getattr(back, key) == getattr(args, key)
+
+
+def test_descent_reaches_the_radius():
+    assert parse("--optim", "lets_sam").build_radius().descent.name == "sgd"  # the paper's
+    assert parse("--optim", "lets_sam", "--lets_descent", "adam").build_radius().descent.name == "adam"
 
 
 def test_every_stock_name_is_accepted():

@@ -63,6 +63,7 @@ def test_state_dict_round_trip_is_exact():
     (dict(lr_decay=1.5), r"rho_lr_decay must be in \(0, 1\]"),
     (dict(hvp="newton"), r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\]"),
     (dict(objective="loss"), r"lets_objective must be one of \['gap', 'gap2', 'val'\]"),
+    (dict(descent="newton"), r"lets_descent must be one of \['adam', 'sgd'\]"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):

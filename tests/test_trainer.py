@@ -14,10 +14,12 @@ def _weights(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("optim", ["sam", "asam", "lets_sam", "lets_asam"])
-def test_trainer_matches_the_plain_pytorch_loop(tmp_path, optim):
+@pytest.mark.parametrize("optim, base", [
+    ("sam", {}), ("asam", {}), ("lets_sam", {}), ("lets_asam", {}),
+    ("lets_sam", dict(lets_base_optim="adamw_torch", lets_descent="adam", learning_rate=1e-2, rho_lr=0.2))])
+def test_trainer_matches_the_plain_pytorch_loop(tmp_path, optim, base):
     data = token_dataset(64)
-    args = lets_args(tmp_path, optim=optim)
+    args = lets_args(tmp_path, optim=optim, **base)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=data)
     trainer.train()
     reference_model = tiny_deberta()

@@ -29,8 +29,11 @@ def lets_args(tmp_path, **overrides) -> LETSArguments:
 
 def reference_loop(model, data, args: LETSArguments, steps: int):
     """The plain-PyTorch LETS loop on the same batches: what LETSTrainer must reproduce."""
-    optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=args.learning_rate,
-                              perturbation=args.build_perturbation(), radius=args.build_radius())
+    base = {"sgd": dict(cls=torch.optim.SGD),
+            "adamw_torch": dict(cls=torch.optim.AdamW, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+                                weight_decay=args.weight_decay)}[args.lets_base_optim]
+    optimizer = LETSOptimizer(model.parameters(), base.pop("cls"), lr=args.learning_rate,
+                              perturbation=args.build_perturbation(), radius=args.build_radius(), **base)
     validation = ValidationBatches(data, args.lets_val_batch_size, default_data_collator, seed=args.seed)
     loss = lambda batch: model(**batch).loss
     bs = args.per_device_train_batch_size * args.gradient_accumulation_steps

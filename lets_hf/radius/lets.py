@@ -27,6 +27,9 @@ Cheaper hyper steps (options; the defaults are the paper's rule):
   own, so only the validation pass is extra. It is an unbiased estimate of the same quantity on a
   different batch; the update for step t lands at the start of step t+1 (and the last step's
   update is dropped). With ``objective="val"`` there is no training term at all.
+
+The descent step (``descent``): the paper differentiates an SGD step (``sgd``); ``adam`` follows
+Adam's / AdamW's step instead (:mod:`lets_hf.radius.descent`).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ import torch
 from torch import Tensor
 
 from .base import RadiusController, check_positive, state_dtype
+from .descent import get_descent
 from .hvp import get_hvp
 from .objectives import get_objective
 
@@ -51,7 +55,8 @@ class LETSRadius(RadiusController):
 
     def __init__(self, rho: float = 0.05, lr: float = 1e-4, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 0.0, lr_decay: float = 1.0, rho_min: float = 1e-4, rho_max: float = 5.0,
-                 hvp: str = "diag", objective: str = "gap2", interval: int = 1, train_term: str = "same"):
+                 hvp: str = "diag", objective: str = "gap2", interval: int = 1, train_term: str = "same",
+                 descent: str = "sgd"):
         rho = check_positive("rho", rho)
         self.lr = check_positive("rho_lr", lr)
         self.rho_min = check_positive("rho_min", rho_min)
@@ -74,6 +79,7 @@ class LETSRadius(RadiusController):
         if train_term not in TRAIN_TERMS:
             raise ValueError(f"lets_train_term must be one of {list(TRAIN_TERMS)}, got {train_term!r}")
         self.hvp = get_hvp(hvp)
+        self.descent = get_descent(descent)
         self.objective = get_objective(objective)
         self.interval = interval
         self.train_term = train_term
@@ -143,4 +149,4 @@ class LETSRadius(RadiusController):
     def __repr__(self) -> str:
         return (f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
                 f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
-                f"train_term={self.train_term!r})")
+                f"train_term={self.train_term!r}, descent={self.descent.name!r})")

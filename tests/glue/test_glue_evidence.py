@@ -50,8 +50,16 @@ def test_seed_0_of_every_arm_runs_first_arm_by_arm_across_the_tasks():
 def test_unknown_arm(capsys):
     with pytest.raises(SystemExit):
         evidence.main(["--task", "cola", "--arms", "core,robst", "--model", "M", "--dry_run"])
-    assert "--arms: unknown arm 'robst'; use all or a comma list of core, robust, asam, heldout" in \
+    assert "--arms: unknown arm 'robst'; use all or a comma list of core, robust, asam, heldout, robust_adam" in \
         capsys.readouterr().err
+
+
+def test_the_follow_up_arm_runs_the_robust_preset_through_adams_step_from_the_grids_ends():
+    runs = dict(evidence.commands(["mrpc"], "out", "M", "D", "robust_adam"))
+    assert [out.name for out in runs] == ["lets_sam_robust_adam-rho0.01-seed0", "lets_sam_robust_adam-rho0.5-seed0"]
+    for command in runs.values():
+        assert (flag(command, "--lets_preset"), flag(command, "--lets_descent")) == ("robust", "adam")
+    assert not any("robust_adam" in out.name for out, _ in evidence.commands(["mrpc"], "out", "M", "D", "all"))
 
 
 def fake_run(tmp_path, finishes):

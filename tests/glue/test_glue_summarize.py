@@ -31,6 +31,7 @@ def test_task_scores_and_labels():
     assert run_label("lets_asam", 0.5, 0.0, "robust") == "LETS-ASAM (rho0=0.5, robust)"
     assert run_label("asam", 0.5, 0.0, "robust", 0.1) == "ASAM (rho=0.5)"  # a fixed radius has no LETS rule
     assert run_label("lets_sam", 0.05, 0.0, rho_lr=5e-4) == "LETS-SAM (rho0=0.05, rho_lr=0.0005)"
+    assert run_label("lets_sam", 0.01, 0.0, "robust", lets_descent="adam") == "LETS-SAM (rho0=0.01, robust, adam step)"
 
 
 def test_mean_std():
