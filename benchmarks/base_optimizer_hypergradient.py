@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 import torch
 
@@ -129,12 +130,14 @@ def dot(xs, ys) -> float:
     return float(sum((x * y).sum() for x, y in zip(xs, ys)))
 
 
-def measure(w: Workload, steps: int, rho: float = 0.05) -> Dict[str, int]:
-    """Per formula, the number of steps whose hypergradient sign equals the finite difference's."""
+def measure(w: Workload, steps: int, rho: float = 0.05) -> Tuple[Dict[str, int], Dict[str, float]]:
+    """Per formula, the number of steps whose hypergradient sign equals the finite difference's, and the
+    median over steps of its size relative to the finite difference's."""
     is_adam = isinstance(w.optimizer, torch.optim.Adam)  # AdamW subclasses Adam
     counts = {"SGD-step formula (LETS)": 0, **({"Adam, preconditioner term only": 0,
                                                  "Adam, full step derivative": 0} if is_adam else {}),
               "(one-sided differences agree)": 0}
+    sizes: Dict[str, List[float]] = {}
     params = list(w.model.parameters())
     delta = w.relative_step
     for t in range(steps):
@@ -145,27 +148,31 @@ def measure(w: Workload, steps: int, rho: float = 0.05) -> Dict[str, int]:
         at_rho = w.loss(val)
         at_rho.backward()
         at_rho = float(at_rho.detach())
-        finite_difference = up - down
+        finite_difference = (up - down) / (2 * delta * rho)
         grad_v = [p.grad for p in params]
         b = [(gh - gi) / rho for gh, gi in zip(g_hat, g)]
-        values = {"SGD-step formula (LETS)": -dot(grad_v, b)}
+        lr = w.optimizer.param_groups[0]["lr"]  # one group in both workloads
+        values = {"SGD-step formula (LETS)": -lr * dot(grad_v, b)}
         if is_adam:
             first, full = adam_step_derivative(w.optimizer, params, g_hat, b)
             values.update({"Adam, preconditioner term only": dot(grad_v, first),
                            "Adam, full step derivative": dot(grad_v, full)})
         for name, value in values.items():
             counts[name] += int((value > 0) == (finite_difference > 0))
+            sizes.setdefault(name, []).append(abs(value / finite_difference))
         counts["(one-sided differences agree)"] += int((up > at_rho) == (at_rho > down))
-        print(f"  step {t + 1}/{steps}: finite difference {finite_difference / (2 * delta * rho):+.3e}, "
+        print(f"  step {t + 1}/{steps}: finite difference {finite_difference:+.3e}, "
               + ", ".join(f"{name} {value:+.3e}" for name, value in values.items()), flush=True)
-    return counts
+    return counts, {name: statistics.median(values) for name, values in sizes.items()}
 
 
 def main(workload: str, base: str, steps: int) -> None:
-    counts = measure(WORKLOADS[workload](base, steps), steps)
-    print(f"{workload}, {base}, {steps} steps: sign agreement with the finite difference through the real step")
+    counts, sizes = measure(WORKLOADS[workload](base, steps), steps)
+    print(f"{workload}, {base}, {steps} steps: sign agreement with the finite difference through the real step "
+          "(median size relative to it)")
     for name, agree in counts.items():
-        print(f"  {name:32s} {agree:4d} / {steps} ({agree / steps:.1%})")
+        size = f" ({sizes[name]:.3g}x)" if name in sizes else ""
+        print(f"  {name:32s} {agree:4d} / {steps} ({agree / steps:.1%}){size}")
 
 
 if __name__ == "__main__":
