@@ -35,6 +35,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lets_hf.radius.descent import AdamJacobian  # noqa: E402
+
 DIGITS_BASES = {"sgd": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9),
                 "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)}
 
@@ -105,25 +107,19 @@ def val_loss_after_step(w: Workload, train, val, rho: float) -> float:
     return value
 
 
-def adam_step_derivative(optimizer: torch.optim.Optimizer, params, g_hat, b):
-    """(first term, full) d theta_{t+1} / d rho through the Adam step just taken (module docstring)."""
-    first, full = [], []
-    position = {id(p): i for i, p in enumerate(params)}
-    for group in optimizer.param_groups:
-        beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            index = position[id(p)]
-            state, gh, bi = optimizer.state[p], g_hat[index], b[index]
-            t = float(state["step"])
-            c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
-            root_v = torch.sqrt(state["exp_avg_sq"] / c2)
-            denominator = root_v + group["eps"]
-            term1 = (1 - beta1) / c1 * bi / denominator
-            d_root_v = torch.where(root_v > 0, (1 - beta2) * gh * bi / (c2 * root_v.clamp_min(1e-38)), 0.0)
-            term2 = state["exp_avg"] / c1 / denominator ** 2 * d_root_v
-            first.append(-group["lr"] * term1)
-            full.append(-group["lr"] * (term1 - term2))
-    return first, full
+def adam_step_derivative(optimizer: torch.optim.Optimizer, params, b):
+    """(preconditioner term, full) ``d theta_{t+1} / d rho`` through the Adam step just taken, with ``g_hat`` in
+    ``.grad``: the full one is ``--lets_descent adam``'s ``J b`` (``lets_hf/radius/descent.py``) times ``-eta``."""
+    full = {p: bi.clone() for p, bi in zip(params, b)}
+    AdamJacobian().apply_(full, optimizer)
+    (group,) = optimizer.param_groups
+    beta1, beta2 = group["betas"]
+    first = []
+    for p, bi in zip(params, b):
+        state = optimizer.state[p]
+        c1, c2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
+        first.append(-group["lr"] * (1 - beta1) / c1 * bi / ((state["exp_avg_sq"] / c2).sqrt() + group["eps"]))
+    return first, [-group["lr"] * full[p] for p in params]
 
 
 def dot(xs, ys) -> float:
@@ -144,19 +140,18 @@ def measure(w: Workload, steps: int, rho: float = 0.05) -> Tuple[Dict[str, int],
         train, val = w.train[t], w.val[t]
         up, down = (val_loss_after_step(w, train, val, rho * (1 + s * delta)) for s in (1, -1))
         g, g_hat = sam_step(w, train, rho)
+        b = [(gh - gi) / rho for gh, gi in zip(g_hat, g)]
+        lr = w.optimizer.param_groups[0]["lr"]  # one group in both workloads
+        forms = {"SGD-step formula (LETS)": [-lr * bi for bi in b]}  # d theta_{t+1} / d rho
+        if is_adam:  # while .grad still holds g_hat
+            forms["Adam, preconditioner term only"], forms["Adam, full step derivative"] = \
+                adam_step_derivative(w.optimizer, params, b)
         w.model.zero_grad()
         at_rho = w.loss(val)
         at_rho.backward()
         at_rho = float(at_rho.detach())
         finite_difference = (up - down) / (2 * delta * rho)
-        grad_v = [p.grad for p in params]
-        b = [(gh - gi) / rho for gh, gi in zip(g_hat, g)]
-        lr = w.optimizer.param_groups[0]["lr"]  # one group in both workloads
-        values = {"SGD-step formula (LETS)": -lr * dot(grad_v, b)}
-        if is_adam:
-            first, full = adam_step_derivative(w.optimizer, params, g_hat, b)
-            values.update({"Adam, preconditioner term only": dot(grad_v, first),
-                           "Adam, full step derivative": dot(grad_v, full)})
+        values = {name: dot([p.grad for p in params], form) for name, form in forms.items()}
         for name, value in values.items():
             counts[name] += int((value > 0) == (finite_difference > 0))
             sizes.setdefault(name, []).append(abs(value / finite_difference))

@@ -77,15 +77,15 @@ class AdamJacobian(DescentJacobian):
 
     @staticmethod
     def _jacobian_product(state, g_hat: Tensor, b: Tensor, beta1: float, beta2: float, eps: float) -> Tensor:
-        t = float(state["step"])
-        c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
-        root_v = torch.sqrt(state["exp_avg_sq"] / c2)
-        denominator = root_v + eps
-        safe_root, safe_denominator = root_v.clamp_min(torch.finfo(b.dtype).tiny), denominator.clamp_min(
-            torch.finfo(b.dtype).tiny)
-        first = (1 - beta1) / c1 * b / safe_denominator
-        second = state["exp_avg"] / c1 / safe_denominator ** 2 * ((1 - beta2) * g_hat * b / (c2 * safe_root))
-        return torch.where(denominator > 0, first - torch.where(root_v > 0, second, 0.0), 0.0)
+        """``J b`` for one tensor; 0 where ``v`` is still 0 (no gradient yet, where ``sqrt(v)`` has no derivative)."""
+        step = state["step"]  # a tensor, on the device for fused/capturable AdamW: no host sync
+        c1, c2 = 1 - beta1 ** step, 1 - beta2 ** step
+        tiny = torch.finfo(b.dtype).tiny
+        root_v = (state["exp_avg_sq"] / c2).sqrt()
+        denominator = (root_v + eps).clamp_min(tiny)
+        first = (1 - beta1) / c1 * b / denominator
+        second = state["exp_avg"] / c1 / denominator ** 2 * (1 - beta2) * g_hat * b / (c2 * root_v.clamp_min(tiny))
+        return torch.where(root_v > 0, first - second, 0.0)
 
 
 DESCENT_FORMS = {form.name: form for form in (SGDJacobian, AdamJacobian)}
