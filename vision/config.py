@@ -11,9 +11,11 @@ import argparse
 import dataclasses
 from typing import Any, Dict, Optional, Sequence
 
+import torch
+
 from lets_hf.arguments import SAM_FAMILY, parse_sam_family
 from lets_hf.perturbation import VARIANT_OPTIONS
-from lets_hf.radius import HVP_MODES, OBJECTIVES, PRESETS as LETS_PRESETS
+from lets_hf.radius import DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS as LETS_PRESETS
 from lets_hf.radius.lets import TRAIN_TERMS
 
 from .data import DATASETS
@@ -71,6 +73,7 @@ class TrainConfig:
     lets_objective: Optional[str]
     lets_interval: int
     lets_train_term: str
+    lets_descent: str
     asam_xi: float
     gsam_alpha: Optional[float]
     esam_beta: Optional[float]
@@ -165,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rho_max", type=float)
     add("--lets_hvp", choices=sorted(HVP_MODES), help="how b = H d is formed (diag is the paper's)")
     add("--lets_objective", choices=sorted(OBJECTIVES), help="upper objective: gap2 (paper), gap or val (Table 6)")
+    add("--lets_descent", choices=sorted(DESCENT_FORMS),
+        help="the descent step the hypergradient differentiates: sgd (paper) or adam (--optimizer adam/adamw)")
     for option, kind in VARIANT_FLAGS.items():
         add(f"--{option}", type=kind, help="a SAM variant's option (see the variants table of the README)")
     add("--mixed_precision", choices=("no", "bf16", "fp16"))
@@ -188,13 +193,20 @@ def _check(config: TrainConfig, parser: argparse.ArgumentParser) -> None:
         parser.error("argument --mixed_precision: fp16 is not supported (its loss scale would have to be undone "
                      "before the perturbation and the hypergradient); use bf16 or no")
     if config.perturbation is not None:  # the library's own checks, with its messages
-        from .train import build_radius, build_rule
+        from .train import BASE_OPTIMIZERS, base_optimizer_arguments, build_radius, build_rule
 
         try:
             build_rule(config, total_steps=1000)
-            build_radius(config, total_steps=1000)
+            radius = build_radius(config, total_steps=1000)
         except ValueError as error:
             parser.error(str(error))
+        if config.learns_radius:
+            probe = BASE_OPTIMIZERS[config.optimizer]([torch.zeros(1, requires_grad=True)],
+                                                      **base_optimizer_arguments(config))
+            try:
+                radius.descent.check(probe)
+            except ValueError as error:
+                parser.error(f"argument --lets_descent: {error}")
 
 
 def parse_config(argv: Optional[Sequence[str]] = None) -> TrainConfig:

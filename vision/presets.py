@@ -53,6 +53,7 @@ DEFAULTS: Dict[str, Any] = {
     "lets_objective": None,
     "lets_interval": 1,
     "lets_train_term": "same",
+    "lets_descent": "sgd",     # the paper's SGD-step hypergradient; "adam" with --optimizer adam/adamw
     "asam_xi": 0.01,
     "gsam_alpha": None,        # None: each variant's paper default (lets_hf/perturbation)
     "esam_beta": None,

@@ -81,15 +81,20 @@ def build_radius(config: TrainConfig, total_steps: int) -> Any:
                                rho_lr_decay=config.rho_lr_decay, rho_travel=config.rho_travel,
                                rho_decay_total=rho_decay_total)
     return LETSRadius(rho=config.rho, rho_min=config.rho_min, rho_max=config.rho_max,
-                      train_term=config.lets_train_term, **settings)
+                      train_term=config.lets_train_term, descent=config.lets_descent, **settings)
+
+
+def base_optimizer_arguments(config: TrainConfig) -> Dict[str, Any]:
+    """The keyword arguments of ``--optimizer``'s torch class."""
+    kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "sgd":
+        kwargs["momentum"] = config.momentum
+    return kwargs
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> Optimizer:
     """The base optimizer (ERM) or :class:`LETSOptimizer` around it (a SAM variant, fixed or learned radius)."""
-    base = BASE_OPTIMIZERS[config.optimizer]
-    kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
-    if config.optimizer == "sgd":
-        kwargs["momentum"] = config.momentum
+    base, kwargs = BASE_OPTIMIZERS[config.optimizer], base_optimizer_arguments(config)
     if config.perturbation is None:
         return base(model.parameters(), **kwargs)
     return LETSOptimizer(model.parameters(), base, perturbation=build_rule(config, total_steps),

@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 
 import vision_testing  # noqa: F401  (puts the repository root on sys.path)
 from vision import train
@@ -51,3 +52,11 @@ def test_robust_preset_and_variants_from_the_command_line():
     assert optimizer.radius.lr_decay == 0.999 and optimizer.radius.objective.name == "val"
     assert train.build_optimizer(parse_config(["--method", "erm"]), train.build_model("resnet18", 10, width=2),
                                  total_steps=10).__class__.__name__ == "SGD"
+
+
+def test_adam_descent_from_the_command_line():
+    model = train.build_model("resnet18", 10, width=2)
+    assert train.build_optimizer(parse_config(["--method", "lets_sam"]), model, 10).radius.descent.name == "sgd"
+    config = parse_config(["--method", "lets_sam", "--optimizer", "adamw", "--lets_descent", "adam"])
+    optimizer = train.build_optimizer(config, model, total_steps=10)
+    assert optimizer.radius.descent.name == "adam" and isinstance(optimizer.base_optimizer, torch.optim.AdamW)

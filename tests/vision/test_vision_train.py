@@ -138,6 +138,9 @@ def test_label_noise_reaches_the_training_set_only(data_dir):
     (["--mixed_precision", "fp16"], "--mixed_precision"),
     (["--epochs", "0"], "--epochs"),
     (["--lets_objective", "gap3"], "--lets_objective"),
+    (["--method", "lets_sam", "--optimizer", "sgd", "--lets_descent", "adam"], "--lets_descent"),
+    (["--method", "lets_sam", "--optimizer", "adam", "--weight_decay", "5e-4", "--lets_descent", "adam"],
+     "--lets_descent"),
 ])
 def test_bad_options_stop_with_a_message_naming_them(flags, option, capsys):
     with pytest.raises(SystemExit):
