@@ -109,17 +109,10 @@ def val_loss_after_step(w: Workload, train, val, rho: float) -> float:
 
 def adam_step_derivative(optimizer: torch.optim.Optimizer, params, b):
     """(preconditioner term, full) ``d theta_{t+1} / d rho`` through the Adam step just taken, with ``g_hat`` in
-    ``.grad``: the full one is ``--lets_descent adam``'s ``J b`` (``lets_hf/radius/descent.py``) times ``-eta``."""
-    full = {p: bi.clone() for p, bi in zip(params, b)}
-    AdamJacobian().apply_(full, optimizer)
+    ``.grad``: ``-eta`` times the first term and times the whole of ``--lets_descent adam``'s ``J b``."""
     (group,) = optimizer.param_groups
-    beta1, beta2 = group["betas"]
-    first = []
-    for p, bi in zip(params, b):
-        state = optimizer.state[p]
-        c1, c2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
-        first.append(-group["lr"] * (1 - beta1) / c1 * bi / ((state["exp_avg_sq"] / c2).sqrt() + group["eps"]))
-    return first, [-group["lr"] * full[p] for p in params]
+    terms = [AdamJacobian.terms(optimizer.state[p], p.grad, bi, group) for p, bi in zip(params, b)]
+    return [-group["lr"] * first for first, _ in terms], [-group["lr"] * (first - second) for first, second in terms]
 
 
 def dot(xs, ys) -> float:

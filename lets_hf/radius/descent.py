@@ -21,7 +21,7 @@ applied before the step, is not differentiated (as in the paper).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 from torch import Tensor
@@ -69,23 +69,26 @@ class AdamJacobian(DescentJacobian):
     @torch.no_grad()
     def apply_(self, b, base_optimizer) -> None:
         for group in base_optimizer.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p in b and p.grad is not None:
-                    b[p].copy_(self._jacobian_product(base_optimizer.state[p], p.grad, b[p], beta1, beta2,
-                                                      group["eps"]))
+                    first, second = self.terms(base_optimizer.state[p], p.grad, b[p], group)
+                    torch.sub(first, second, out=b[p])
 
     @staticmethod
-    def _jacobian_product(state, g_hat: Tensor, b: Tensor, beta1: float, beta2: float, eps: float) -> Tensor:
-        """``J b`` for one tensor; 0 where ``v`` is still 0 (no gradient yet, where ``sqrt(v)`` has no derivative)."""
+    def terms(state, g_hat: Tensor, b: Tensor, group) -> Tuple[Tensor, Tensor]:
+        """The two terms of ``J b = first - second`` for one tensor (module docstring); both 0 where ``v`` is
+        still 0 (no gradient yet, where ``sqrt(v)`` has no derivative)."""
+        beta1, beta2 = group["betas"]
         step = state["step"]  # a tensor, on the device for fused/capturable AdamW: no host sync
         c1, c2 = 1 - beta1 ** step, 1 - beta2 ** step
         tiny = torch.finfo(b.dtype).tiny
         root_v = (state["exp_avg_sq"] / c2).sqrt()
-        denominator = (root_v + eps).clamp_min(tiny)
-        first = (1 - beta1) / c1 * b / denominator
-        second = state["exp_avg"] / c1 / denominator ** 2 * (1 - beta2) * g_hat * b / (c2 * root_v.clamp_min(tiny))
-        return torch.where(root_v > 0, first - second, 0.0)
+        denominator = (root_v + group["eps"]).clamp_min(tiny)
+        started = root_v > 0
+        first = torch.where(started, (1 - beta1) / c1 * b / denominator, 0.0)
+        second = torch.where(started, state["exp_avg"] / c1 / denominator ** 2 * (1 - beta2) * g_hat * b
+                             / (c2 * root_v.clamp_min(tiny)), 0.0)
+        return first, second
 
 
 DESCENT_FORMS = {form.name: form for form in (SGDJacobian, AdamJacobian)}
