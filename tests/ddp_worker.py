@@ -24,6 +24,10 @@ def main(out: str, optim: str) -> None:
     torch.save(weights, out / f"weights-{rank}.pt")
     rhos = [row["rho"] for row in trainer.state.log_history if "rho" in row]
     (out / f"result-{rank}.json").write_text(json.dumps({"world_size": args.world_size, "rho": rhos}))
+    # Leave the process group before exiting: gloo's threads torn down at interpreter exit abort now and
+    # then ("terminate called without an active exception", SIGABRT), failing a run that had finished.
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
