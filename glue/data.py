@@ -184,6 +184,29 @@ def load_glue(task: GlueTask, data_dir: Optional[str] = None, train_file: Option
     return load_hub(task, cache_dir)
 
 
+def with_label_noise(train: Dataset, rate: float, seed: int) -> Dataset:
+    """``train`` with symmetric label noise: ``round(rate * N)`` labels moved to another class.
+
+    The same rule as the vision benchmarks' (:func:`vision.noise.symmetric_noise`, after Foret et al.,
+    ICLR 2021); ``seed`` is the data's own, so runs of every seed and method see the same noisy labels.
+    """
+    from vision.noise import check_noise_rate, symmetric_noise
+
+    try:
+        rate = check_noise_rate(rate)
+    except ValueError as error:
+        raise GlueInputError(str(error).replace("--label_noise", "--train_label_noise")) from None
+    label = train.features["label"]
+    if not isinstance(label, ClassLabel):
+        raise GlueInputError("--train_label_noise needs a classification task (STS-B's scores are not classes)")
+    if rate == 0:
+        return train
+    import torch
+
+    noisy, _ = symmetric_noise(torch.tensor(train["label"]), rate, label.num_classes, seed)
+    return train.remove_columns("label").add_column("label", noisy.tolist(), feature=label)
+
+
 def hold_out(train: Dataset, fraction: float, seed: int) -> Tuple[Dataset, Dataset]:
     """Split ``fraction`` of ``train`` off (stratified by label where it is a class): (rest, held out)."""
     if not 0.0 < fraction < 1.0:

@@ -32,7 +32,7 @@ import transformers  # noqa: E402
 from transformers import DataCollatorWithPadding, HfArgumentParser, default_data_collator, set_seed  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
-from glue.data import hold_out, load_glue  # noqa: E402
+from glue.data import hold_out, load_glue, with_label_noise  # noqa: E402
 from glue.errors import GlueInputError  # noqa: E402
 from glue.metrics import compute_metrics_for  # noqa: E402
 from glue.model import load_model_and_tokenizer  # noqa: E402
@@ -70,6 +70,10 @@ class DataTrainingArguments:
     pad_to_max_length: bool = field(default=False, metadata={
         "help": "Pad every input to max_seq_length (default: pad each batch to its longest input)."})
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep the first N training rows."})
+    train_label_noise: float = field(default=0.0, metadata={
+        "help": "Flip this fraction of the training labels (after --max_train_samples) to another class; the "
+                "eval splits stay clean. The noise is drawn with --label_noise_seed, not --seed."})
+    label_noise_seed: int = field(default=0, metadata={"help": "Seed of the flipped labels' choice."})
     max_eval_samples: Optional[int] = field(default=None, metadata={
         "help": "Keep the first N rows of each eval split."})
     lets_val_split_fraction: float = field(default=0.0, metadata={
@@ -124,6 +128,8 @@ def prepare_datasets(task: GlueTask, data_args: DataTrainingArguments, seed: int
     train = raw["train"]
     if data_args.max_train_samples is not None:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if data_args.train_label_noise:
+        train = with_label_noise(train, data_args.train_label_noise, data_args.label_noise_seed)
     held_out = None
     if data_args.lets_val_split_fraction:
         train, held_out = hold_out(train, data_args.lets_val_split_fraction, seed)
@@ -158,6 +164,7 @@ def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments,
         "max_steps": training_args.max_steps,
         "global_steps": trainer.state.global_step,
         "train_rows": len(train),
+        "train_label_noise": data_args.train_label_noise,
         "lets_val_rows": len(held_out) if held_out is not None else None,
         "max_seq_length": data_args.max_seq_length,
         "glue_preset": data_args.glue_preset,
@@ -185,9 +192,9 @@ def run(argv: Optional[List[str]] = None) -> dict:
         raise GlueInputError("--lets_val_split_fraction and --lets_val_source eval exclude each other")
     checkpoint = resume_checkpoint(training_args, data_args.overwrite_output_dir)
 
+    set_seed(training_args.seed)  # before the model: its new classifier head is drawn from the seeded generator
     model, tokenizer = load_model_and_tokenizer(task, model_args.model_name_or_path, model_args.cache_dir)
     train, held_out, evals = prepare_datasets(task, data_args, training_args.seed)
-    set_seed(training_args.seed)
     with training_args.main_process_first(desc="tokenizing"):
         train, held_out = (tokenize(data, task, tokenizer, data_args) for data in (train, held_out))
         evals = {split: tokenize(data, task, tokenizer, data_args) for split, data in evals.items()}

@@ -1,0 +1,47 @@
+"""Label noise on GLUE training data, and the noisy text benchmark's protocol."""
+import pytest
+from datasets import ClassLabel, Dataset, Features, Value
+
+from glue.data import with_label_noise
+from glue.errors import GlueInputError
+from glue.noisy_benchmark import LETS_STARTS, SAM_GRID, arm_runs, label_of, parse
+
+
+def _dataset(n: int = 200) -> Dataset:
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    return Dataset.from_dict({"sentence": [f"s{i}" for i in range(n)], "label": [i % 2 for i in range(n)]},
+                             features=features)
+
+
+def test_noise_flips_exactly_the_rate_and_keeps_the_rows():
+    clean = _dataset()
+    noisy = with_label_noise(clean, 0.3, seed=0)
+    flipped = sum(a != b for a, b in zip(clean["label"], noisy["label"]))
+    assert flipped == 60 and noisy["sentence"] == clean["sentence"]
+    assert noisy.features["label"] == clean.features["label"]
+    assert with_label_noise(clean, 0.3, seed=0)["label"] == noisy["label"]   # the data seed alone decides
+    assert with_label_noise(clean, 0.3, seed=1)["label"] != noisy["label"]
+    assert with_label_noise(clean, 0.0, seed=0)["label"] == clean["label"]
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, "x"])
+def test_noise_rate_outside_unit_interval_is_refused_by_its_flag_name(rate):
+    with pytest.raises(GlueInputError, match="--train_label_noise"):
+        with_label_noise(_dataset(), rate, seed=0)
+
+
+def test_noise_needs_classes():
+    scores = Dataset.from_dict({"sentence": ["a", "b"], "label": [0.5, 1.5]})
+    with pytest.raises(GlueInputError, match="classification"):
+        with_label_noise(scores, 0.2, seed=0)
+
+
+def test_benchmark_arms_cover_the_grid_and_every_start():
+    grid = arm_runs("grid")
+    assert [name for name, _ in grid] == ["erm"] + [f"sam-rho{rho:g}" for rho in SAM_GRID]
+    learned = arm_runs("robust_adam_vq")
+    assert [flags[flags.index("--rho") + 1] for _, flags in learned] == [str(rho) for rho in LETS_STARTS]
+    assert label_of("sam-rho0.01") == "SAM (rho=0.01)" and label_of("erm") == "ERM"
+    assert label_of("lets_sam_paper-rho0.05") == "LETS-SAM paper (rho_0=0.05)"
+    with pytest.raises(SystemExit):
+        parse(["--arms", "grid,bogus"])
