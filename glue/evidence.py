@@ -120,6 +120,23 @@ def run_and_record(out: Path, command: List[str], record: Path, env: Dict[str, s
         print(f"FAILED {out}: see {out / 'run.log'}", flush=True)
 
 
+def run_protocol(runs: List[Tuple[Path, List[str], Path]], jobs: int, dry_run: bool) -> None:
+    """Run every ``(output folder, command, record folder)`` not finished in either folder, ``jobs`` at a time
+    (each with ``cores // jobs`` threads unless ``OMP_NUM_THREADS`` is set); ``dry_run`` prints them only."""
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads)
+    pending = []
+    for out, command, record in runs:
+        if (out / "glue_results.json").exists() and not dry_run:
+            copy_to_record(out, record)  # finished by an earlier invocation: the record gets what it lacks
+        if not any((folder / "glue_results.json").exists() for folder in (out, record)):
+            print(" ".join(command), flush=True)
+            pending.append((out, command, record))
+    if not dry_run:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(lambda run: run_and_record(*run, env), pending))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=("mrpc", "cola"), nargs="+", required=True)
@@ -135,24 +152,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
-    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads)
     try:
         arms(args.arms)
     except ValueError as error:
         parser.error(str(error))
     model = args.model or default_model()
-    pending = []
-    for out, command in commands(args.task, args.output_dir, model, args.data_dir, args.arms):
-        record = Path(args.record_dir) / out.parent.name / out.name
-        if (out / "glue_results.json").exists() and not args.dry_run:
-            copy_to_record(out, record)  # finished by an earlier invocation: the record gets what it lacks
-        if not any((folder / "glue_results.json").exists() for folder in (out, record)):
-            print(" ".join(command), flush=True)
-            pending.append((out, command, record))
-    if not args.dry_run:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda run: run_and_record(*run, env), pending))
+    runs = [(out, command, Path(args.record_dir) / out.parent.name / out.name)
+            for out, command in commands(args.task, args.output_dir, model, args.data_dir, args.arms)]
+    run_protocol(runs, args.jobs, args.dry_run)
 
 
 if __name__ == "__main__":

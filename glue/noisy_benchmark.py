@@ -21,15 +21,13 @@ interrupted ones resume from their last checkpoint, and each finished run's file
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/noisy_benchmark.py` imports glue.*
 
-from glue.evidence import copy_to_record, default_model, run_and_record  # noqa: E402
+from glue.evidence import default_model, run_protocol  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAM_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)  # from where SAM trains as ERM does to where it stops training
@@ -128,19 +126,7 @@ def parse(argv: Sequence[str] = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] = None) -> None:
     args = parse(argv)
-    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads)
-    model = args.model or default_model()
-    pending = []
-    for out, command, record in commands(args, model):
-        if (out / "glue_results.json").exists() and not args.dry_run:
-            copy_to_record(out, record)
-        if not any((folder / "glue_results.json").exists() for folder in (out, record)):
-            print(" ".join(command), flush=True)
-            pending.append((out, command, record))
-    if not args.dry_run:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda run: run_and_record(*run, env), pending))
+    run_protocol(commands(args, args.model or default_model()), args.jobs, args.dry_run)
 
 
 if __name__ == "__main__":
