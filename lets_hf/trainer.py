@@ -36,11 +36,14 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+from transformers.utils import logging
 
 from .batchnorm import frozen_batchnorm_stats
 from .foreach import global_norm
 from .optimizer import LETSOptimizer
 from .validation import ValidationBatches
+
+logger = logging.get_logger(__name__)
 
 
 class _HyperStepCallback(TrainerCallback):
@@ -107,6 +110,9 @@ class LETSTrainerMixin:
             raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
                              "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
         radius = args.build_radius(total_steps=self._lets_total_steps)
+        stuck = radius.stuck_warning(self._lets_total_steps) if radius.learns and self._lets_total_steps else None
+        if stuck:
+            logger.warning(stuck)
         perturbation = args.build_perturbation(total_steps=self._lets_total_steps)
         return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=perturbation, radius=radius, **base_kwargs)
 

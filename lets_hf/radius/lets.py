@@ -34,7 +34,7 @@ Adam's / AdamW's step instead (:mod:`lets_hf.radius.descent`).
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -114,6 +114,31 @@ class LETSRadius(RadiusController):
     def hyper_step_due(self, step_number: int) -> bool:
         """Whether optimizer step number ``step_number`` (1-based) gets a hyper step."""
         return step_number % self.interval == 0
+
+    def reach(self, total_steps: int) -> float:
+        """The largest factor by which ``rho`` can change over a run of ``total_steps`` optimizer steps.
+
+        Adam moves ``log rho`` by its rate per update when its gradient ``h * rho`` keeps its sign and size,
+        so over the run's ``U = total_steps // interval`` updates ``log rho`` travels about
+        ``sum_k lr * lr_decay^k``; the factor is ``exp`` of that. (A gradient that grows from update to update
+        lengthens Adam's steps, by at most ``(1 - beta1) / sqrt(1 - beta2)``, 3.16 for the default betas.)
+        """
+        updates = total_steps // self.interval
+        decay = self.lr_decay
+        travel = self.lr * (updates if decay == 1 else (1 - decay ** updates) / (1 - decay))
+        return math.exp(travel)
+
+    def stuck_warning(self, total_steps: int, threshold: float = 1.1) -> Optional[str]:
+        """A message when ``rho`` cannot change by more than ``threshold`` over the run (see :meth:`reach`)."""
+        factor = self.reach(total_steps)
+        if factor >= threshold:
+            return None
+        updates = max(total_steps // self.interval, 1)
+        return (f"the learned radius can change by at most a factor {factor:.3f} over this run ({updates} hyper "
+                f"updates at rho_lr {self.lr:g}, decay {self.lr_decay:g}): it will stay near rho_0 = {self.rho:g}, "
+                f"which makes LETS-SAM SAM at rho_0. Raise rho_lr to about {math.log(10) / updates:.2g} (a factor "
+                f"10 over the run), or set rho_travel (e.g. --lets_preset robust) so that the rate follows the "
+                f"run's length")
 
     def update(self, hypergradient: Tensor) -> None:
         """One Adam step on ``log rho`` with gradient ``hypergradient * rho``; skipped if not finite."""
