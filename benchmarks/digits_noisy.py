@@ -43,6 +43,7 @@ LEARNED_RULES: Dict[str, Dict[str, object]] = {
     "paper": {"preset": "paper", "val_batch": BATCH},
     "robust": {"preset": "robust", "val_batch": BATCH},
     "robust_vq": {"preset": "robust", "val_batch": BATCH // 4},  # the val pass at a quarter of a pass
+    "robust_i4": {"preset": "robust", "val_batch": BATCH, "interval": 4},  # a full val pass every 4th step
 }
 
 
@@ -67,7 +68,9 @@ def build_optimizer(model: torch.nn.Module, rho: float, rule: Optional[str], tot
     """SGD (momentum 0.9, weight decay 5e-4) inside SAM at a fixed ``rho``, or LETS-SAM with ``rule``."""
     radius = rho
     if rule is not None:
-        radius = LETSRadius(rho=rho, **radius_settings(LEARNED_RULES[rule]["preset"], total_steps=total_steps))
+        settings = LEARNED_RULES[rule]
+        radius = LETSRadius(rho=rho, **radius_settings(settings["preset"], total_steps=total_steps,
+                                                       interval=int(settings.get("interval", 1))))
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 

@@ -48,7 +48,7 @@ def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> List[st
     """The training setup shared by every run: AdamW as in the paper's GLUE setup (eps 1e-6, linear warmup and
     decay, clipping 1.0), the last epoch's model scored (no model selection on the dev set). SST-2's rows are
     mostly short phrases (13 tokens on average, batches of 32 padded to 41), so batches group rows of similar
-    length (the stock ``group_by_length``)."""
+    length (the stock ``train_sampling_strategy="group_by_length"``)."""
     return ["--task_name", task, "--max_train_samples", str(rows), "--train_label_noise", str(noise),
             "--label_noise_seed", "0", "--max_seq_length", "64", "--per_device_train_batch_size", "32",
             "--learning_rate", "1e-4", "--num_train_epochs", str(epochs), "--warmup_steps", "0.1",
@@ -56,7 +56,7 @@ def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> List[st
             "--adam_epsilon", "1e-6", "--lets_base_optim", "adamw_torch", "--eval_strategy", "no",
             "--save_strategy", "epoch", "--save_total_limit", "1", "--save_final_model", "false",
             "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", "4",
-            "--group_by_length", "true"]  # batches of similar length: a third of the padding, a third of the time
+            "--train_sampling_strategy", "group_by_length"]  # batches of similar length: a third of the padding
 
 
 Run = Tuple[str, List[str]]
