@@ -45,3 +45,15 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
     assert label_of("lets_sam_paper-rho0.05") == "LETS-SAM paper (rho_0=0.05)"
     with pytest.raises(SystemExit):
         parse(["--arms", "grid,bogus"])
+
+
+@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam_vq"])
+def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
+    """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""
+    from glue.noisy_benchmark import fixed_settings
+    from glue.run_glue import parse_arguments
+
+    for _, flags in arm_runs(arm):
+        _, data_args, training_args = parse_arguments(
+            [*fixed_settings("sst2", 100, 0.3, 1), *flags, "--output_dir", str(tmp_path)])
+        assert data_args.train_label_noise == 0.3 and training_args.train_sampling_strategy == "group_by_length"
