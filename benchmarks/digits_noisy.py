@@ -74,13 +74,13 @@ def build_optimizer(model: torch.nn.Module, rho: float, rule: Optional[str], tot
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
-def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=None) -> dict:
+def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=None, epochs: int = EPOCHS) -> dict:
     """One run: ``method`` is ``erm``, ``sam`` or ``lets_sam`` (with ``rule``); returns its record."""
     x, y, x_test, y_test = data or noisy_digits()
     torch.manual_seed(seed)
     model = mlp()
     steps_per_epoch = math.ceil(len(x) / BATCH)
-    total = EPOCHS * steps_per_epoch
+    total = epochs * steps_per_epoch
     if method == "erm":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     else:
@@ -90,7 +90,7 @@ def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=N
     val_batch = int(LEARNED_RULES[rule]["val_batch"]) if rule else BATCH
     val_generator = torch.Generator().manual_seed(10_000 + seed)
     rhos, start = [], time.perf_counter()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(BATCH):
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()

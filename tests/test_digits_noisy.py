@@ -1,0 +1,59 @@
+"""The digits benchmark of the learned radius: its data, its runs and its records (two-epoch runs)."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import digits_noisy  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return digits_noisy.noisy_digits()
+
+
+def test_noise_flips_forty_percent_of_the_training_labels_only(data):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    _, _, y_train, y_test = train_test_split(x, y, test_size=0.3, stratify=y, random_state=0)
+    noisy, clean_test = data[1], data[3]
+    assert (noisy.numpy() != y_train).mean() == pytest.approx(0.4, abs=1 / len(y_train))
+    assert (clean_test.numpy() == y_test).all()
+
+
+def test_a_learned_run_records_its_radius_per_epoch(data):
+    record = digits_noisy.train("lets_sam", 0.05, seed=0, rule="robust_i4", data=data, epochs=2)
+    assert len(record["rho_per_epoch"]) == 2 and record["rho_final"] != 0.05
+    assert record["steps"] == 2 * 20 and 0.0 <= record["test_accuracy"] <= 1.0
+    fixed = digits_noisy.train("sam", 0.05, seed=0, data=data, epochs=2)
+    assert fixed["rho_per_epoch"] == [0.05, 0.05]
+    assert digits_noisy.train("sam", 0.05, seed=0, data=data, epochs=2)["test_accuracy"] == fixed["test_accuracy"]
+
+
+def test_command_skips_recorded_runs_and_summarizes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(digits_noisy, "EPOCHS", 1)
+    monkeypatch.setattr(digits_noisy, "train", lambda *a, **k: _fake_record(*a))
+    digits_noisy.main(["--arms", "grid,robust", "--seeds", "0", "--record_dir", str(tmp_path)])
+    assert len(list(tmp_path.glob("*.json"))) == 7 + 4
+    (tmp_path / "erm-seed0.json").write_text(json.dumps({**_fake_record("erm", 0.0, 0), "test_accuracy": 0.5}))
+    digits_noisy.main(["--arms", "grid", "--seeds", "0", "--record_dir", str(tmp_path)])
+    assert json.loads((tmp_path / "erm-seed0.json").read_text())["test_accuracy"] == 0.5   # kept, not rerun
+    capsys.readouterr()
+    digits_noisy.main(["--summarize", "--record_dir", str(tmp_path)])
+    table = capsys.readouterr().out
+    assert "| ERM | 1 | 50.0 |" in table and "LETS-SAM robust (rho_0=0.5)" in table
+    assert (tmp_path / "rho_digits.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        digits_noisy.main(["--arms", "grid,bogus", "--record_dir", str(tmp_path)])
+
+
+def _fake_record(method, rho, seed, rule=None, *_):
+    learned = method == "lets_sam"
+    return {"method": method, "rule": rule, "rho_initial": rho if method != "erm" else None, "seed": seed,
+            "test_accuracy": 0.9, "rho_final": 0.3 if learned else (rho or None), "steps": 14,
+            "rho_per_epoch": [0.2, 0.3] if learned else [rho, rho], "wall_time_s": 1.0}
