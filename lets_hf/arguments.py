@@ -16,7 +16,8 @@ from typing import Optional, Tuple
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
-from .perturbation import PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule, build_perturbation
+from .perturbation import (ESAM_FORMS, LOOKSAM_SPLITS, PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule,
+                           build_perturbation)
 from .radius import (DEFAULT_PRESET, DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius,
                      LRProportionalRadius, RadiusController, radius_settings)
 from .radius.lets import TRAIN_TERMS
@@ -79,10 +80,17 @@ class LETSArgumentsMixin:
     esam_beta: Optional[float] = field(default=None, metadata={"help": "ESAM's share of perturbed tensors (0.5)."})
     esam_gamma: Optional[float] = field(default=None, metadata={
         "help": "ESAM's share of examples kept by data selection; only 1 (no selection) in LETSTrainer."})
+    esam_form: Optional[str] = field(default=None, metadata={
+        "help": "ESAM's weight perturbation: official (Du et al.'s code: ascent norm over the selected tensors, "
+                "every tensor descends with g_hat) or clean_unselected (norm over all, the others descend with g).",
+        "choices": list(ESAM_FORMS)})
     rst_p: Optional[float] = field(default=None, metadata={"help": "RST's probability of a SAM step (0.5)."})
     looksam_k: Optional[int] = field(default=None, metadata={"help": "LookSAM: a full SAM step every k steps (5)."})
     looksam_alpha: Optional[float] = field(default=None, metadata={
         "help": "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient (0.7)."})
+    looksam_split: Optional[str] = field(default=None, metadata={
+        "help": "LookSAM / AE-LookSAM: split g_s against g over the whole gradient (whole, the paper's Algorithm 1) "
+                "or per tensor (tensor, as pytorch_optimizer).", "choices": list(LOOKSAM_SPLITS)})
     ae_delta: Optional[float] = field(default=None, metadata={"help": "AE-SAM: decay of the moving averages (0.9)."})
     ae_lambda1: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the start (1)."})
     ae_lambda2: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the end (-1)."})

@@ -171,8 +171,11 @@ class LETSOptimizer(Optimizer):
             rho = self._rho_used
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             scale = rho.new_ones(()) if inv_grad_scale is None else inv_grad_scale.to(rho)
-            self.radius.hvp.product_(self._buffers(self._kept, params), params=params, grads=grads, rho=rho,
-                                     inv_grad_scale=scale, loss_closure=loss_closure)
+            b = self._buffers(self._kept, params)
+            self.radius.hvp.product_(b, params=params, grads=grads, rho=rho, inv_grad_scale=scale,
+                                     loss_closure=loss_closure)
+            ascent = self._buffers(self._ascent, params) if self.rule.needs_ascent_gradient else []
+            self.rule.descent_derivative_(params, b, grads, ascent)  # b: the derivative of the rule's descent
         foreach.copy_(params, self._buffers(self._saved, params))
         if self.rule.needs_ascent_gradient:
             self.rule.descent_gradient_(params, [p.grad for p in params], self._buffers(self._ascent, params))
@@ -191,6 +194,8 @@ class LETSOptimizer(Optimizer):
         if self._perturbed:
             raise RuntimeError("step() called on perturbed weights: call unperturb() (or second_step()) first")
         self._step_lrs = [group["lr"] for group in self.param_groups]
+        if self._learning:
+            self.radius.descent.before_step(self._kept, self.base_optimizer)
         loss = self.base_optimizer.step(closure)
         if self._learning:
             self.radius.descent.apply_(self._kept, self.base_optimizer)  # b -> J b, with g_hat still in .grad

@@ -1,4 +1,5 @@
-"""Every SAM variant against its paper's definition, alone and with the learned radius."""
+"""Every SAM variant against its paper's definition or its authors' code, alone and with the learned radius."""
+import copy
 import math
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.arguments import SAM_FAMILY
 from lets_hf.foreach import dot
-from lets_hf.perturbation import (ESAM, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS, get_perturbation,
-                                  sharpness_sensitive_subset)
+from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, VARIANT_CHOICES, AdaptivePolicy, LookSAM, PERTURBATIONS,
+                                  get_perturbation, sharpness_sensitive_subset)
 
 from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from test_optimizer import loss_fn
@@ -33,22 +34,69 @@ def test_gsam_descends_along_g_hat_minus_alpha_times_the_orthogonal_part():
     assert all(torch.equal(a, b) for a, b in zip(grads, g_hat))  # alpha = 0 is SAM
 
 
-def test_esam_perturbs_a_beta_share_of_tensors_and_keeps_g_on_the_rest():
+@pytest.mark.parametrize("form", ESAM_FORMS)
+def test_esam_perturbs_a_beta_share_of_tensors(form):
     params = [torch.zeros(2) for _ in range(2000)]
     grads = [torch.ones(2) for _ in params]
-    rule = ESAM(beta=0.3, seed=4)
+    rule = ESAM(beta=0.3, seed=4, form=form)
     rule.perturbation_(params, grads, torch.tensor(0.1, dtype=torch.float64))
     kept = sum(rule.selected)
     assert abs(kept / 2000 - 0.3) < 0.03
     norm = math.sqrt(sum(float((g * g).sum()) for g in grads))
-    assert norm == pytest.approx(0.1 / 0.3 * math.sqrt(kept / 2000), rel=1e-6)  # rho / beta on the selected share
+    share = 1.0 if form == "official" else math.sqrt(kept / 2000)  # official: the norm is over the selected only
+    assert norm == pytest.approx(0.1 / 0.3 * share, rel=1e-6)
     assert all(bool((g == 0).all()) != keep for g, keep in zip(grads, rule.selected))
     hats, clean = [torch.full((2,), 5.0) for _ in params], [torch.full((2,), 7.0) for _ in params]
     rule.descent_gradient_(params, hats, clean)
-    assert all(float(h[0]) == (5.0 if keep else 7.0) for h, keep in zip(hats, rule.selected))
-    same_draw = ESAM(beta=0.3, seed=4)
+    descends_with_g = form == "clean_unselected"
+    assert all(float(h[0]) == (7.0 if descends_with_g and not keep else 5.0) for h, keep in zip(hats, rule.selected))
+    same_draw = ESAM(beta=0.3, seed=4, form=form)
     same_draw.perturbation_(params, [torch.ones(2) for _ in params], torch.tensor(0.1, dtype=torch.float64))
     assert same_draw.selected == rule.selected  # every rank draws the same subset
+
+
+def authors_esam_step(model, base, x, y, selected, rho, beta, form):
+    """One ESAM step with weight perturbation as Du et al.'s code takes it (``form="official"``): the unselected
+    tensors get no first gradient, the ascent ``rho / beta * g_S / ||g_S||`` moves the selected ones, and every
+    tensor descends with ``g_hat``; ``clean_unselected``: the norm over all, ``g`` for the unselected."""
+    params = list(model.parameters())
+    g = torch.autograd.grad(loss_fn(model(x), y), params)
+    g_selected = [gi if keep else torch.zeros_like(gi) for gi, keep in zip(g, selected)]
+    norm = torch.sqrt(sum((t * t).sum() for t in (g_selected if form == "official" else g)))
+    e = [rho / beta * gi / norm if norm > 0 else torch.zeros_like(gi) for gi in g_selected]  # none selected: 0
+    with torch.no_grad():
+        for p, ei in zip(params, e):
+            p.add_(ei)
+    g_hat = torch.autograd.grad(loss_fn(model(x), y), params)
+    with torch.no_grad():
+        for p, ei in zip(params, e):
+            p.sub_(ei)
+    for p, gh, gi, keep in zip(params, g_hat, g, selected):
+        p.grad = gh if form == "official" or keep else gi
+    base.step()
+    base.zero_grad()
+
+
+@pytest.mark.parametrize("form", ESAM_FORMS)
+def test_esam_follows_the_authors_update_for_ten_steps(form):
+    model = tiny_mlp()
+    reference = copy.deepcopy(model)
+    sgd = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
+    rule = ESAM(beta=0.5, seed=3, form=form)
+    opt = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=rule, radius=0.1, **sgd)
+    base = torch.optim.SGD(reference.parameters(), **sgd)
+    draws = []
+    for step in range(10):
+        x, y = tiny_batches(20 + step)
+        loss_fn(model(x), y).backward()
+        opt.first_step(zero_grad=True)
+        loss_fn(model(x), y).backward()
+        opt.second_step(zero_grad=True)
+        draws.append(sum(rule.selected))
+        authors_esam_step(reference, base, x, y, rule.selected, rho=0.1, beta=0.5, form=form)
+    assert any(0 < n < 4 for n in draws)  # some steps perturb a proper subset
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
 def test_esam_data_selection_keeps_the_largest_loss_rises():
@@ -56,6 +104,8 @@ def test_esam_data_selection_keeps_the_largest_loss_rises():
     perturbed = torch.tensor([1.5, 1.1, 2.0, 0.9])
     assert sorted(sharpness_sensitive_subset(clean, perturbed, 0.5).tolist()) == [0, 2]
     assert sharpness_sensitive_subset(clean, perturbed, 0.1).tolist() == [2]
+    rise = torch.tensor([0.5, 0.1, 1.0, -0.1, 0.3])  # ceil(0.5 * 5) = 3 (the official code keeps int(2.5) - 1 = 1)
+    assert sorted(sharpness_sensitive_subset(torch.zeros(5), rise, 0.5).tolist()) == [0, 2, 4]
 
 
 def test_rst_takes_sam_steps_at_rate_p_identically_on_every_rank():
@@ -79,6 +129,50 @@ def test_looksam_stores_the_orthogonal_part_and_reuses_it():
     for got, want in zip(grads, expected):
         torch.testing.assert_close(got, want)
     assert [rule.plans_sam_step(t) for t in range(6)] == [True, False, False, False, False, True]
+
+
+def _looksam_run(model, step_fn, steps=7):
+    for step in range(steps):
+        x, y = tiny_batches(10 + step)
+        step_fn(model, x, y)
+
+
+@pytest.mark.parametrize("split", ["tensor", "whole"])
+def test_looksam_per_tensor_equals_pytorch_optimizer(split):
+    """``split="tensor"`` is pytorch_optimizer 4.1's LookSAM, in float64 up to its float32 gradient norm and the
+    1e-8 it adds to ``||g_v||`` (4.5e-8 apart after 7 steps); the paper's whole-gradient form, the default, is 4e-2
+    apart."""
+    from pytorch_optimizer import LookSAM as ReferenceLookSAM
+
+    model = tiny_mlp()
+    reference = copy.deepcopy(model)
+    sgd = dict(lr=0.1, momentum=0.9)
+    ours = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=LookSAM(k=3, alpha=0.7, split=split),
+                         radius=0.5, **sgd)
+    theirs = ReferenceLookSAM(reference.parameters(), torch.optim.SGD, rho=0.5, k=3, alpha=0.7, **sgd)
+
+    def our_step(net, x, y):
+        loss_fn(net(x), y).backward()
+        ours.first_step(zero_grad=True)
+        if ours.is_perturbed:
+            loss_fn(net(x), y).backward()
+        ours.second_step(zero_grad=True)
+
+    def their_step(net, x, y):
+        def closure():
+            theirs.zero_grad()
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            return loss
+
+        closure()
+        theirs.step(closure)
+        theirs.zero_grad()
+
+    _looksam_run(model, our_step)
+    _looksam_run(reference, their_step)
+    gap = max(float((p - q).detach().abs().max()) for p, q in zip(model.parameters(), reference.parameters()))
+    assert gap < 1e-6 if split == "tensor" else gap > 1e-3
 
 
 def test_adaptive_policy_switches_on_a_synthetic_gradient_norm_sequence():
@@ -148,3 +242,20 @@ def test_esam_rule_selects_examples_and_the_trainer_refuses_selection(tmp_path):
     with pytest.raises(ValueError, match="esam_gamma < 1"):
         SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="esam", esam_gamma=0.5),
                               train_dataset=token_dataset(32))
+
+
+NAMED_OPTIONS = [("lets_esam", "esam_form", "clean_unselected", "form"),
+                 ("looksam", "looksam_split", "tensor", "split"),
+                 ("lets_ae_looksam", "looksam_split", "tensor", "split")]
+
+
+@pytest.mark.parametrize("optim, option, value, attribute", NAMED_OPTIONS)
+def test_named_variant_options_reach_the_rule_from_lets_arguments(tmp_path, optim, option, value, attribute):
+    from lets_hf.arguments import LETSArguments
+
+    default = LETSArguments(output_dir=str(tmp_path), optim=optim).build_perturbation()
+    assert getattr(default, attribute) == VARIANT_CHOICES[option][0]  # official ESAM, the paper's LookSAM
+    chosen = LETSArguments(output_dir=str(tmp_path), optim=optim, **{option: value}).build_perturbation()
+    assert getattr(chosen, attribute) == value
+    with pytest.raises(ValueError, match=f"{option} must be one of"):
+        LETSArguments(output_dir=str(tmp_path), optim=optim, **{option: "bogus"})

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from lets_hf.arguments import SAM_FAMILY, parse_sam_family
-from lets_hf.perturbation import VARIANT_OPTIONS
+from lets_hf.perturbation import VARIANT_CHOICES, VARIANT_OPTIONS
 from lets_hf.radius import DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS as LETS_PRESETS
 from lets_hf.radius.lets import TRAIN_TERMS
 
@@ -27,7 +27,7 @@ from .presets import PRESETS, default_rho, preset_config
 METHODS = {"erm": (None, False), **{name: parse_sam_family(name) for name in SAM_FAMILY}}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 # every variant's options (asam_xi, gsam_alpha, looksam_k, ...), as lets_hf names them
-VARIANT_FLAGS = {option: int if option == "looksam_k" else float
+VARIANT_FLAGS = {option: str if option in VARIANT_CHOICES else int if option == "looksam_k" else float
                  for options in VARIANT_OPTIONS.values() for option in options}
 
 
@@ -78,9 +78,11 @@ class TrainConfig:
     gsam_alpha: Optional[float]
     esam_beta: Optional[float]
     esam_gamma: Optional[float]
+    esam_form: Optional[str]
     rst_p: Optional[float]
     looksam_k: Optional[int]
     looksam_alpha: Optional[float]
+    looksam_split: Optional[str]
     ae_delta: Optional[float]
     ae_lambda1: Optional[float]
     ae_lambda2: Optional[float]
@@ -171,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lets_descent", choices=sorted(DESCENT_FORMS),
         help="the descent step the hypergradient differentiates: sgd (paper) or adam (--optimizer adam/adamw)")
     for option, kind in VARIANT_FLAGS.items():
-        add(f"--{option}", type=kind, help="a SAM variant's option (see the variants table of the README)")
+        add(f"--{option}", type=kind, choices=VARIANT_CHOICES.get(option),
+            help="a SAM variant's option (see the variants table of the README)")
     add("--mixed_precision", choices=("no", "bf16", "fp16"))
     add("--num_workers", type=int, help="data-loader worker processes")
     add("--train_eval_size", type=int, help="training examples evaluated each epoch for the gap L(test) - L(train)")

@@ -58,9 +58,11 @@ DEFAULTS: Dict[str, Any] = {
     "gsam_alpha": None,        # None: each variant's paper default (lets_hf/perturbation)
     "esam_beta": None,
     "esam_gamma": None,
+    "esam_form": None,
     "rst_p": None,
     "looksam_k": None,
     "looksam_alpha": None,
+    "looksam_split": None,
     "ae_delta": None,
     "ae_lambda1": None,
     "ae_lambda2": None,

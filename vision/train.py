@@ -12,6 +12,7 @@ validation batch ``V`` drawn from the training set:
    gradient, as in SAM); ``first_step`` moves to ``theta_t + rho_t d``.
 2. ``L(B; theta_t + rho_t d)`` forward and backward (gradients averaged over processes), with
    BatchNorm statistics frozen; ``second_step`` restores ``theta_t`` and takes the base step.
+   ESAM with ``--esam_gamma`` < 1 runs this pass on the examples its data selection keeps only.
 3. At ``theta_{t+1}``: ``L(V)`` and ``L(B)`` under ``no_sync`` with BatchNorm frozen;
    ``hyper_step`` updates ``rho`` (the hypergradient is averaged over processes).
 
@@ -144,13 +145,17 @@ class Stepper:
         logits = self.model(images)
         return F.cross_entropy(logits.float(), labels, reduction="none"), logits
 
-    def descent_loss(self, images: Tensor, labels: Tensor, clean_losses: Tensor) -> Tensor:
-        """The perturbed pass's loss; for ESAM, over the examples its data selection keeps."""
-        select = getattr(self.optimizer.rule, "select_examples", None)
-        if select is None:
-            return self.loss(images, labels)[0]
-        losses = self.example_losses(images, labels)[0]
-        return losses[select(clean_losses, losses)].mean()
+    def descent_batch(self, images: Tensor, labels: Tensor, clean_losses: Tensor) -> Tuple[Tensor, Tensor]:
+        """The perturbed pass's examples: all, or those ESAM's data selection keeps (``esam_gamma`` < 1), found
+        from per-example losses at the perturbed weights in a pass without gradient, as in the official code;
+        the perturbed pass then runs on them alone (ESAM's saving; BatchNorm normalises with their statistics)."""
+        rule = self.optimizer.rule
+        if not getattr(rule, "selects_examples", False):
+            return images, labels
+        with torch.no_grad():
+            perturbed_losses = self.example_losses(images, labels)[0]
+        kept = rule.select_examples(clean_losses, perturbed_losses)
+        return images[kept], labels[kept]
 
     def loss(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.model(images)
@@ -170,9 +175,11 @@ class Stepper:
             self.accelerator.backward(loss)
         self.optimizer.first_step(zero_grad=True, train_loss=loss.detach())
         with frozen_batchnorm_stats(self.model):
+            kept_images, kept_labels = images, labels
             if self.optimizer.is_perturbed:
-                self.accelerator.backward(self.descent_loss(images, labels, losses.detach()))
-            closure = (lambda: self.loss(images, labels)[0]) if self._exact_hvp else None
+                kept_images, kept_labels = self.descent_batch(images, labels, losses.detach())
+                self.accelerator.backward(self.loss(kept_images, kept_labels)[0])
+            closure = (lambda: self.loss(kept_images, kept_labels)[0]) if self._exact_hvp else None
             self.optimizer.second_step(zero_grad=True, loss_closure=closure)
         if self.optimizer.hyper_step_due:
             self._hyper_step(images, labels)

@@ -1,16 +1,32 @@
 """AE-SAM and AE-LookSAM: Jiang, Yang, Zhang, Kwok, "An Adaptive Policy to Employ
-Sharpness-Aware Minimization", ICLR 2023.
+Sharpness-Aware Minimization", ICLR 2023 (arXiv 2304.14647). No code has been published.
 
-SAM is worth its second pass where the loss surface is sharp. The squared norm of the stochastic
-gradient, ``x_t = ||g_t||^2``, is modelled as Gaussian with exponential moving averages
-``mu_t = delta mu_{t-1} + (1 - delta) x_t`` and
-``sigma2_t = delta sigma2_{t-1} + (1 - delta) (x_t - mu_t)^2``; the step is a SAM step when
-``x_t >= mu_t + c_t sigma_t``, an ERM step otherwise. ``c_t`` moves linearly from ``lambda1`` to
-``lambda2`` over the run (so SAM becomes more frequent), as in the paper's schedule; ``delta =
-0.9``, ``lambda1 = 1``, ``lambda2 = -1`` are its defaults as read here. The decision needs the
-first pass, so a distributed run averages ``x_t`` over ranks (one decision for all) and averages
-the gradient of an ERM step. AE-LookSAM applies the policy to LookSAM: its ERM steps reuse the
-stored orthogonal component.
+SAM is worth its second pass where the loss surface is sharp, and the paper measures sharpness by
+the squared norm of the stochastic gradient, modelled as Gaussian. Its method (Section 3: the
+adaptive policy, AE-SAM's algorithm and AE-LookSAM's), line by line, and what implements each:
+
+1. ``x_t = ||grad L(B_t; w_t)||^2``, the squared norm of the first pass's gradient:
+   :meth:`AdaptivePolicy.decide` (under DDP the mean over ranks of each rank's ``x_t``, so that
+   every rank takes the same decision).
+2. ``mu_t = delta mu_{t-1} + (1 - delta) x_t``, the moving average of the mean: the first line of
+   :meth:`AdaptivePolicy.use_sam`.
+3. ``sigma_t^2 = delta sigma_{t-1}^2 + (1 - delta) (x_t - mu_t)^2``, the moving average of the
+   variance, with the ``mu_t`` just updated: its second line. ``delta = 0.9`` (``ae_delta``).
+4. ``w_t`` is in a sharp region, and the step is a SAM step, if ``x_t >= mu_t + c_t sigma_t``:
+   its third line, read by :meth:`AESAM.keeps_sam_step` after the first pass; otherwise an ERM
+   step ``w_{t+1} = w_t - eta g_t`` on the first pass's gradient (one pass).
+5. ``c_t``, linear in ``t`` over the ``T`` steps of the run, so that the threshold falls and SAM
+   steps become more frequent as training proceeds: :meth:`AdaptivePolicy.threshold_factor`.
+6. AE-LookSAM: the same policy chooses between LookSAM's two updates; a SAM step computes and
+   stores ``g_v`` (:class:`~lets_hf.perturbation.looksam.LookSAM`), an ERM step descends along
+   ``g + alpha (||g|| / ||g_v||) g_v`` with the stored ``g_v``.
+
+Our readings, where the paper leaves a choice: ``mu`` and ``sigma^2`` start at 0; the statistics
+take ``x_t`` before the comparison of step ``t`` (2-3 before 4); ``c_t`` runs from ``ae_lambda1``
+at the first step to ``ae_lambda2`` at the last, ``c_t = lambda1 + (lambda2 - lambda1) t / (T - 1)``,
+with the defaults 1 and -1 (a constant ``ae_lambda1`` when the horizon is unknown). Mind the names:
+the transcription in junaidaliop/zij (``docs/math/aesam.md``) writes
+``c_t = (t / T) lambda_1 + (1 - t / T) lambda_2``, where ``lambda_1`` is the value at the end.
 """
 from __future__ import annotations
 
@@ -79,8 +95,8 @@ class AESAM(SAM):
 class AELookSAM(LookSAM):
     name = "ae_looksam"
 
-    def __init__(self, alpha: float = 0.7, **policy: Any):
-        super().__init__(k=1, alpha=alpha)
+    def __init__(self, alpha: float = 0.7, split: str = "whole", **policy: Any):
+        super().__init__(k=1, alpha=alpha, split=split)
         self.policy = AdaptivePolicy(**policy)
 
     def plans_sam_step(self, step: int) -> bool:

@@ -10,7 +10,9 @@ so through two decisions: :meth:`~PerturbationRule.plans_sam_step`, known before
 (RST, LookSAM: the first pass then runs with the usual DDP sync), and
 :meth:`~PerturbationRule.keeps_sam_step`, taken from the first pass's gradient (AE-SAM). A rule
 may also change the gradient of the descent step (:meth:`~PerturbationRule.descent_gradient_`,
-GSAM, ESAM, LookSAM) or of an ERM step (:meth:`~PerturbationRule.erm_gradient_`, LookSAM).
+GSAM, LookSAM, ESAM's ``clean_unselected`` form) or of an ERM step (:meth:`~PerturbationRule.erm_gradient_`,
+LookSAM). A rule that changes the descent gradient also gives its derivative in rho
+(:meth:`~PerturbationRule.descent_derivative_`), so that LETS differentiates the step the rule takes.
 """
 from __future__ import annotations
 
@@ -54,6 +56,12 @@ class PerturbationRule(ABC):
     def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
                           ascent_grads: Sequence[Tensor]) -> None:
         """After a SAM step's second pass: turn ``g_hat`` (in ``grads``) into the descent gradient."""
+
+    def descent_derivative_(self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor],
+                            ascent_grads: Sequence[Tensor]) -> None:
+        """On a LETS step, before :meth:`descent_gradient_`: turn ``b = d g_hat / d rho`` (in ``b``) into the
+        derivative in rho of the descent gradient, with ``g_hat`` in ``grads`` and ``g`` in ``ascent_grads`` (empty
+        unless ``needs_ascent_gradient``). The default, a descent along ``g_hat``, leaves ``b`` as it is."""
 
     def erm_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
         """On an ERM step: turn ``g`` (in ``grads``) into the descent gradient."""

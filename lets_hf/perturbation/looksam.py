@@ -5,7 +5,18 @@ A full SAM step every ``k`` steps (k = 5 in the paper). There the SAM gradient `
 into its part along the clean gradient ``g`` and the rest,
 ``g_v = g_s - (<g, g_s> / ||g||^2) g``, which is stored. On the steps in between, one
 forward+backward gives ``g`` and the descent uses ``g + alpha (||g|| / ||g_v||) g_v``
-(alpha = 0.7 in the paper). The paper's layer-wise variant (for LAMB) is not implemented.
+(alpha = 0.7 in the paper). No official code exists; ``split`` says over what the inner products
+and norms run:
+
+- ``"whole"`` (the default): the whole gradient, all tensors together, as the paper's
+  Algorithm 1 writes ``g``, ``g_s`` and ``g_v`` (vectors of the whole model).
+- ``"tensor"``: each parameter tensor on its own, as the public implementations do
+  (``pytorch_optimizer``'s ``LookSAM``, and the most used standalone one); a test checks it against
+  ``pytorch_optimizer`` 4.1.
+
+``whole`` stays the default because it is the paper's algorithm as written, which a reproduction of
+the paper's baseline should get. The paper's layer-wise variant for LAMB (a per-layer rescaling
+of the update) is not implemented.
 """
 from __future__ import annotations
 
@@ -17,17 +28,21 @@ from torch import Tensor
 from ..foreach import dot, global_norm, safe_scale
 from .sam import SAM
 
+LOOKSAM_SPLITS = ("whole", "tensor")
+
 
 class LookSAM(SAM):
     name = "looksam"
     needs_ascent_gradient = True
 
-    def __init__(self, k: int = 5, alpha: float = 0.7):
+    def __init__(self, k: int = 5, alpha: float = 0.7, split: str = "whole"):
         if not (isinstance(k, int) and k >= 1):
             raise ValueError(f"looksam_k must be an integer >= 1, got {k!r}")
         if not alpha >= 0:
             raise ValueError(f"looksam_alpha must be >= 0, got {alpha!r}")
-        self.k, self.alpha = k, float(alpha)
+        if split not in LOOKSAM_SPLITS:
+            raise ValueError(f"looksam_split must be one of {list(LOOKSAM_SPLITS)}, got {split!r}")
+        self.k, self.alpha, self.split = k, float(alpha), split
         self.orthogonal: Dict[Tensor, Tensor] = {}  # g_v of the last SAM step, by parameter
 
     def plans_sam_step(self, step: int) -> bool:
@@ -36,18 +51,25 @@ class LookSAM(SAM):
     def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
                           ascent_grads: Sequence[Tensor]) -> None:
         clean, grads = list(ascent_grads), list(grads)
-        along = safe_scale(dot(clean, grads), dot(clean, clean))  # <g, g_s> / ||g||^2
+        if self.split == "whole":  # <g, g_s> / ||g||^2
+            along = [safe_scale(dot(clean, grads), dot(clean, clean))] * len(clean)
+        else:
+            along = [safe_scale(dot([g], [s]), dot([g], [g])) for g, s in zip(clean, grads)]
         stored = [self.orthogonal.setdefault(p, torch.empty_like(g)) for p, g in zip(params, grads)]
         torch._foreach_copy_(stored, grads)
-        torch._foreach_add_(stored, torch._foreach_mul(clean, -along.to(clean[0].dtype)))
+        torch._foreach_sub_(stored, torch._foreach_mul(clean, [a.to(clean[0].dtype) for a in along]))
 
     def erm_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
         pairs = [(g, self.orthogonal[p]) for p, g in zip(params, grads) if p in self.orthogonal]
         if not pairs:
             return  # no SAM step yet
         grads_with, stored = [g for g, _ in pairs], [v for _, v in pairs]
-        scale = self.alpha * safe_scale(global_norm(grads), global_norm(stored))
-        torch._foreach_add_(grads_with, torch._foreach_mul(stored, scale.to(stored[0].dtype)))
+        if self.split == "whole":  # alpha ||g|| / ||g_v||
+            scales = [self.alpha * safe_scale(global_norm(grads_with), global_norm(stored))] * len(stored)
+        else:
+            scales = [self.alpha * safe_scale(n, v)
+                      for n, v in zip(torch._foreach_norm(grads_with), torch._foreach_norm(stored))]
+        torch._foreach_add_(grads_with, torch._foreach_mul(stored, [s.to(stored[0].dtype) for s in scales]))
 
     def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
         return {"orthogonal": {i: self.orthogonal[p].clone() for i, p in enumerate(params) if p in self.orthogonal}}
@@ -57,4 +79,4 @@ class LookSAM(SAM):
                            for i, v in state.get("orthogonal", {}).items()}
 
     def __repr__(self) -> str:
-        return f"LookSAM(k={self.k}, alpha={self.alpha})"
+        return f"LookSAM(k={self.k}, alpha={self.alpha}, split={self.split!r})"

@@ -3,8 +3,15 @@
 LETS differentiates the upper objective at ``theta_{t+1}`` through the descent step taken with the
 SAM gradient ``g_hat(rho)``, whose derivative is ``b = d g_hat / d rho`` (:mod:`.hvp`). The
 paper (Wang et al., ECCV 2024, Algorithm 1) writes that step as SGD's,
-``theta_{t+1} = theta_t - eta g_hat``, so ``J = I`` (``sgd``; exact for SGD with or without
-momentum, whose buffer adds ``(1 - dampening) g_hat``). Adam and AdamW (Kingma & Ba 2015;
+``theta_{t+1} = theta_t - eta g_hat``, so ``J = I`` (``sgd``). With ``torch.optim.SGD`` as the base
+optimizer, ``sgd`` is exact: torch steps by ``-eta u`` with ``d = g_hat + lambda theta_t`` (weight
+decay ``lambda``; negated under ``maximize``), the buffer ``m = d`` at its first step and
+``m = mu m + (1 - dampening) d`` after, and ``u = m``, or ``u = d + mu m`` with ``nesterov``. Only
+``g_hat`` depends on rho, so per tensor ``J = c I`` with ``c = k``, or ``c = 1 + mu k`` with nesterov,
+where ``k = 1`` at the buffer's first step and ``1 - dampening`` after (``c = 1`` without momentum;
+``-c`` under ``maximize``). Plain momentum without dampening or nesterov gives ``c = 1``, the
+paper's form; ``c`` is read from the buffer's state before the step. With another base optimizer,
+``sgd`` is the paper's ``J = I`` as an approximation. Adam and AdamW (Kingma & Ba 2015;
 Loshchilov & Hutter 2019) step by ``-eta m_hat / D`` with ``m = beta1 m + (1 - beta1) g_hat``,
 ``v = beta2 v + (1 - beta2) g_hat^2``, ``m_hat = m / c1``, ``v_hat = v / c2``
 (``c_i = 1 - beta_i^t``) and ``D = sqrt(v_hat) + eps``; their decoupled weight decay does not
@@ -20,7 +27,7 @@ applied before the step, is not differentiated (as in the paper).
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Dict, Tuple
 
 import torch
@@ -36,18 +43,34 @@ class DescentJacobian(ABC):
     def check(self, base_optimizer: Optimizer) -> None:
         """Raise ValueError where this form does not describe ``base_optimizer``'s step."""
 
-    @abstractmethod
+    def before_step(self, b: Dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
+        """Just before the base optimizer's step: the part of ``J`` that depends on the state before it."""
+
     def apply_(self, b: Dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
-        """``b[p] <- J b[p]`` for every parameter ``p`` in ``b``, with ``g_hat`` in ``p.grad``."""
+        """After the step: ``b[p] <- J b[p]`` for every parameter ``p`` in ``b``, with ``g_hat`` in ``p.grad``."""
 
 
 class SGDJacobian(DescentJacobian):
-    """``J = I``: the paper's SGD step."""
+    """``J = I``, the paper's SGD step; ``J = c I`` per tensor for ``torch.optim.SGD`` (module docstring)."""
 
     name = "sgd"
 
-    def apply_(self, b, base_optimizer) -> None:
-        pass
+    @torch.no_grad()
+    def before_step(self, b, base_optimizer) -> None:
+        if not isinstance(base_optimizer, torch.optim.SGD):
+            return
+        for group in base_optimizer.param_groups:
+            for p in group["params"]:
+                if p in b:
+                    b[p].mul_(self.factor(group, base_optimizer.state[p].get("momentum_buffer") is not None))
+
+    @staticmethod
+    def factor(group, has_buffer: bool) -> float:
+        """``c``: the derivative of torch's SGD update ``u`` by ``g_hat``, per tensor."""
+        momentum = group.get("momentum", 0.0)
+        k = 1 - group.get("dampening", 0.0) if has_buffer else 1.0
+        c = (1 + momentum * k if group.get("nesterov") else k) if momentum else 1.0
+        return -c if group.get("maximize") else c
 
 
 class AdamJacobian(DescentJacobian):
