@@ -1,4 +1,7 @@
-"""Dependencies by need: the library's core imports only torch, and every folder's imports are declared.
+"""Who imports what: the layers of docs/design.md, and dependencies by need.
+
+The library never imports a script, and only its Hugging Face front end imports transformers; the core
+imports only torch, and every folder's imports are declared.
 
 ``pip install lets_hf`` installs ``install_requires`` of ``setup.cfg``; each experiment folder has its extra
 (``pip install -e ".[glue]"``), the tests have ``[dev]``.
@@ -87,17 +90,32 @@ def declared():
     return {None: core, **{extra: expand(extra, {extra}) for extra in raw if extra is not None}}
 
 
-def third_party_imports(folder: str):
-    """Top-level modules imported anywhere (module level or lazily) in ``folder``'s Python files."""
-    local = {p.stem for p in ROOT.rglob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
+def top_level_imports(path):
+    """Top-level names of every module ``path`` imports, at module level or lazily (relative imports: ".")."""
     found = set()
-    for path in (ROOT / folder).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m not in local and m != "__future__"}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module.split(".")[0] if node.level == 0 else ".")
+    return found
+
+
+def third_party_imports(folder: str):
+    """Top-level modules from outside the repository and the standard library imported in ``folder``."""
+    local = {p.stem for p in ROOT.rglob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
+    found = set().union(*(top_level_imports(path) for path in (ROOT / folder).rglob("*.py")))
+    return {m for m in found if m not in sys.stdlib_module_names and m not in local and m not in (".", "__future__")}
+
+
+def test_the_library_imports_no_script_and_only_its_front_end_imports_transformers():
+    scripts = {"glue", "translation", "vision", "benchmarks", "examples", "tests"}
+    front_end = {ROOT / (name.replace(".", "/") + ".py") for name in HF_FRONT_END}
+    for path in (ROOT / "lets_hf").rglob("*.py"):
+        imported = top_level_imports(path)
+        assert not imported & scripts, f"{path.relative_to(ROOT)} imports the scripts {sorted(imported & scripts)}"
+        if path not in front_end:
+            assert "transformers" not in imported, f"{path.relative_to(ROOT)} imports transformers"
 
 
 @functools.lru_cache(maxsize=None)
