@@ -4,7 +4,7 @@
 approximation, rho's Adam learning rate 1e-4 (no decay).
 
 ``robust``: the setting that learned one radius from every starting point in this project's
-measurements (``shared/DESIGN.md``, "What has been measured"): the validation-loss objective
+measurements (``docs/measurements.md``, "Before this code: the design study"): the validation-loss objective
 ``val`` (the paper's Table 6, first row), whose hypergradient changes sign with rho;
 ``b = (g_hat - g) / rho`` (``finite_difference``), which tracks the exact product; and a rate set
 by the run's length, ``lr = travel / U`` for ``U`` hyper updates with ``travel = 24`` (``log rho``

