@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME,
                 ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
 OPTIMIZER_FILES = (OPTIMIZER_NAME, SCHEDULER_NAME)  # the stock Trainer loads both or neither
+LOSS_TALLY_FILE = "loss_tally.json"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 _RNG_STATE = re.compile(r"^rng_state(_\d+)?\.pth$")
 # Parameter-group flags torch fills in itself when it loads an older state, so they tell no optimizer from another.
@@ -148,6 +149,23 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_opti
         raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} cannot be resumed: {'; '.join(problems)}."
                          " Give an earlier checkpoint, or resume_from_checkpoint=True for the newest complete one.")
     return str(resume_from_checkpoint)
+
+
+def write_loss_tally(folder: str, total: float, pending: float, last_logged_step: int) -> None:
+    """Record the Trainer's running training loss in ``folder`` (``total``: the logged intervals' sum, ``pending``:
+    the sum since the last log), so that a run resumed there logs and reports the uninterrupted run's losses."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LOSS_TALLY_FILE), "w") as handle:
+        json.dump({"total": total, "pending": pending, "last_logged_step": last_logged_step}, handle)
+
+
+def read_loss_tally(folder: str) -> Optional[Dict[str, float]]:
+    """What :func:`write_loss_tally` recorded in ``folder``; None for a checkpoint without it."""
+    path = os.path.join(folder, LOSS_TALLY_FILE)
+    if file_problem(path) is not None:
+        return None
+    with open(path) as handle:
+        return json.load(handle)
 
 
 def last_logged(folder: str, key: str) -> Optional[float]:

@@ -41,6 +41,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+from transformers.trainer_pt_utils import nested_gather
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from . import checkpoints
@@ -67,6 +69,16 @@ class _HyperStepCallback(TrainerCallback):
         self.trainer.lets_hyper_step()
 
 
+class _ResumeCallback(TrainerCallback):
+    """At the start of a resumed run, restores the training-loss tally its checkpoint recorded."""
+
+    def __init__(self, trainer: "LETSTrainerMixin"):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._restore_loss_tally()
+
+
 class LETSTrainerMixin:
     """The LETS orchestration shared by :class:`LETSTrainer` and :class:`LETSSeq2SeqTrainer`."""
 
@@ -81,6 +93,9 @@ class LETSTrainerMixin:
         self._sam_step = self._descend = True
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
+        self._resumed_from: Optional[str] = None
+        self._whole_run_loss = False
+        self.add_callback(_ResumeCallback(self))
         family = self.lets_family
         if family is None:
             return
@@ -148,9 +163,35 @@ class LETSTrainerMixin:
     # -- checkpoints and resuming -------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         """``Trainer.train``; ``resume_from_checkpoint=True`` resumes from the newest complete checkpoint."""
-        resume_from_checkpoint = checkpoints.resolve_resume_checkpoint(
+        self._resumed_from = checkpoints.resolve_resume_checkpoint(
             resume_from_checkpoint, self.args.output_dir, with_optimizer=not self.args.save_only_model)
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        self._whole_run_loss = False
+        output = super().train(self._resumed_from, *args, **kwargs)
+        return self._whole_run_train_loss(output) if self._whole_run_loss else output
+
+    def _save_checkpoint(self, model, trial):
+        folder = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        pending = nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+        if self.args.should_save:  # before the stock files: trainer_state.json, written last, vouches for it
+            checkpoints.write_loss_tally(folder, self._total_loss_scalar, pending, self._globalstep_last_logged)
+        super()._save_checkpoint(model, trial)
+
+    def _restore_loss_tally(self) -> None:
+        """A resumed run carries on with the loss sums of the run it resumes, so its logs are the uninterrupted run's."""
+        tally = checkpoints.read_loss_tally(self._resumed_from) if self._resumed_from is not None else None
+        if tally is not None:
+            self._total_loss_scalar = float(tally["total"])
+            self._tr_loss = torch.tensor(float(tally["pending"]), device=self.args.device)
+            self._globalstep_last_logged = int(tally["last_logged_step"])
+            self._whole_run_loss = True
+
+    def _whole_run_train_loss(self, output):
+        """The stock ``train_loss`` averages over this segment's steps; with the tally restored, over the whole run."""
+        loss = self._total_loss_scalar / max(self.state.global_step, 1)
+        output.metrics["train_loss"] = loss
+        if self.state.log_history and "train_loss" in self.state.log_history[-1]:
+            self.state.log_history[-1]["train_loss"] = loss
+        return output._replace(training_loss=loss)
 
     def _run_epoch(self, *args, **kwargs):
         if self.state.global_step >= self.state.max_steps:  # a finished run resumed: no step left to take

@@ -35,6 +35,13 @@ def assert_same_run(resumed, full):
         assert torch.equal(resumed.lets_optimizer.radius.state_dict()[key], value), key
     assert resumed.lets_optimizer.rho == full.lets_optimizer.rho != 0.1
     assert torch.equal(_base_moments(resumed), _base_moments(full))
+    assert _losses(resumed) == _losses(full)
+
+
+def _losses(trainer):
+    """The logged losses and the run's train_loss (the last row): a resumed run's are the whole run's."""
+    return [(row["step"], row["loss"]) for row in trainer.state.log_history if "loss" in row] + \
+        [trainer.state.log_history[-1]["train_loss"]]
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +119,16 @@ def test_a_sigkilled_run_resumes_bit_exact(tmp_path, full_run, caplog, kill):
         assert not skipped
 
 
+def test_a_checkpoint_between_two_logs_resumes_the_loss_tally(tmp_path):
+    """Logs every 3 steps, checkpoints every 2: the resumed run's loss at step 6 averages steps 4-6, as uninterrupted."""
+    full = resume_trainer(tmp_path / "a", logging_steps=3)
+    full.train()
+    resumed = resume_trainer(tmp_path / "b", logging_steps=3)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-4"))
+    assert_same_run(resumed, full)
+    assert [row["step"] for row in resumed.state.log_history if "loss" in row] == [3, 6]
+
+
 def test_a_checkpoint_given_by_name_must_be_complete(tmp_path, full_run):
     out = _copy_checkpoints(full_run[1], tmp_path / "out", (4,))
     (out / "checkpoint-4" / "optimizer.pt").write_bytes(b"")
@@ -131,6 +148,7 @@ def test_restarting_a_finished_run_changes_nothing(tmp_path, full_run):
         assert restarted.state.global_step == MAX_STEPS
         assert torch.equal(_weights(restarted.model), _weights(full.model))
         assert restarted.lets_optimizer.rho == full.lets_optimizer.rho
+        assert restarted.state.log_history[-1]["train_loss"] == full.state.log_history[-1]["train_loss"]
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-6", "checkpoint-8"]
     assert (out / "checkpoint-8" / "trainer_state.json").read_text() == state
 
