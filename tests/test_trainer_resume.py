@@ -198,3 +198,14 @@ def test_save_only_model_with_a_learned_radius_warns_at_the_start(tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="lets_hf"):  # resumable, with the loss named
         resume_trainer(tmp_path, save_only_model=True, max_steps=4).train(resume_from_checkpoint=True)
     assert any("has no optimizer.pt or scheduler.pt" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("readme", ["README.md", "glue/README.md", "translation/README.md"])
+def test_the_ddp_commands_say_how_long_a_stopped_rank_stalls_the_run(readme):
+    from lets_hf.arguments import LETSArguments
+
+    text = open(os.path.join(os.path.dirname(HERE), readme)).read()
+    default = LETSArguments(output_dir="unused", report_to=[]).ddp_timeout
+    assert "--multi_gpu" in text and "--ddp_timeout" in text and f"{default}" in text and default == 1800
+    ddp, timeout = text.index("--multi_gpu"), text.index("--ddp_timeout")
+    assert abs(timeout - ddp) < 1500  # beside the DDP command, not somewhere else
