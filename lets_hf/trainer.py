@@ -19,12 +19,13 @@ of one gradient-accumulation cycle:
    skipped the step.
 
 ``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
-checkpoints carry them and ``resume_from_checkpoint`` continues exactly. ``resume_from_checkpoint=True``
-takes the newest *complete* checkpoint (a save cut short by a kill is passed over, with a warning);
-an optimizer state that does not fit the run is refused before training, and one that is missing
-is named in a warning with what restarts (:mod:`lets_hf.checkpoints`). A finished run resumed
-trains no further step. ``rho``, the gap, the
-hypergradient and the ascent gradient norm are logged at ``logging_steps``.
+checkpoints carry them and ``resume_from_checkpoint`` continues exactly, the logged losses and
+``train_loss`` included (checkpoints carry the loss tally). ``resume_from_checkpoint=True`` takes
+the newest *complete* checkpoint (a save cut short by a kill is passed over, with a warning); an
+optimizer state that does not fit the run is refused before training, and a missing one is named
+in a warning with what restarts (:mod:`lets_hf.checkpoints`). A finished run resumed takes no
+further step. ``rho``, the gap, the hypergradient and the ascent gradient norm are logged at
+``logging_steps``.
 
 Loss scaling. Trainer passes ``num_items_in_batch`` to models whose ``forward`` takes
 ``**kwargs`` and then trusts them to normalise by it; many (DeBERTa classification among them)
