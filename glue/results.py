@@ -1,22 +1,32 @@
 """What one run leaves behind: ``glue_results.json`` (metrics, rho, trajectories, cost) and a PNG.
 
 ``summarize.py`` reads these files back, so the file name, the run label and the per-task scores
-are defined once, here.
+are defined once, here. A run killed and resumed has several segments: each checkpoint records the
+wall time spent up to it (``wall_time.json``), and the resumed run adds its own segment to that of
+the checkpoint it resumed from, so ``wall_time_s`` is the time the results took over all segments.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import time
 from typing import Dict, Iterable, List, Mapping, Optional
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from lets_hf.plots import plot_radius_trajectory, radius_trajectory
 
 from .presets import method_label
 from .tasks import GlueTask
 
+logger = logging.getLogger(__name__)
+
 RESULTS_FILE = "glue_results.json"
 PLOT_FILE = "rho_trajectory.png"
+WALL_TIME_FILE = "wall_time.json"  # in each checkpoint: the run's wall time up to it
 # The metric prefix Trainer.evaluate gives each evaluation split (MNLI's mismatched one: "eval_mm").
 SPLIT_PREFIXES = {"validation": "eval", "validation_matched": "eval", "validation_mismatched": "eval_mm"}
 
@@ -54,6 +64,32 @@ def _finite_or_none(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+class WallClock(TrainerCallback):
+    """The run's wall time over its segments: started at ``start`` (``time.perf_counter()``), it carries
+    on from the time recorded in ``resumed_from`` and records its own in every checkpoint it saves."""
+
+    def __init__(self, start: float, resumed_from: Optional[str] = None):
+        self.start, self.before = start, 0.0
+        if resumed_from is not None:
+            path = os.path.join(resumed_from, WALL_TIME_FILE)
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    self.before = float(json.load(handle)["wall_time_s"])
+            else:
+                logger.warning("%s has no %s: the wall time of the segments before it is unknown, wall_time_s "
+                               "counts this segment only", resumed_from, WALL_TIME_FILE)
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            with open(os.path.join(folder, WALL_TIME_FILE), "w") as handle:
+                json.dump({"wall_time_s": self.elapsed_s}, handle)
 
 
 def build_results(task: GlueTask, *, label: str, optim: str, seed: int, model: str, rho_initial: Optional[float],

@@ -30,17 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/run
 
 import transformers  # noqa: E402
 from transformers import DataCollatorWithPadding, HfArgumentParser, default_data_collator, set_seed  # noqa: E402
-from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from glue.data import hold_out, load_glue, with_label_noise  # noqa: E402
 from glue.errors import GlueInputError  # noqa: E402
 from glue.metrics import compute_metrics_for  # noqa: E402
 from glue.model import load_model_and_tokenizer  # noqa: E402
 from glue.presets import PRESETS, preset_defaults  # noqa: E402
-from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, build_results, is_finished, run_label,  # noqa: E402
-                          write_results)
+from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished,  # noqa: E402
+                          run_label, write_results)
 from glue.tasks import TASKS, GlueTask, get_task  # noqa: E402
 from lets_hf.arguments import LETSArguments  # noqa: E402
+from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint  # noqa: E402
 from lets_hf.trainer import LETSTrainer  # noqa: E402
 
 logger = logging.getLogger("run_glue")
@@ -112,14 +112,18 @@ def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrai
 
 
 def resume_checkpoint(training_args: LETSArguments, overwrite: bool) -> Optional[str]:
-    """The checkpoint to resume from; refuses to overwrite a finished run unless asked to."""
-    output_dir = training_args.output_dir
-    if overwrite or not os.path.isdir(output_dir):
-        return training_args.resume_from_checkpoint
-    if is_finished(output_dir):
+    """The checkpoint to resume from (the newest complete one in ``--output_dir`` unless one is given);
+    refuses to overwrite a finished run unless asked to."""
+    output_dir, given = training_args.output_dir, training_args.resume_from_checkpoint
+    if not overwrite and os.path.isdir(output_dir) and is_finished(output_dir):
         raise GlueInputError(f"{output_dir} already holds a finished run ({RESULTS_FILE}); pass "
                              "--overwrite_output_dir to replace it, or choose another --output_dir")
-    return training_args.resume_from_checkpoint or get_last_checkpoint(output_dir)
+    try:
+        if given is not None or overwrite:
+            return resolve_resume_checkpoint(given, output_dir)
+        return newest_complete_checkpoint(output_dir, with_optimizer=not training_args.save_only_model)
+    except ValueError as error:
+        raise GlueInputError(str(error)) from None
 
 
 def prepare_datasets(task: GlueTask, data_args: DataTrainingArguments, seed: int):
@@ -208,6 +212,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
                               lets_val_dataset=held_out)
     except ValueError as error:
         raise GlueInputError(str(error)) from None
+    clock = WallClock(start, resumed_from=checkpoint)
+    trainer.add_callback(clock)
     logger.info("%s: %d training rows, %s LETS held-out rows, eval %s; output %s", task.display_name, len(train),
                 len(held_out) if held_out is not None else "no", {k: len(v) for k, v in evals.items()},
                 training_args.output_dir)
@@ -227,7 +233,7 @@ def run(argv: Optional[List[str]] = None) -> dict:
         optim=training_args.optim, seed=training_args.seed, model=model_args.model_name_or_path,
         rho_initial=training_args.rho if optimizer is not None else None,
         rho_final=optimizer.rho if optimizer is not None else None, metrics=metrics,
-        log_history=trainer.state.log_history, wall_time_s=time.perf_counter() - start, settings=settings)
+        log_history=trainer.state.log_history, wall_time_s=clock.elapsed_s, settings=settings)
     if trainer.is_world_process_zero():
         plot = write_results(training_args.output_dir, results, trainer.state.log_history)
         logger.info("scores %s, rho %s -> %s, %.1f s; wrote %s%s", results["scores"], results["rho_initial"],

@@ -19,8 +19,13 @@ of one gradient-accumulation cycle:
    skipped the step.
 
 ``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
-checkpoints carry them and ``resume_from_checkpoint`` continues exactly. ``rho``, the gap, the
-hypergradient and the ascent gradient norm are logged at ``logging_steps``.
+checkpoints carry them and ``resume_from_checkpoint`` continues exactly, the logged losses and
+``train_loss`` included (checkpoints carry the loss tally). ``resume_from_checkpoint=True`` takes
+the newest *complete* checkpoint (a save cut short by a kill is passed over, with a warning); an
+optimizer state that does not fit the run is refused before training, and a missing one is named
+in a warning with what restarts (:mod:`lets_hf.checkpoints`). A finished run resumed takes no
+further step. ``rho``, the gap, the hypergradient and the ascent gradient norm are logged at
+``logging_steps``.
 
 Loss scaling. Trainer passes ``num_items_in_batch`` to models whose ``forward`` takes
 ``**kwargs`` and then trusts them to normalise by it; many (DeBERTa classification among them)
@@ -31,13 +36,17 @@ get the stock per-micro-batch mean divided by the accumulation steps.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
 from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+from transformers.trainer_pt_utils import nested_gather
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from . import checkpoints
 from .batchnorm import frozen_batchnorm_stats
 from .foreach import global_norm
 from .optimizer import LETSOptimizer
@@ -54,11 +63,21 @@ class _HyperStepCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         optimizer = self.trainer.lets_optimizer
-        if optimizer is not None and optimizer.radius.learns:
-            self.trainer.log({"rho": optimizer.rho})  # where the trajectory starts (or resumes)
+        if optimizer is not None and optimizer.radius.learns and state.global_step == 0:
+            self.trainer.log({"rho": optimizer.rho})  # where the trajectory starts (a resumed run logged it)
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self.trainer.lets_hyper_step()
+
+
+class _ResumeCallback(TrainerCallback):
+    """At the start of a resumed run, restores the training-loss tally its checkpoint recorded."""
+
+    def __init__(self, trainer: "LETSTrainerMixin"):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._restore_loss_tally()
 
 
 class LETSTrainerMixin:
@@ -75,6 +94,9 @@ class LETSTrainerMixin:
         self._sam_step = self._descend = True
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
+        self._resumed_from: Optional[str] = None
+        self._whole_run_loss = False
+        self.add_callback(_ResumeCallback(self))
         family = self.lets_family
         if family is None:
             return
@@ -87,6 +109,7 @@ class LETSTrainerMixin:
                              "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1")
         self._validation = self._build_validation_batches() if family[1] else None
         self.add_callback(_HyperStepCallback(self))
+        self._warn_if_checkpoints_drop_the_radius()
 
     # -- configuration -------------------------------------------------------------------------
     @property
@@ -137,6 +160,86 @@ class LETSTrainerMixin:
         batch_size = self.args.lets_val_batch_size or self.args.per_device_train_batch_size
         return ValidationBatches(dataset, batch_size, collator, seed=self.args.seed,
                                  rank=self.args.process_index, world_size=self.args.world_size)
+
+    # -- checkpoints and resuming -------------------------------------------------------------
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """``Trainer.train``; ``resume_from_checkpoint=True`` resumes from the newest complete checkpoint."""
+        self._resumed_from = checkpoints.resolve_resume_checkpoint(
+            resume_from_checkpoint, self.args.output_dir, with_optimizer=not self.args.save_only_model)
+        self._whole_run_loss = False
+        output = super().train(self._resumed_from, *args, **kwargs)
+        return self._whole_run_train_loss(output) if self._whole_run_loss else output
+
+    def _save_checkpoint(self, model, trial):
+        folder = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        pending = nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+        if self.args.should_save:  # before the stock files: trainer_state.json, written last, vouches for it
+            checkpoints.write_loss_tally(folder, self._total_loss_scalar, pending, self._globalstep_last_logged)
+        super()._save_checkpoint(model, trial)
+
+    def _restore_loss_tally(self) -> None:
+        """A resumed run carries on with the loss sums of the run it resumes, so its logs are the uninterrupted run's."""
+        tally = checkpoints.read_loss_tally(self._resumed_from) if self._resumed_from is not None else None
+        if tally is not None:
+            self._total_loss_scalar = float(tally["total"])
+            self._tr_loss = torch.tensor(float(tally["pending"]), device=self.args.device)
+            self._globalstep_last_logged = int(tally["last_logged_step"])
+            self._whole_run_loss = True
+
+    def _whole_run_train_loss(self, output):
+        """The stock ``train_loss`` averages over this segment's steps; with the tally restored, over the whole run."""
+        loss = self._total_loss_scalar / max(self.state.global_step, 1)
+        output.metrics["train_loss"] = loss
+        if self.state.log_history and "train_loss" in self.state.log_history[-1]:
+            self.state.log_history[-1]["train_loss"] = loss
+        return output._replace(training_loss=loss)
+
+    def _run_epoch(self, *args, **kwargs):
+        if self.state.global_step >= self.state.max_steps:  # a finished run resumed: no step left to take
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            self._check_optimizer_checkpoint(checkpoint)
+        super()._load_optimizer_and_scheduler(checkpoint)
+
+    def _check_optimizer_checkpoint(self, checkpoint: str) -> None:
+        """Before training: warn what restarts without an optimizer state; refuse one the run cannot load."""
+        missing = checkpoints.missing_optimizer_files(checkpoint)
+        if missing:
+            logger.warning("%s has no %s: %s", checkpoint, " or ".join(missing), self._restarting_state(checkpoint))
+            return
+        optimizer = self.optimizer
+        while hasattr(optimizer, "optimizer"):  # accelerate's wrapper
+            optimizer = optimizer.optimizer
+        mismatch = checkpoints.optimizer_state_mismatch(checkpoints.load_optimizer_state(checkpoint), optimizer)
+        if mismatch:
+            optim = getattr(self.args.optim, "value", self.args.optim)
+            asked = f"--optim {optim}" + (f" --lets_base_optim {self.args.lets_base_optim}"
+                                          if self.lets_family is not None else "")
+            raise ValueError(f"cannot resume from {os.path.join(checkpoint, checkpoints.OPTIMIZER_NAME)}: {mismatch} "
+                             f"({asked}). Resume with the optimizer settings the checkpoint was trained with, or "
+                             f"start a new run from its weights (model_name_or_path={checkpoint}) without "
+                             "resume_from_checkpoint.")
+
+    def _restarting_state(self, checkpoint: str) -> str:
+        """In words, what a resume without the optimizer state starts afresh."""
+        lost = "the optimizer state (e.g. Adam's moments) starts from zero and the learning-rate schedule from its " \
+               "first step"
+        optimizer = self.lets_optimizer
+        if optimizer is not None and optimizer.radius.learns:
+            reached = checkpoints.last_logged(checkpoint, "rho")
+            lost += (f"; rho restarts at rho_0={optimizer.rho:.4g} with a fresh Adam state"
+                     + (f" (the checkpoint's run had reached rho={reached:.4g})" if reached is not None else ""))
+        return lost + ". Resume from a checkpoint saved without save_only_model for an exact resume."
+
+    def _warn_if_checkpoints_drop_the_radius(self) -> None:
+        if self.lets_family[1] and self.args.save_only_model and self.args.save_strategy != "no":
+            logger.warning("save_only_model=True with --optim %s: checkpoints will hold the weights only, not the "
+                           "learned rho, its Adam state or the optimizer's; a resumed run restarts rho at rho_0=%g. "
+                           "Drop save_only_model to resume exactly.", self.args.optim, self.args.rho)
 
     # -- one training step ---------------------------------------------------------------------
     def get_batch_samples(self, epoch_iterator, num_batches, device):

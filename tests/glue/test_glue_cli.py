@@ -117,11 +117,23 @@ def test_too_small_held_out_split(capsys, tmp_path, tiny_deberta, glue_data):
     assert "the LETS validation dataset has 4 examples, fewer than one batch of 8" in message
 
 
-def test_unfinished_run_resumes_from_its_last_checkpoint(tmp_path):
-    for step in (4, 12, 8):
-        (tmp_path / f"checkpoint-{step}").mkdir()
+def _complete_checkpoint(folder):
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    save_file({"w": torch.zeros(2)}, str(folder / "model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({}, folder / name)
+    (folder / "trainer_state.json").write_text('{"global_step": 1}')
+
+
+def test_unfinished_run_resumes_from_its_last_complete_checkpoint(tmp_path):
+    for step in (4, 8):
+        _complete_checkpoint(tmp_path / f"checkpoint-{step}")
+    (tmp_path / "checkpoint-12").mkdir()  # killed while saving it
     _, _, training = parse_arguments(["--output_dir", str(tmp_path)])
-    assert resume_checkpoint(training, overwrite=False) == str(tmp_path / "checkpoint-12")
+    assert resume_checkpoint(training, overwrite=False) == str(tmp_path / "checkpoint-8")
     assert resume_checkpoint(training, overwrite=True) is None
     (tmp_path / RESULTS_FILE).write_text("{}")
     assert resume_checkpoint(training, overwrite=True) is None  # --overwrite_output_dir: start afresh

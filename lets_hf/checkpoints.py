@@ -1,0 +1,240 @@
+"""Which checkpoint a run resumes from, and what a checkpoint holds.
+
+``Trainer._save_checkpoint`` writes a ``checkpoint-N`` folder file by file, none atomically: the
+weights, ``optimizer.pt``, ``scheduler.pt``, ``scaler.pt``, ``rng_state.pth``, and
+``trainer_state.json`` last. A process killed during a save leaves a folder with files missing,
+empty or cut short, and the stock ``resume_from_checkpoint=True`` takes the highest-numbered folder
+whatever it holds. Here a run resumes from the newest checkpoint whose files are all there and
+complete (each file is read as far as its format shows that the write finished: a safetensors
+header that covers the file, a torch zip archive's central directory, a JSON document), and says
+which folders it passed over and why.
+
+Resuming also needs the optimizer state to be the one the run builds: a LETS state (``base``,
+``radius``) loaded into a stock optimizer, a learned radius into a fixed one, or Adam's moments
+into SGD fail deep inside the first step. :func:`optimizer_state_mismatch` says before training
+what the checkpoint holds and what the run asks for.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import zipfile
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+from transformers.trainer import OPTIMIZER_NAME, SCALER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,
+                                SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME,
+                ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
+OPTIMIZER_FILES = (OPTIMIZER_NAME, SCHEDULER_NAME)  # the stock Trainer loads both or neither
+LOSS_TALLY_FILE = "loss_tally.json"
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_RNG_STATE = re.compile(r"^rng_state(_\d+)?\.pth$")
+# Parameter-group flags torch fills in itself when it loads an older state, so they tell no optimizer from another.
+_IMPLEMENTATION_FLAGS = {"params", "initial_lr", "foreach", "fused", "capturable", "differentiable", "maximize",
+                         "decoupled_weight_decay"}
+_TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop")
+
+
+# -- is a checkpoint complete? ---------------------------------------------------------------------
+def file_problem(path: str) -> Optional[str]:
+    """Why the file at ``path`` cannot be loaded (missing, empty, cut short), or None when it is whole."""
+    if not os.path.isfile(path):
+        return "missing"
+    if os.path.getsize(path) == 0:
+        return "empty (0 bytes)"
+    name = os.path.basename(path)
+    try:
+        if name.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(path, "pt"):
+                pass
+        elif name.endswith(".json"):
+            with open(path) as handle:
+                json.load(handle)
+        elif not zipfile.is_zipfile(path):  # torch.save's archive: its central directory is written last
+            return "cut short (no zip central directory: the write did not finish)"
+    except Exception as error:  # noqa: BLE001 (every reader's own error means: not loadable)
+        return f"not loadable ({type(error).__name__}: {error})"
+    return None
+
+
+def _weights_problems(folder: str) -> List[str]:
+    present = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(folder, name))]
+    if not present:
+        return [f"no weights ({' or '.join(WEIGHT_FILES[:2])} missing)"]
+    files = list(present)
+    for index in (SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME):
+        if index in present and file_problem(os.path.join(folder, index)) is None:
+            with open(os.path.join(folder, index)) as handle:
+                files += sorted(set(json.load(handle).get("weight_map", {}).values()))
+    return [f"{name}: {problem}" for name in files
+            if (problem := file_problem(os.path.join(folder, name))) is not None]
+
+
+def missing_optimizer_files(folder: str) -> List[str]:
+    """The optimizer/scheduler files the folder lacks (without them the optimizer's state restarts)."""
+    return [name for name in OPTIMIZER_FILES if not os.path.isfile(os.path.join(folder, name))]
+
+
+def checkpoint_problems(folder: str, with_optimizer: bool = True) -> List[str]:
+    """What keeps ``folder`` from being resumed exactly; empty when the checkpoint is complete.
+
+    The trainer state, the weights and every optimizer, scheduler, scaler and RNG file present must
+    load; ``with_optimizer`` also requires the optimizer and scheduler files to be there.
+    """
+    if not os.path.isdir(folder):
+        return ["not a folder"]
+    problems = _weights_problems(folder)
+    state = file_problem(os.path.join(folder, TRAINER_STATE_NAME))
+    if state is not None:
+        problems.append(f"{TRAINER_STATE_NAME}: {state}")
+    others = [name for name in os.listdir(folder) if name in OPTIMIZER_FILES + (SCALER_NAME,) or _RNG_STATE.match(name)]
+    problems += [f"{name}: {problem}" for name in sorted(others)
+                 if (problem := file_problem(os.path.join(folder, name))) is not None]
+    if with_optimizer:
+        problems += [f"{name}: missing" for name in missing_optimizer_files(folder)]
+    return problems
+
+
+def checkpoint_folders(output_dir: str) -> List[str]:
+    """The ``checkpoint-N`` folders in ``output_dir``, newest (highest N) first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = [(int(match.group(1)), name) for name in os.listdir(output_dir)
+             if (match := _CHECKPOINT.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
+    return [os.path.join(output_dir, name) for _, name in sorted(found, reverse=True)]
+
+
+def newest_complete_checkpoint(output_dir: str, with_optimizer: bool = True) -> Optional[str]:
+    """The newest checkpoint in ``output_dir`` with no :func:`checkpoint_problems`; None if there is none.
+
+    Each newer folder passed over is named in a warning with its problems (a save cut short by a
+    kill leaves such a folder). Raises ValueError when folders exist but none is complete.
+    """
+    skipped = []
+    for folder in checkpoint_folders(output_dir):
+        problems = checkpoint_problems(folder, with_optimizer)
+        if not problems:
+            return folder
+        logger.warning("not resuming from %s, it is incomplete (a save cut short?): %s", folder, "; ".join(problems))
+        skipped.append(f"{folder}: {'; '.join(problems)}")
+    if skipped:
+        raise ValueError(f"no complete checkpoint in {output_dir} to resume from:\n  " + "\n  ".join(skipped) +
+                         "\nPass resume_from_checkpoint=<folder> to take one of them anyway, or start afresh.")
+    return None
+
+
+def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_optimizer: bool = True) -> Optional[str]:
+    """``Trainer.train``'s ``resume_from_checkpoint`` made a folder: ``True`` becomes the newest complete
+    checkpoint of ``output_dir``; a folder given by name must have loadable weights and trainer state
+    (a missing optimizer state is allowed there: the trainer warns what restarts). ValueError otherwise."""
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is True:
+        folder = newest_complete_checkpoint(output_dir, with_optimizer)
+        if folder is None:
+            raise ValueError(f"resume_from_checkpoint=True, but {output_dir} holds no checkpoint-* folder")
+        return folder
+    problems = checkpoint_problems(str(resume_from_checkpoint), with_optimizer=False)
+    if problems:
+        raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} cannot be resumed: {'; '.join(problems)}."
+                         " Give an earlier checkpoint, or resume_from_checkpoint=True for the newest complete one.")
+    return str(resume_from_checkpoint)
+
+
+def write_loss_tally(folder: str, total: float, pending: float, last_logged_step: int) -> None:
+    """Record the Trainer's running training loss in ``folder`` (``total``: the logged intervals' sum, ``pending``:
+    the sum since the last log), so that a run resumed there logs and reports the uninterrupted run's losses."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LOSS_TALLY_FILE), "w") as handle:
+        json.dump({"total": total, "pending": pending, "last_logged_step": last_logged_step}, handle)
+
+
+def read_loss_tally(folder: str) -> Optional[Dict[str, float]]:
+    """What :func:`write_loss_tally` recorded in ``folder``; None for a checkpoint without it."""
+    path = os.path.join(folder, LOSS_TALLY_FILE)
+    if file_problem(path) is not None:
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def last_logged(folder: str, key: str) -> Optional[float]:
+    """The last value of ``key`` in the checkpoint's ``trainer_state.json`` log history (None if never logged)."""
+    with open(os.path.join(folder, TRAINER_STATE_NAME)) as handle:
+        history = json.load(handle).get("log_history", [])
+    return next((row[key] for row in reversed(history) if key in row), None)
+
+
+# -- does the optimizer state fit the run? ---------------------------------------------------------
+def _group_settings(state: Mapping[str, Any]) -> frozenset:
+    groups = state.get("param_groups") or [{}]
+    return frozenset(groups[0]) - _IMPLEMENTATION_FLAGS
+
+
+def _torch_optimizer_names(settings: frozenset) -> List[str]:
+    """The ``torch.optim`` classes whose parameter groups carry exactly these settings."""
+    probe = [torch.nn.Parameter(torch.zeros(1))]
+    return [name for name in _TORCH_OPTIMIZERS
+            if _group_settings({"param_groups": [getattr(torch.optim, name)(probe).defaults]}) == settings]
+
+
+def _describe_base(state: Mapping[str, Any]) -> str:
+    settings = _group_settings(state)
+    names = _torch_optimizer_names(settings)
+    what = " or ".join(f"torch.optim.{name}" for name in names) if names else "an optimizer"
+    return f"{what} (settings {', '.join(sorted(settings))})"
+
+
+def _describe_radius(radius: Mapping[str, Any]) -> str:
+    if "log_rho" in radius:
+        return f"a learned radius (LETS, rho={float(torch.as_tensor(radius['log_rho']).exp()):.4g})"
+    if "rho" in radius:
+        return f"a fixed radius (rho={float(radius['rho']):.4g})"
+    return f"a radius schedule ({', '.join(sorted(radius)) or 'no state'})"
+
+
+def describe_optimizer_state(state: Any) -> str:
+    """In words: a SAM-family state (its radius, its base optimizer) or a stock optimizer's."""
+    if isinstance(state, Mapping) and {"base", "radius"} <= set(state):
+        return f"a SAM-family state with {_describe_radius(state['radius'])} over {_describe_base(state['base'])}"
+    if isinstance(state, Mapping) and {"state", "param_groups"} <= set(state):
+        return f"a stock optimizer's state: {_describe_base(state)}"
+    keys = f" with keys {sorted(map(str, state))}" if isinstance(state, Mapping) else ""
+    return f"no optimizer state (a {type(state).__name__}{keys})"
+
+
+def _layout(state: Any):
+    """What must agree between a saved and a built optimizer state: its form, the radius kind, the base settings."""
+    if isinstance(state, Mapping) and {"base", "radius"} <= set(state):
+        return "sam", "log_rho" in state["radius"], _group_settings(state["base"])
+    if isinstance(state, Mapping) and {"state", "param_groups"} <= set(state):
+        return "stock", False, _group_settings(state)
+    return None
+
+
+def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> Optional[str]:
+    """Why ``saved`` (a loaded ``optimizer.pt``) cannot be loaded into ``optimizer``, or None when it fits.
+
+    ``optimizer`` is the innermost one the run built: a :class:`~lets_hf.optimizer.LETSOptimizer`
+    or a stock torch optimizer. Both must be SAM-family states or both stock ones, a learned radius
+    must meet a learned radius, and the base optimizer's parameter-group settings must be the same.
+    """
+    current = optimizer.state_dict()
+    if _layout(saved) is not None and _layout(saved) == _layout(current):
+        return None
+    return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
+
+
+def load_optimizer_state(folder: str) -> Dict[str, Any]:
+    """``optimizer.pt`` memory-mapped (tensors are read only when used), for :func:`optimizer_state_mismatch`."""
+    return torch.load(os.path.join(folder, OPTIMIZER_NAME), map_location="cpu", weights_only=True, mmap=True)
