@@ -100,7 +100,7 @@ def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrai
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LETSArguments))
     known, _ = parser.parse_known_args(argv)
     task = get_task(known.task_name)
-    parser.set_defaults(do_train=True, do_eval=True,
+    parser.set_defaults(do_train=True, do_eval=True, average_tokens_across_devices=False,
                         output_dir=default_output_dir(task, known.optim, known.seed),
                         **preset_defaults(known.glue_preset, task.name, known.optim))
     try:

@@ -6,14 +6,18 @@ ECCV 2024); ``--optim sam`` / ``asam`` with a fixed ``--rho``; every stock name 
 ``--lets_base_optim`` (a stock name). Stock ``TrainingArguments`` turns ``optim`` into an enum of
 stock names, so the field is redeclared here with the full list of choices; the saved
 ``training_args.json`` keeps the name the user gave (``"optim": "lets_sam"``).
+
+``LETSArguments`` is one dataclass (``LETSArguments(output_dir=..., optim="lets_sam")``);
+:class:`LETSArgumentParser`, an ``HfArgumentParser``, shows its LETS options in ``--help`` under a
+titled group of their own (``HfArgumentParser`` groups whole dataclasses only).
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional, Tuple
 
-from transformers import Seq2SeqTrainingArguments, TrainingArguments
+from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .perturbation import (ESAM_FORMS, LOOKSAM_SPLITS, PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule,
@@ -25,7 +29,9 @@ from .radius.lets import TRAIN_TERMS
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
 LEARNED_PREFIX = "lets_"
-SAM_FAMILY = sorted(PERTURBATIONS) + sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
+FIXED_RADIUS_OPTIMIZERS = sorted(PERTURBATIONS)
+LEARNED_RADIUS_OPTIMIZERS = sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
+SAM_FAMILY = FIXED_RADIUS_OPTIMIZERS + LEARNED_RADIUS_OPTIMIZERS
 VAL_SOURCES = ("train", "eval")
 RHO_SCHEDULES = ("constant", "lr")
 
@@ -42,10 +48,13 @@ class LETSArgumentsMixin:
     """The SAM/LETS fields shared by :class:`LETSArguments` and :class:`LETSSeq2SeqArguments`."""
 
     optim: str = field(default=OptimizerNames.ADAMW_TORCH_FUSED.value, metadata={
-        "help": "Optimizer: lets_sam / lets_asam (learned radius), sam / asam (fixed --rho), or a stock name (ERM).",
-        "choices": SAM_FAMILY + STOCK_OPTIMIZERS})
+        "help": f"Optimizer. SAM family, learned radius (LETS): {', '.join(LEARNED_RADIUS_OPTIMIZERS)}. "
+                f"SAM family, fixed --rho: {', '.join(FIXED_RADIUS_OPTIMIZERS)}. "
+                f"Stock names (plain ERM, as in TrainingArguments): {', '.join(STOCK_OPTIMIZERS)}.",
+        "choices": SAM_FAMILY + STOCK_OPTIMIZERS, "metavar": "NAME"})
     lets_base_optim: str = field(default="adamw_torch", metadata={
-        "help": "The stock optimizer that takes the SAM family's descent step.", "choices": STOCK_OPTIMIZERS})
+        "help": "The optimizer that takes the SAM family's descent step: one of the stock names of --optim "
+                "(e.g. adamw_torch, sgd).", "choices": STOCK_OPTIMIZERS, "metavar": "STOCK_NAME"})
     rho: float = field(default=0.05, metadata={"help": "The fixed radius (sam/asam) or the initial one (lets_*)."})
     lets_preset: str = field(default=DEFAULT_PRESET, metadata={
         "help": "Settings of the learned radius: paper (gap2, diag, rho_lr 1e-4) or robust (val, "
@@ -167,3 +176,29 @@ class LETSArguments(LETSArgumentsMixin, TrainingArguments):
 @dataclass
 class LETSSeq2SeqArguments(LETSArgumentsMixin, Seq2SeqTrainingArguments):
     """``Seq2SeqTrainingArguments`` + the SAM family on ``--optim``."""
+
+
+LETS_GROUP_TITLE = "LETS and the SAM family (lets_hf)"
+LETS_GROUP_DESCRIPTION = ("Pick the method with --optim: ERM, SAM/ASAM and their variants with a fixed --rho, "
+                          "or lets_* with the learned radius; the other options set the radius and the variants.")
+
+
+class LETSArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` whose ``--help`` lists the LETS options of a LETS dataclass in a titled group.
+
+    Parsing is ``HfArgumentParser``'s; only the help layout differs: the fields of
+    :class:`LETSArgumentsMixin` move out of the stock options into the group ``LETS_GROUP_TITLE``.
+    """
+
+    def __init__(self, dataclass_types=None, **kwargs):
+        super().__init__(dataclass_types, **kwargs)
+        if any(isinstance(dtype, type) and issubclass(dtype, LETSArgumentsMixin) for dtype in self.dataclass_types):
+            self._group_lets_options()
+
+    def _group_lets_options(self) -> None:
+        names = {f.name for f in fields(LETSArgumentsMixin)}
+        group = self.add_argument_group(LETS_GROUP_TITLE, LETS_GROUP_DESCRIPTION)
+        for other in self._action_groups:
+            if other is not group:
+                group._group_actions.extend(action for action in other._group_actions if action.dest in names)
+                other._group_actions[:] = [action for action in other._group_actions if action.dest not in names]

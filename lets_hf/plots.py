@@ -12,9 +12,12 @@ RADIUS_KEYS = ("rho", "lets_gap")
 
 
 def radius_trajectory(log_history: Iterable[Mapping]) -> Dict[str, List[float]]:
-    """``{"step": [...], "rho": [...], "lets_gap": [...]}`` from the rows that log ``rho`` (the first, at
-    the start of training, has no gap yet: None)."""
-    rows = [row for row in log_history if "rho" in row]
+    """``{"step": [...], "rho": [...], "lets_gap": [...]}`` from the rows that log ``rho``, from step 0: the
+    Trainer's first entry carries the starting radius as ``rho_start`` (a point of its own, with no gap yet:
+    None). The final metrics of ``train()`` (``train_loss``) repeat the last radius and are left out."""
+    rows = [row for row in log_history if "rho" in row and "train_loss" not in row]
+    if rows and "rho_start" in rows[0]:
+        rows.insert(0, {"step": 0, "rho": rows[0]["rho_start"]})
     return {"step": [row.get("step", i) for i, row in enumerate(rows)],
             **{key: [row.get(key) for row in rows] for key in RADIUS_KEYS}}
 

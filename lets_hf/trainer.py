@@ -13,10 +13,11 @@ of one gradient-accumulation cycle:
    scaling, fp16 scaler, DDP sync as usual), BatchNorm statistics frozen; after the last one,
    ``unperturb`` forms ``b`` and restores the weights bit for bit;
 3. the Trainer clips ``g_hat`` and calls ``optimizer.step()`` as usual;
-4. hyper step (``on_optimizer_step``): at ``theta_{t+1}``, the validation loss and (for the
-   ``gap2``/``gap`` objectives) the batch's loss are differentiated under ``no_sync``, and
-   ``apply_hypergradient`` updates ``rho`` (averaged over ranks). Skipped when the scaler
-   skipped the step.
+4. hyper step, run by the optimizer's own step (a post-hook of ``LETSOptimizer.step``, not a
+   callback: the callback list is Trainer's, and removing callbacks cannot switch it off): at
+   ``theta_{t+1}``, the validation loss and (for the ``gap2``/``gap`` objectives) the batch's
+   loss are differentiated under ``no_sync``, and ``apply_hypergradient`` updates ``rho``
+   (averaged over ranks). It does not run when the fp16 scaler skips the step.
 
 ``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
 checkpoints carry them and ``resume_from_checkpoint`` continues exactly, the logged losses and
@@ -24,15 +25,22 @@ checkpoints carry them and ``resume_from_checkpoint`` continues exactly, the log
 the newest *complete* checkpoint (a save cut short by a kill is passed over, with a warning); an
 optimizer state that does not fit the run is refused before training, and a missing one is named
 in a warning with what restarts (:mod:`lets_hf.checkpoints`). A finished run resumed takes no
-further step. ``rho``, the gap, the hypergradient and the ascent gradient norm are logged at
-``logging_steps``.
+further step.
 
-Loss scaling. Trainer passes ``num_items_in_batch`` to models whose ``forward`` takes
-``**kwargs`` and then trusts them to normalise by it; many (DeBERTa classification among them)
-ignore it, which scales the loss by the number of processes under DDP (with
-``average_tokens_across_devices``) and by the accumulation steps with gradient accumulation.
-This trainer passes it only to models that declare ``accepts_loss_kwargs = True``; the others
-get the stock per-micro-batch mean divided by the accumulation steps.
+Public on the trainer: :attr:`~LETSTrainerMixin.rho`, :attr:`~LETSTrainerMixin.rho_start`,
+:attr:`~LETSTrainerMixin.lets_gap`, :attr:`~LETSTrainerMixin.lets_hypergradient`. The entries
+Trainer logs at ``logging_steps`` carry ``rho``, the gap, the hypergradient and the ascent
+gradient norm; the run's first entry also ``rho_start``; ``train()``'s metrics the final ``rho``;
+the progress bar shows ``rho`` at every step. No entry or event is added to Trainer's.
+
+Loss scaling is Trainer's, under every ``--optim``: ``model_accepts_loss_kwargs`` as Trainer
+sets it, and the ascent and descent passes are the stock ``training_step``, so a causal LM with
+gradient accumulation is normalised by ``num_items_in_batch`` as under ERM; the hyper step's
+training term is normalised the same way (the validation batch, a batch of its own, by the
+model's mean). A model whose ``forward`` takes ``**kwargs`` but ignores ``num_items_in_batch``
+(DeBERTa classification) gets what Trainer gives it: its loss multiplied by the processes under
+DDP with ``average_tokens_across_devices`` (the scripts set it to False), and not divided by
+the accumulation steps (declare ``model.accepts_loss_kwargs = False`` to have it divided).
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
-from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+from transformers import ProgressCallback, Seq2SeqTrainer, Trainer
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
@@ -55,33 +63,13 @@ from .validation import ValidationBatches
 logger = logging.get_logger(__name__)
 
 
-class _HyperStepCallback(TrainerCallback):
-    """Logs the initial rho, and runs the trainer's hyper step right after each optimizer step."""
-
-    def __init__(self, trainer: "LETSTrainerMixin"):
-        self.trainer = trainer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        optimizer = self.trainer.lets_optimizer
-        if optimizer is not None and optimizer.radius.learns and state.global_step == 0:
-            self.trainer.log({"rho": optimizer.rho})  # where the trajectory starts (a resumed run logged it)
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.trainer.lets_hyper_step()
-
-
-class _ResumeCallback(TrainerCallback):
-    """At the start of a resumed run, restores the training-loss tally its checkpoint recorded."""
-
-    def __init__(self, trainer: "LETSTrainerMixin"):
-        self.trainer = trainer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.trainer._restore_loss_tally()
-
-
 class LETSTrainerMixin:
-    """The LETS orchestration shared by :class:`LETSTrainer` and :class:`LETSSeq2SeqTrainer`."""
+    """The LETS orchestration shared by :class:`LETSTrainer` and :class:`LETSSeq2SeqTrainer`.
+
+    Public beyond Trainer's: :attr:`rho` (the current radius), :attr:`rho_start` (the radius the
+    run started from), :attr:`lets_gap` and :attr:`lets_hypergradient` (the last hyper step's),
+    :attr:`lets_optimizer` (the :class:`~lets_hf.optimizer.LETSOptimizer` under accelerate's wrapper).
+    """
 
     def __init__(self, *args, lets_val_dataset=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,11 +80,12 @@ class LETSTrainerMixin:
         self._lets_total_steps: Optional[int] = None
         self._passes = {"forward_backward": 0.0, "steps": 0}
         self._sam_step = self._descend = True
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        self.model_accepts_loss_kwargs = getattr(unwrapped, "accepts_loss_kwargs", False) is True
+        self._validation: Optional[ValidationBatches] = None
+        self._hooked_optimizer: Optional[LETSOptimizer] = None
+        self.rho_start: Optional[float] = None
         self._resumed_from: Optional[str] = None
         self._whole_run_loss = False
-        self.add_callback(_ResumeCallback(self))
+        self._tally_pending = False
         family = self.lets_family
         if family is None:
             return
@@ -107,8 +96,8 @@ class LETSTrainerMixin:
         if getattr(self.args, "esam_gamma", None) not in (None, 1.0) and family[0] == "esam":
             raise ValueError("esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
                              "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1")
-        self._validation = self._build_validation_batches() if family[1] else None
-        self.add_callback(_HyperStepCallback(self))
+        if family[1] and self._lets_validation_dataset() is not None:  # bad input fails here already; no dataset
+            self._build_validation_batches()  # yet is allowed (as Trainer allows it): train() checks it then
         self._warn_if_checkpoints_drop_the_radius()
 
     # -- configuration -------------------------------------------------------------------------
@@ -119,6 +108,7 @@ class LETSTrainerMixin:
 
     @property
     def lets_optimizer(self) -> Optional[LETSOptimizer]:
+        """The SAM-family optimizer inside ``self.optimizer`` (None under ERM and before ``train()``)."""
         optimizer = self.optimizer
         while optimizer is not None and not isinstance(optimizer, LETSOptimizer):
             optimizer = getattr(optimizer, "optimizer", None)
@@ -139,17 +129,36 @@ class LETSTrainerMixin:
         perturbation = args.build_perturbation(total_steps=self._lets_total_steps)
         return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=perturbation, radius=radius, **base_kwargs)
 
+    def create_optimizer(self, model=None):
+        """Trainer's, then (SAM family) the hyper step is attached to the optimizer's step and ``rho_start``
+        read: before a checkpoint's state is loaded, so a resumed run reports the run's starting radius."""
+        optimizer = super().create_optimizer(model)
+        lets = self.lets_optimizer
+        if self.lets_family is not None and lets is not None:
+            if self._hooked_optimizer is not lets:
+                lets.register_step_post_hook(self._after_optimizer_step)
+                self._hooked_optimizer = lets
+            self.rho_start = lets.rho
+        return optimizer
+
     def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
         self._lets_total_steps = max_steps  # the horizon of rho_travel / rho_decay_total
+        family = self.lets_family
+        if family is not None and family[1]:  # the datasets are the ones train() runs with
+            self._validation = self._build_validation_batches()
         return super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
 
-    def _build_validation_batches(self) -> ValidationBatches:
+    def _lets_validation_dataset(self):
+        """Where the LETS validation batches come from: ``lets_val_dataset``, else the ``lets_val_source`` set."""
         source = self.args.lets_val_source
         if self.lets_val_dataset is not None and source == "eval":
             raise ValueError("pass either lets_val_dataset or lets_val_source='eval', not both")
-        dataset = self.lets_val_dataset
-        if dataset is None:
-            dataset = self.eval_dataset if source == "eval" else self.train_dataset
+        if self.lets_val_dataset is not None:
+            return self.lets_val_dataset
+        return self.eval_dataset if source == "eval" else self.train_dataset
+
+    def _build_validation_batches(self) -> ValidationBatches:
+        source, dataset = self.args.lets_val_source, self._lets_validation_dataset()
         if dataset is None or isinstance(dataset, dict):
             raise ValueError(f"lets_val_source={source!r} needs a single {source}_dataset for the LETS validation "
                              "batches (or pass lets_val_dataset=)")
@@ -167,6 +176,7 @@ class LETSTrainerMixin:
         self._resumed_from = checkpoints.resolve_resume_checkpoint(
             resume_from_checkpoint, self.args.output_dir, with_optimizer=not self.args.save_only_model)
         self._whole_run_loss = False
+        self._tally_pending = True  # restored as the first epoch starts, after Trainer zeroes its loss sums
         output = super().train(self._resumed_from, *args, **kwargs)
         return self._whole_run_train_loss(output) if self._whole_run_loss else output
 
@@ -195,6 +205,9 @@ class LETSTrainerMixin:
         return output._replace(training_loss=loss)
 
     def _run_epoch(self, *args, **kwargs):
+        if self._tally_pending:
+            self._tally_pending = False
+            self._restore_loss_tally()
         if self.state.global_step >= self.state.max_steps:  # a finished run resumed: no step left to take
             self.control.should_training_stop = True
             return None
@@ -265,14 +278,14 @@ class LETSTrainerMixin:
             if last:  # the variant's ERM gradient; completes a pending train_term="next" hyper step
                 self.lets_optimizer.first_step(inv_grad_scale=self._inv_grad_scale(),
                                                train_loss=sum(self._ascent_losses))
-            return self._ascent_losses[index]
-        if self._descend:
+        elif self._descend:
             with frozen_batchnorm_stats(model):
                 super().training_step(model, inputs, num_items_in_batch)
             self._count_passes(1 / len(self._micro_batches))
             if last:
                 self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(),
                                               loss_closure=self._exact_closure(model))
+        self._passes["steps"] += int(last)
         return self._ascent_losses[index]
 
     def _count_passes(self, batches: float) -> None:
@@ -318,14 +331,16 @@ class LETSTrainerMixin:
         return None if scale is None else scale.reciprocal()
 
     def _micro_batch_loss(self, model, inputs, num_items_in_batch=None, accumulated: bool = True) -> Tensor:
-        """The loss of one micro-batch, scaled as the stock ``training_step`` scales it."""
+        """The loss of one micro-batch, normalised as the stock ``training_step`` normalises it."""
         inputs = self._prepare_inputs(inputs)
         with self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
         if self.args.n_gpu > 1:
             loss = loss.mean()
-        scaled_for_ga = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
-            self.compute_loss_func is not None
+        scaled_for_ga = getattr(self, "loss_is_scaled_for_ga", None)  # Trainer's rule, as in training_step
+        if scaled_for_ga is None:
+            scaled_for_ga = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
+                self.compute_loss_func is not None
         if accumulated and not scaled_for_ga:
             loss = loss / len(self._micro_batches)
         return loss
@@ -335,11 +350,15 @@ class LETSTrainerMixin:
         return sum(self._micro_batch_loss(model, batch, self._num_items_in_batch) for batch in self._micro_batches)
 
     # -- the hyper step ------------------------------------------------------------------------
+    def _after_optimizer_step(self, optimizer, args, kwargs) -> None:
+        """The post-hook of ``LETSOptimizer.step``: the hyper step, then rho in the progress bar."""
+        self.lets_hyper_step()
+        self._show_rho_in_progress_bar()
+
     def lets_hyper_step(self) -> None:
-        """Update ``rho`` at ``theta_{t+1}`` (called right after ``optimizer.step()``)."""
+        """Update ``rho`` at ``theta_{t+1}`` (run by the optimizer's step, right after the base optimizer's)."""
         optimizer = self.lets_optimizer
-        self._passes["steps"] += 1
-        if not optimizer.hyper_step_due or self.accelerator.optimizer_step_was_skipped:
+        if not optimizer.hyper_step_due:
             return
         model = self.model_wrapped
         scale = self._loss_scale()
@@ -359,19 +378,57 @@ class LETSTrainerMixin:
                 self._count_passes(1)
         optimizer.apply_hypergradient(val_loss.detach(), train_loss, inv_grad_scale=self._inv_grad_scale())
 
+    # -- the public radius ---------------------------------------------------------------------
+    @property
+    def rho(self) -> Optional[float]:
+        """The current radius (SAM family; None under ERM and before ``train()`` builds the optimizer)."""
+        optimizer = self.lets_optimizer
+        return None if optimizer is None else optimizer.rho
+
+    @property
+    def lets_gap(self) -> Optional[float]:
+        """The last hyper step's ``l_v - l_r`` (None before the first, or for ``lets_objective="val"``)."""
+        return self._last("last_gap")
+
+    @property
+    def lets_hypergradient(self) -> Optional[float]:
+        """The last hyper step's ``d objective / d rho`` (None before the first)."""
+        return self._last("last_hypergradient")
+
+    def _last(self, name: str) -> Optional[float]:
+        value = getattr(self.lets_optimizer, name, None)
+        return None if value is None else float(value)
+
+    def _show_rho_in_progress_bar(self) -> None:
+        """``rho=...`` after the stock progress bar's counts (main process, when the bar is shown)."""
+        for callback in self.callback_handler.callbacks:
+            bar = getattr(callback, "training_bar", None)
+            if isinstance(callback, ProgressCallback) and bar is not None:
+                bar.set_postfix(rho=f"{self.rho:.4g}", refresh=False)
+
     # -- logging -------------------------------------------------------------------------------
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        """Trainer's entries, with the radius: each training entry gets ``rho`` and the last hyper step's
+        values (the run's first also ``rho_start``), the final metrics of ``train()`` the final ``rho``."""
         optimizer = self.lets_optimizer
         if optimizer is not None and "loss" in logs:
+            logs.update(self._radius_logs(optimizer))
+        elif optimizer is not None and "train_loss" in logs:  # _finalize_training's metrics, returned by train()
             logs["rho"] = optimizer.rho
-            for key, value in (("lets_gap", optimizer.last_gap), ("lets_hypergradient", optimizer.last_hypergradient),
-                               ("lets_ascent_grad_norm", optimizer.last_ascent_grad_norm)):
-                if value is not None:
-                    logs[key] = float(value)
-            if self._passes["steps"]:
-                logs["lets_passes_per_step"] = self._passes["forward_backward"] / self._passes["steps"]
-                self._passes = {"forward_backward": 0.0, "steps": 0}
         super().log(logs, start_time)
+
+    def _radius_logs(self, optimizer: LETSOptimizer) -> Dict[str, float]:
+        logs = {"rho": optimizer.rho}
+        if self.rho_start is not None and not any("rho_start" in row for row in self.state.log_history):
+            logs["rho_start"] = self.rho_start  # once per run: a resumed run has it in its restored history
+        for key, value in (("lets_gap", self.lets_gap), ("lets_hypergradient", self.lets_hypergradient),
+                           ("lets_ascent_grad_norm", self._last("last_ascent_grad_norm"))):
+            if value is not None:
+                logs[key] = value
+        if self._passes["steps"]:
+            logs["lets_passes_per_step"] = self._passes["forward_backward"] / self._passes["steps"]
+            self._passes = {"forward_backward": 0.0, "steps": 0}
+        return logs
 
 
 class LETSTrainer(LETSTrainerMixin, Trainer):

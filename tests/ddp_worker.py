@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+from lets_hf.plots import radius_trajectory
+
 sys.path.insert(0, os.path.dirname(__file__))
 from lets_testing import tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
@@ -16,13 +18,15 @@ from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
 
 def main(out: str, optim: str) -> None:
     out = pathlib.Path(out)
-    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, max_steps=3)
+    # as the scripts set it: DeBERTa's head ignores num_items_in_batch, so Trainer's default would double its loss
+    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, max_steps=3,
+                     average_tokens_across_devices=False)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train()
     rank = args.process_index
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     torch.save(weights, out / f"weights-{rank}.pt")
-    rhos = [row["rho"] for row in trainer.state.log_history if "rho" in row]
+    rhos = radius_trajectory(trainer.state.log_history)["rho"]
     (out / f"result-{rank}.json").write_text(json.dumps({"world_size": args.world_size, "rho": rhos}))
     # Leave the process group before exiting: gloo's threads torn down at interpreter exit abort now and
     # then ("terminate called without an active exception", SIGABRT), failing a run that had finished.

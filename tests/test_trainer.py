@@ -7,7 +7,7 @@ import torch
 from lets_hf.trainer import LETSTrainer
 
 from lets_testing import tiny_deberta, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args, reference_loop
+from trainer_helpers import SequentialLETSTrainer, lets_args, lm_dataset, reference_loop, tiny_gpt2
 
 
 def _weights(model):
@@ -30,13 +30,21 @@ def test_trainer_matches_the_plain_pytorch_loop(tmp_path, optim, base):
         assert trainer.lets_optimizer.rho != pytest.approx(0.1, rel=1e-3)
 
 
-def test_gradient_accumulation_has_whole_batch_semantics(tmp_path):
-    data = token_dataset(64)
+def _classifier_that_says_it_ignores_num_items():
+    model = tiny_deberta()
+    model.accepts_loss_kwargs = False  # its forward takes **kwargs but ignores num_items_in_batch: Trainer's switch
+    return model
+
+
+@pytest.mark.parametrize("build, data", [(_classifier_that_says_it_ignores_num_items, token_dataset(64)),
+                                         (tiny_gpt2, lm_dataset(64))])  # labels masked: 1 to 9 tokens a row
+def test_gradient_accumulation_has_whole_batch_semantics(tmp_path, build, data):
+    """Trainer's normalisation (per micro-batch mean / steps, or a sum over num_items_in_batch) in every pass."""
     results = []
     for batch, accumulation in ((16, 1), (8, 2), (4, 4)):
         args = lets_args(tmp_path, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
                          optim="lets_asam")
-        trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=data)
+        trainer = SequentialLETSTrainer(model=build(), args=args, train_dataset=data)
         trainer.train()
         results.append((_weights(trainer.model), trainer.lets_optimizer.rho))
     for weights, rho in results[1:]:
@@ -72,8 +80,9 @@ def test_training_args_json_keeps_the_lets_name(tmp_path):
     saved = json.loads(args.to_json_string())
     assert saved["optim"] == "lets_sam" and saved["lets_hvp"] == "finite_difference"
     state = json.loads((tmp_path / "out" / "checkpoint-1" / "trainer_state.json").read_text())
-    assert state["log_history"][0]["rho"] == pytest.approx(0.1) and state["log_history"][0]["step"] == 0
-    assert {"rho", "lets_gap", "lets_hypergradient", "lets_ascent_grad_norm"} <= set(state["log_history"][1])
+    (row,) = state["log_history"]  # Trainer's one entry, with the radius
+    assert row["rho_start"] == pytest.approx(0.1) and row["step"] == 1
+    assert {"loss", "rho", "lets_gap", "lets_hypergradient", "lets_ascent_grad_norm"} <= set(row)
 
 
 def test_stock_optim_is_plain_erm(tmp_path):

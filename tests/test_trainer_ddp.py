@@ -39,7 +39,8 @@ def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
 
 
 def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
-    """Catches average_tokens_across_devices doubling the loss of models that ignore num_items_in_batch."""
+    """With average_tokens_across_devices=False (the scripts' setting), a model that ignores num_items_in_batch is
+    not scaled by the world size (Trainer's default doubles it on 2 processes)."""
     _, weights = _launch("torchrun", tmp_path, "sgd")
     single = SequentialLETSTrainer(model=tiny_deberta(), train_dataset=token_dataset(64),
                                    args=lets_args(tmp_path / "single", optim="sgd", per_device_train_batch_size=8,

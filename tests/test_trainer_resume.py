@@ -104,7 +104,7 @@ def test_a_sigkilled_run_resumes_bit_exact(tmp_path, full_run, caplog, kill):
     """A real SIGKILL: inside a checkpoint write (the newest folder is half written) or between two saves."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE)] + sys.path)}
     process = subprocess.run([sys.executable, os.path.join(HERE, "resume_worker.py"), str(tmp_path), kill],
-                             env=env, capture_output=True, text=True, timeout=120)
+                             env=env, capture_output=True, text=True, timeout=600)
     assert process.returncode == -9, process.stderr[-2000:]  # killed, not finished
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "checkpoint-4"] + \

@@ -27,11 +27,12 @@ def test_validation_batches_come_from_the_training_set_by_default(tmp_path):
     train = token_dataset(32, seed=1)
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=train,
                           eval_dataset=token_dataset(32, seed=2))
-    assert trainer._validation.dataset is train
-    batch = trainer._validation.batch(0)
+    validation = trainer._build_validation_batches()  # what train() builds
+    assert validation.dataset is train
+    batch = validation.batch(0)
     assert batch["input_ids"].shape == (8, 12)
-    assert sorted(trainer._validation.indices(0) + trainer._validation.indices(1) + trainer._validation.indices(2)
-                  + trainer._validation.indices(3)) == list(range(32))  # one pass sees every example once
+    assert sorted(validation.indices(0) + validation.indices(1) + validation.indices(2)
+                  + validation.indices(3)) == list(range(32))  # one pass sees every example once
 
 
 class BatchRecordingTrainer(LETSTrainer):
@@ -65,16 +66,21 @@ def test_held_out_and_eval_sources(tmp_path):
     held_out, evaluation = token_dataset(16, seed=3), token_dataset(16, seed=4)
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
                           lets_val_dataset=held_out)
-    assert trainer._validation.dataset is held_out
+    assert trainer._build_validation_batches().dataset is held_out
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
                           train_dataset=token_dataset(32), eval_dataset=evaluation)
-    assert trainer._validation.dataset is evaluation
+    assert trainer._build_validation_batches().dataset is evaluation
+    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
+                          train_dataset=token_dataset(32))
     with pytest.raises(ValueError, match="lets_val_source='eval' needs a single eval_dataset"):
-        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
-                    train_dataset=token_dataset(32))
-    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        trainer.train()
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):  # a dataset it has is checked at once
         LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
                     lets_val_dataset=token_dataset(4))
+    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path))
+    trainer.train_dataset = token_dataset(4)  # ... and one set later, when train() starts
+    with pytest.raises(ValueError, match="fewer than one batch of 8"):
+        trainer.train()
 
 
 class TinyConvNet(torch.nn.Module):

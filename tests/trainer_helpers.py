@@ -1,4 +1,4 @@
-"""Shared pieces of the Trainer tests: arguments, a trainer with sequential data order, a reference loop."""
+"""Shared pieces of the Trainer tests: arguments, a trainer with sequential data order, a reference loop, a tiny LM."""
 import torch
 from torch.utils.data import SequentialSampler
 from transformers.data.data_collator import default_data_collator
@@ -51,3 +51,24 @@ def reference_loop(model, data, args: LETSArguments, steps: int):
             with frozen_batchnorm_stats(model):
                 optimizer.hyper_step(loss(validation.batch(step)), loss(batch))
     return optimizer
+
+
+def tiny_gpt2(seed: int = 0):
+    """A 2-layer, 16-wide GPT-2 causal LM built from a config (no download), without dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2, resid_pdrop=0.0,
+                                      embd_pdrop=0.0, attn_pdrop=0.0))
+
+
+def lm_dataset(n: int = 32, length: int = 10):
+    """Sequences whose labels mask a varying prefix (-100): micro-batches hold different numbers of tokens."""
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(n):
+        ids = torch.randint(0, 50, (length,), generator=g)
+        labels = ids.clone()
+        labels[:(5 * i) % (length - 1)] = -100
+        rows.append({"input_ids": ids, "labels": labels})
+    return rows

@@ -96,7 +96,7 @@ class DataTrainingArguments:
 def parse_arguments(argv: Optional[List[str]] = None):
     """The three argument groups, with the paper's setup (``TABLE8_PRESET``, ``TABLE8_RHO``) as defaults."""
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LETSSeq2SeqArguments))
-    parser.set_defaults(**TABLE8_PRESET)
+    parser.set_defaults(**TABLE8_PRESET, average_tokens_across_devices=False)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if training_args.lets_preset == "paper" and all(getattr(training_args, f) is None for f in RHO_RATE_FLAGS):
         for name, value in TABLE8_RHO.items():
