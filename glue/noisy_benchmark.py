@@ -38,7 +38,10 @@ SEEDS = (0, 1, 2)
 LEARNED_RULES: Dict[str, List[str]] = {
     # The paper's rule at its largest GLUE rho learning rate (Table 11).
     "paper": ["--lets_preset", "paper", "--rho_lr", "1e-3"],
-    # The robust preset with the hypergradient through AdamW's step, a hyper step every step on a validation
+    # The robust preset with the hypergradient through AdamW's step, a validation batch as large as the training
+    # batch at every step (1.5 x SAM's passes): does the mechanism find one radius from every start on text?
+    "robust_adam": ["--lets_preset", "robust", "--lets_descent", "adam"],
+    # The same, a hyper step every step on a validation
     # batch of a quarter of the training batch: (2 + 1/4) / 2 = 1.125 x SAM's passes.
     "robust_adam_vq": ["--lets_preset", "robust", "--lets_descent", "adam", "--lets_val_batch_size", "8"],
 }

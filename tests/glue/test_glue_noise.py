@@ -47,7 +47,7 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
         parse(["--arms", "grid,bogus"])
 
 
-@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam_vq"])
+@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam", "robust_adam_vq"])
 def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
     """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""
     from glue.noisy_benchmark import fixed_settings
