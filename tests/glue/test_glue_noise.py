@@ -39,7 +39,7 @@ def test_noise_needs_classes():
 def test_benchmark_arms_cover_the_grid_and_every_start():
     grid = arm_runs("grid")
     assert [name for name, _ in grid] == ["erm"] + [f"sam-rho{rho:g}" for rho in SAM_GRID]
-    learned = arm_runs("robust_adam_vq")
+    learned = arm_runs("robust_adam_i4")
     assert [flags[flags.index("--rho") + 1] for _, flags in learned] == [str(rho) for rho in LETS_STARTS]
     assert label_of("sam-rho0.01") == "SAM (rho=0.01)" and label_of("erm") == "ERM"
     assert label_of("lets_sam_paper-rho0.05") == "LETS-SAM paper (rho_0=0.05)"
@@ -47,7 +47,7 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
         parse(["--arms", "grid,bogus"])
 
 
-@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam", "robust_adam_vq"])
+@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam", "robust_adam_i4"])
 def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
     """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""
     from glue.noisy_benchmark import fixed_settings
