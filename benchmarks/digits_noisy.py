@@ -162,11 +162,12 @@ def summarize(records: Sequence[dict], figure: Optional[str] = None) -> str:
         panels: Dict[str, list] = {}
         for record in records:
             if record["method"] == "lets_sam":
+                rhos = record["rho_per_epoch"]
+                steps = [(epoch + 1) * record["steps"] // len(rhos) for epoch in range(len(rhos))]
                 panels.setdefault(record["rule"], []).append(
-                    (f"rho_0={record['rho_initial']:g} seed {record['seed']}",
-                     list(range(1, len(record["rho_per_epoch"]) + 1)), record["rho_per_epoch"]))
+                    (f"rho_0={record['rho_initial']:g} seed {record['seed']}", steps, rhos))
         if panels:
-            plot_radius_comparison(panels, figure, title="digits, 40% label noise, SGD: rho per epoch")
+            plot_radius_comparison(panels, figure, title="digits, 40% label noise, SGD: rho at the end of each epoch")
     return "\n".join(lines)
 
 
