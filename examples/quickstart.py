@@ -34,7 +34,8 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0) -> None:
             xb, yb = x[idx], y[idx]
             loss_fn(model(xb), yb).backward()            # g at theta_t
             optimizer.first_step(zero_grad=True)         # theta_t + rho d
-            loss_fn(model(xb), yb).backward()            # g_hat
+            if optimizer.is_perturbed:                   # False for a non-finite g: a stock step follows
+                loss_fn(model(xb), yb).backward()        # g_hat
             optimizer.second_step(zero_grad=True)        # theta_{t+1}
             v = train[next(val_iter)]
             optimizer.hyper_step(loss_fn(model(x[v]), y[v]), loss_fn(model(xb), yb))  # rho_{t+1}

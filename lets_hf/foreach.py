@@ -37,6 +37,8 @@ def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
 
 
 def safe_scale(numerator: Tensor, norm: Tensor) -> Tensor:
-    """``numerator / norm``, or 0 where ``norm`` is 0 or not finite (a zero or overflowed gradient)."""
+    """``numerator / norm``, or 0 where ``norm`` is 0 or not finite (a zero gradient, or a finite one whose norm
+    overflowed). A NaN or inf inside the gradient survives the product (``NaN * 0`` is NaN): ``first_step`` skips
+    the ascent before a rule ever sees such a gradient."""
     usable = torch.isfinite(norm) & (norm > 0)
     return torch.where(usable, numerator / torch.where(usable, norm, torch.ones_like(norm)), torch.zeros_like(norm))

@@ -5,7 +5,8 @@ batch ``V``::
 
     loss_fn(model(B)).backward()           # g = grad L(B; theta_t)
     optimizer.first_step(zero_grad=True)   # theta_t + rho_t d, with d the rule's ascent direction
-    loss_fn(model(B)).backward()           # g_hat = grad L(B; theta_t + rho_t d)
+    if optimizer.is_perturbed:             # False on a variant's ERM step or a non-finite g: .grad keeps g
+        loss_fn(model(B)).backward()       # g_hat = grad L(B; theta_t + rho_t d)
     optimizer.second_step(zero_grad=True)  # restore theta_t exactly, base step: theta_{t+1}
     optimizer.hyper_step(loss_fn(model(V)), loss_fn(model(B)))   # rho_{t+1}
 
@@ -79,6 +80,7 @@ class LETSOptimizer(Optimizer):
         self._hyper_due = False
         self._pending: Optional[Tuple[Tensor, Tensor]] = None
         self.steps = 0
+        self.skipped_ascents = 0  # SAM steps taken as stock steps: their ascent gradient was not finite
         self._step_lrs: List[float] = [group["lr"] for group in self.param_groups]
         self.last_hypergradient: Optional[Tensor] = None
         self.last_gap: Optional[Tensor] = None
@@ -114,6 +116,16 @@ class LETSOptimizer(Optimizer):
         loss, whose gradient is in ``.grad``) completes the previous step's hyper step first.
         Variants may make this an ERM step instead: then the weights stay, ``.grad`` becomes the
         descent gradient, :attr:`is_perturbed` is False and the second pass is skipped.
+
+        A non-finite ascent gradient (a NaN or inf in ``g`` or in its norm, on any rank; an fp16
+        overflow too) has no direction to climb: the weights stay unperturbed, ``rho`` and its
+        state are not touched, :attr:`is_perturbed` is False and :attr:`skipped_ascents` counts
+        it. ``.grad`` keeps ``g`` (averaged over ranks, as a stock step's), ``zero_grad`` is
+        ignored, and the caller skips the second pass: ``second_step()`` is then the base
+        optimizer's stock step on this batch's gradient, with whatever that does with a non-finite
+        value (GradScaler skips it; fp32/bf16 steps with it, as training without SAM would). The
+        check reads one flag on the host (the same decision gates the second pass; the stock
+        Trainer already reads the loss on the host every step for ``logging_nan_inf_filter``).
         """
         if self._perturbed:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
@@ -129,6 +141,10 @@ class LETSOptimizer(Optimizer):
         self._learning = False
         if not self.rule.plans_sam_step(self.steps):
             self.rule.erm_gradient_(params, grads)
+            return
+        if not bool(torch.isfinite(mean_over_ranks(norm))):  # one decision for all ranks: NaN/inf on any
+            average_gradients_(grads)  # the first pass ran under no_sync
+            self.skipped_ascents += 1
             return
         if not self.rule.keeps_sam_step(self.steps, grads):
             average_gradients_(grads)  # the first pass ran under no_sync
@@ -288,7 +304,7 @@ class LETSOptimizer(Optimizer):
     def state_dict(self) -> Dict[str, Any]:
         """The base optimizer's state (its moments too), the radius controller's and the rule's."""
         state = {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
-                 "step_lrs": list(self._step_lrs), "rule": self.rule.state_dict(self._all_params())}
+                 "skipped_ascents": self.skipped_ascents, "step_lrs": list(self._step_lrs), "rule": self.rule.state_dict(self._all_params())}
         if self._pending is not None:  # train_term="next": the half-done hyper step and its b
             val_loss, val_total = self._pending
             state["pending"] = {"val_loss": val_loss, "val_total": val_total,
@@ -303,6 +319,7 @@ class LETSOptimizer(Optimizer):
         self.state = self.base_optimizer.state
         self.radius.load_state_dict(state_dict["radius"])
         self.steps = int(state_dict.get("steps", 0))
+        self.skipped_ascents = int(state_dict.get("skipped_ascents", 0))
         self._step_lrs = [float(lr) for lr in state_dict.get("step_lrs", self._step_lrs)]
         params = self._all_params()
         self.rule.load_state_dict(state_dict.get("rule", {}), params)

@@ -56,7 +56,6 @@ from transformers.utils import logging
 
 from . import checkpoints
 from .batchnorm import frozen_batchnorm_stats
-from .foreach import global_norm
 from .optimizer import LETSOptimizer
 from .validation import ValidationBatches
 
@@ -301,8 +300,9 @@ class LETSTrainerMixin:
     def _ascend(self, model, num_items_in_batch) -> None:
         """The first pass over the cycle under ``no_sync``, then the perturbation (or the variant's ERM step).
 
-        On an fp16 overflow there is no perturbation, but the descent passes still run: their DDP
-        sync spreads the overflow to every rank, so all ranks skip the step together.
+        A non-finite ascent gradient on any rank (an fp16 overflow, a NaN or inf in fp32/bf16) leaves
+        the weights unperturbed (``first_step``): no descent pass runs and the step is the stock one
+        on ``g``, averaged over ranks (fp16: the scaler skips it on every rank).
         """
         with self.accelerator.no_sync(model):
             self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
@@ -310,17 +310,8 @@ class LETSTrainerMixin:
         self._count_passes(1)
         optimizer, inv_grad_scale = self.lets_optimizer, self._inv_grad_scale()
         optimizer.finish_hyper_step(sum(self._ascent_losses), inv_grad_scale)  # train_term="next" only
-        overflowed = self._ascent_overflowed()
-        if not overflowed:
-            optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
-        self._descend = overflowed or optimizer.is_perturbed
-
-    def _ascent_overflowed(self) -> bool:
-        """fp16 only (a host sync, as the scaler's own check): is the ascent gradient non-finite?"""
-        if self.accelerator.scaler is None:
-            return False
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        return not bool(torch.isfinite(global_norm(grads)))
+        optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
+        self._descend = optimizer.is_perturbed
 
     def _loss_scale(self) -> Optional[Tensor]:
         scaler = self.accelerator.scaler
@@ -425,6 +416,7 @@ class LETSTrainerMixin:
                            ("lets_ascent_grad_norm", self._last("last_ascent_grad_norm"))):
             if value is not None:
                 logs[key] = value
+        logs["lets_skipped_ascents"] = optimizer.skipped_ascents  # steps taken as stock: non-finite ascent g
         if self._passes["steps"]:
             logs["lets_passes_per_step"] = self._passes["forward_backward"] / self._passes["steps"]
             self._passes = {"forward_backward": 0.0, "steps": 0}

@@ -42,7 +42,8 @@ class PerturbationRule(ABC):
     def perturbation_(self, params: Sequence[Tensor], grads: Sequence[Tensor], rho: Tensor) -> None:
         """Overwrite ``grads`` (holding ``g``) with ``rho * d``; ``rho`` is a 0-dim tensor.
 
-        A zero gradient must give a zero perturbation, never NaN.
+        ``g`` is finite (``first_step`` takes a stock step without ascent otherwise); a zero gradient
+        must give a zero perturbation, never NaN.
         """
 
     def plans_sam_step(self, step: int) -> bool:
