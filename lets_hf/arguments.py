@@ -20,6 +20,7 @@ from typing import Optional, Tuple
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
+from .checks import choice
 from .perturbation import (ESAM_FORMS, LOOKSAM_SPLITS, PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule,
                            build_perturbation)
 from .radius import (DEFAULT_PRESET, DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius,
@@ -110,7 +111,8 @@ class LETSArgumentsMixin:
         "help": "Validation batch size for the hyper step (default: per_device_train_batch_size)."})
 
     def __post_init__(self):
-        family = parse_sam_family(self.optim)
+        self._check_names()  # before the stock checks, whose enum error names neither the field nor the SAM family
+        family = parse_sam_family(getattr(self.optim, "value", self.optim))
         if family is None:
             super().__post_init__()
         else:
@@ -119,13 +121,14 @@ class LETSArgumentsMixin:
             self.optim = chosen
         self._check_lets_fields()
 
-    def _check_lets_fields(self) -> None:
+    def _check_names(self) -> None:
+        listed = {"optim": f"the SAM family {SAM_FAMILY} or a stock optimizer {STOCK_OPTIMIZERS}"}
         for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
                               ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES)):
             value = getattr(self, name)
-            value = getattr(value, "value", value)
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+            choice(name, getattr(value, "value", value), allowed, listed.get(name, ""))
+
+    def _check_lets_fields(self) -> None:
         if self.lets_descent == "adam" and self.lets_base_optim not in TORCH_ADAMW:
             raise ValueError(f"lets_descent 'adam' differentiates torch's AdamW step: lets_base_optim must be one of "
                              f"{list(TORCH_ADAMW)}, got {self.lets_base_optim!r}")

@@ -18,6 +18,7 @@ SAM / ASAM. Under DDP, run the first pass and the hyper step's forward passes un
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import torch
@@ -28,6 +29,7 @@ from . import foreach
 from .distributed import average_gradients_, mean_over_ranks
 from .perturbation import PerturbationRule, get_perturbation
 from .radius import FixedRadius, RadiusController
+from .radius.base import check_radius
 
 
 def _as_rule(perturbation: Union[str, PerturbationRule]) -> PerturbationRule:
@@ -41,8 +43,8 @@ def _as_rule(perturbation: Union[str, PerturbationRule]) -> PerturbationRule:
 def _as_controller(radius: Union[float, RadiusController]) -> RadiusController:
     if isinstance(radius, RadiusController):
         return radius
-    if isinstance(radius, (int, float)) and not isinstance(radius, bool):
-        return FixedRadius(radius)
+    if isinstance(radius, numbers.Real) and not isinstance(radius, bool):
+        return FixedRadius(check_radius("radius", radius))
     raise ValueError(f"radius must be a number > 0 or a RadiusController, got {radius!r}")
 
 

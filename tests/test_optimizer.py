@@ -197,7 +197,7 @@ def test_nonfinite_loss_skips_the_hyper_step():
     (dict(base_optimizer=torch.nn.Linear), "base_optimizer must be a torch.optim.Optimizer subclass"),
     (dict(perturbation="adam"), "perturbation must be one of"),
     (dict(perturbation=3), "perturbation must be a name or a PerturbationRule"),
-    (dict(radius=-1.0), "rho must be a finite number > 0"),
+    (dict(radius=-1.0), "radius must be a finite number > 0"),
     (dict(radius="0.1"), "radius must be a number > 0 or a RadiusController"),
     (dict(radius=LETSRadius(descent="adam")), "lets_descent 'adam' needs an Adam or AdamW base optimizer, got SGD"),
     (dict(base_optimizer=torch.optim.Adam, weight_decay=0.1, radius=LETSRadius(descent="adam")),

@@ -56,7 +56,7 @@ def test_state_dict_round_trip_is_exact():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(rho=0), "rho must be a finite number > 0"),
     (dict(rho=-0.1), "rho must be a finite number > 0"),
-    (dict(rho="big"), "rho must be a number > 0"),
+    (dict(rho="big"), "rho must be a finite number > 0"),
     (dict(lr=0), "rho_lr must be a finite number > 0"),
     (dict(rho_min=0.5, rho_max=0.1, rho=0.2), r"rho_min \(0.5\) must be <= rho_max \(0.1\)"),
     (dict(rho=10.0), r"must lie in \[rho_min, rho_max\]"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
+from ..checks import choice
 from .adaptive import AELookSAM, AESAM, AdaptivePolicy
 from .asam import ASAM, is_weight_matrix, named_weight_filter
 from .base import PerturbationRule
@@ -49,16 +50,13 @@ HORIZON_AWARE = {"ae_sam", "ae_looksam"}
 
 def get_perturbation(name: str, **kwargs) -> PerturbationRule:
     """The rule called ``name`` (one of :data:`PERTURBATIONS`), built with ``kwargs``."""
-    if name not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, got {name!r}")
-    return PERTURBATIONS[name](**kwargs)
+    return PERTURBATIONS[choice("perturbation", name, sorted(PERTURBATIONS))](**kwargs)
 
 
 def build_perturbation(name: str, options: Dict[str, Any], seed: int = 0,
                        total_steps: Optional[int] = None) -> PerturbationRule:
     """The rule ``name`` from command-line ``options`` (``{"asam_xi": 0.01, ...}``; others are ignored)."""
-    if name not in PERTURBATIONS:
-        raise ValueError(f"perturbation must be one of {sorted(PERTURBATIONS)}, got {name!r}")
+    choice("perturbation", name, sorted(PERTURBATIONS))
     kwargs = {arg: options[option] for option, arg in VARIANT_OPTIONS[name].items() if options.get(option) is not None}
     if name in SEEDED:
         kwargs["seed"] = seed

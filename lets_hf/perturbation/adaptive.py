@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from torch import Tensor
 
+from ..checks import integer, number
 from ..distributed import mean_over_ranks
 from ..foreach import global_norm
 from .looksam import LookSAM
@@ -46,11 +47,9 @@ class AdaptivePolicy:
 
     def __init__(self, delta: float = 0.9, lambda1: float = 1.0, lambda2: float = -1.0,
                  total_steps: Optional[int] = None):
-        if not 0 <= delta < 1:
-            raise ValueError(f"ae_delta must be in [0, 1), got {delta!r}")
-        if total_steps is not None and total_steps < 1:
-            raise ValueError(f"total_steps must be >= 1, got {total_steps!r}")
-        self.delta, self.lambda1, self.lambda2, self.total_steps = float(delta), float(lambda1), float(lambda2), total_steps
+        self.delta = number("ae_delta", delta, "in [0, 1)", lambda x: 0 <= x < 1)
+        self.lambda1, self.lambda2 = number("ae_lambda1", lambda1), number("ae_lambda2", lambda2)
+        self.total_steps = None if total_steps is None else integer("total_steps", total_steps, 1)
         self.mean, self.var = 0.0, 0.0
 
     def threshold_factor(self, step: int) -> float:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..checks import non_negative
 from ..foreach import global_norm, safe_scale
 from .base import PerturbationRule
 
@@ -39,11 +40,9 @@ class ASAM(PerturbationRule):
     name = "asam"
 
     def __init__(self, xi: float = 0.01, weight_filter: TensorFilter = is_weight_matrix):
-        if not xi >= 0:
-            raise ValueError(f"asam_xi must be >= 0, got {xi!r}")
+        self.xi = non_negative("asam_xi", xi)
         if not callable(weight_filter):
             raise ValueError(f"weight_filter must be a callable taking a tensor, got {weight_filter!r}")
-        self.xi = float(xi)
         self.weight_filter = weight_filter
 
     def perturbation_(self, params: Sequence[Tensor], grads: Sequence[Tensor], rho: Tensor) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 from torch import Tensor
 
+from ..checks import choice, number
 from .base import step_generator
 from .sam import SAM
 
@@ -59,13 +60,9 @@ class ESAM(SAM):
     name = "esam"
 
     def __init__(self, beta: float = 0.5, gamma: float = 1.0, seed: int = 0, form: str = "official"):
-        if not 0 < beta <= 1:
-            raise ValueError(f"esam_beta must be in (0, 1], got {beta!r}")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"esam_gamma must be in (0, 1], got {gamma!r}")
-        if form not in ESAM_FORMS:
-            raise ValueError(f"esam_form must be one of {list(ESAM_FORMS)}, got {form!r}")
-        self.beta, self.gamma, self.seed, self.form = float(beta), float(gamma), int(seed), form
+        self.beta = number("esam_beta", beta, "in (0, 1]", lambda x: 0 < x <= 1)
+        self.gamma = number("esam_gamma", gamma, "in (0, 1]", lambda x: 0 < x <= 1)
+        self.seed, self.form = int(seed), choice("esam_form", form, ESAM_FORMS)
         self.needs_ascent_gradient = form == "clean_unselected"
         self._step = 0
         self.selected: list = []

@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..checks import non_negative
 from ..foreach import dot, safe_scale
 from .sam import SAM
 
@@ -29,9 +30,7 @@ class GSAM(SAM):
     needs_ascent_gradient = True
 
     def __init__(self, alpha: float = 0.4):
-        if not alpha >= 0:
-            raise ValueError(f"gsam_alpha must be >= 0, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = non_negative("gsam_alpha", alpha)
 
     def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
                           ascent_grads: Sequence[Tensor]) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 from torch import Tensor
 
+from ..checks import choice, integer, non_negative
 from ..foreach import dot, global_norm, safe_scale
 from .sam import SAM
 
@@ -36,13 +37,9 @@ class LookSAM(SAM):
     needs_ascent_gradient = True
 
     def __init__(self, k: int = 5, alpha: float = 0.7, split: str = "whole"):
-        if not (isinstance(k, int) and k >= 1):
-            raise ValueError(f"looksam_k must be an integer >= 1, got {k!r}")
-        if not alpha >= 0:
-            raise ValueError(f"looksam_alpha must be >= 0, got {alpha!r}")
-        if split not in LOOKSAM_SPLITS:
-            raise ValueError(f"looksam_split must be one of {list(LOOKSAM_SPLITS)}, got {split!r}")
-        self.k, self.alpha, self.split = k, float(alpha), split
+        self.k = integer("looksam_k", k, 1)
+        self.alpha = non_negative("looksam_alpha", alpha)
+        self.split = choice("looksam_split", split, LOOKSAM_SPLITS)
         self.orthogonal: Dict[Tensor, Tensor] = {}  # g_v of the last SAM step, by parameter
 
     def plans_sam_step(self, step: int) -> bool:

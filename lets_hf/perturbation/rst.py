@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import number
 from .base import step_generator
 from .sam import SAM
 
@@ -18,9 +19,7 @@ class RST(SAM):
     name = "rst"
 
     def __init__(self, p: float = 0.5, seed: int = 0):
-        if not 0 <= p <= 1:
-            raise ValueError(f"rst_p must be in [0, 1], got {p!r}")
-        self.p, self.seed = float(p), int(seed)
+        self.p, self.seed = number("rst_p", p, "in [0, 1]", lambda x: 0 <= x <= 1), int(seed)
 
     def plans_sam_step(self, step: int) -> bool:
         return bool(torch.rand((), generator=step_generator(self.seed, step)) < self.p)

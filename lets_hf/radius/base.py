@@ -4,25 +4,40 @@ A radius controller owns ``rho`` and nothing else; it does not know which pertur
 it, so every SAM variant combines with every controller. ``rho`` lives in a 0-dim float64 tensor
 on the parameters' device, so that using and updating it never waits on the host; the ``rho``
 property reads it back (a host sync: call it at logging steps).
+
+Every radius given by a user or read from a checkpoint is a finite number in ``(0, RHO_LIMIT]``.
+A radius is a distance in weight space, the norm of the perturbation of all weights together;
+the published ones are 0.05 (SAM) to 2 (ASAM, in its normalised coordinates), and LETS clamps at
+``rho_max = 5`` by default. ``RHO_LIMIT = 100`` is about the norm of all the weights of a ResNet-18
+at initialisation (112; WRN-28-10: 163): a perturbation that large replaces the network instead of
+probing its neighbourhood, so a larger value is a mistake (``1e30`` for ``1e-3``).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import torch
 from torch import Tensor
 
+from ..checks import positive
 
-def check_positive(name: str, value: float) -> float:
-    """``float(value)``, or ``ValueError`` naming ``name`` unless it is a finite number > 0."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+RHO_LIMIT = 100.0
+
+
+def check_radius(name: str, value: Any) -> float:
+    """``float(value)`` for a radius (``rho``, ``rho_min``, ``rho_max``): a finite number in ``(0, RHO_LIMIT]``."""
+    return positive(name, value, RHO_LIMIT)
+
+
+def check_state_keys(state: Any, expected: Sequence[str], owner: str) -> None:
+    """A checkpointed state is a dict with exactly the keys ``expected``; else a ValueError naming them."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{owner} state must be a dict with the keys {list(expected)}, got {type(state).__name__}")
+    missing, unexpected = [k for k in expected if k not in state], sorted(set(state) - set(expected), key=str)
+    if missing or unexpected:
+        raise ValueError(f"{owner} state has missing keys {missing} and unexpected keys {unexpected} (expected "
+                         f"{list(expected)}); is this checkpoint from this kind of radius?")
 
 
 def state_dtype(device: torch.device) -> torch.dtype:

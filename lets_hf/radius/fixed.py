@@ -6,7 +6,7 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
-from .base import RadiusController, check_positive, state_dtype
+from .base import RadiusController, check_radius, check_state_keys, state_dtype
 
 
 class FixedRadius(RadiusController):
@@ -15,7 +15,7 @@ class FixedRadius(RadiusController):
     learns = False
 
     def __init__(self, rho: float = 0.05):
-        self._rho = check_positive("rho", rho)
+        self._rho = check_radius("rho", rho)
 
     def rho_tensor(self, device: torch.device) -> Tensor:
         return torch.tensor(self._rho, dtype=state_dtype(device), device=device)
@@ -28,7 +28,9 @@ class FixedRadius(RadiusController):
         return {"rho": self._rho}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self._rho = check_positive("rho", state["rho"])
+        """Restore ``rho``: a finite number in ``(0, RHO_LIMIT]``, the only key."""
+        check_state_keys(state, ("rho",), type(self).__name__)
+        self._rho = check_radius("checkpointed rho", state["rho"])
 
     def __repr__(self) -> str:
         return f"FixedRadius(rho={self._rho})"

@@ -39,13 +39,24 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .base import RadiusController, check_positive, state_dtype
+from ..checks import choice, integer, non_negative, number, positive
+from .base import RadiusController, check_radius, check_state_keys, state_dtype
 from .descent import get_descent
 from .hvp import get_hvp
 from .objectives import get_objective
 
 _STATE_KEYS = ("log_rho", "exp_avg", "exp_avg_sq", "updates")
 TRAIN_TERMS = ("same", "next")
+
+
+def _state_scalar(key: str, value: Any) -> float:
+    """A checkpointed scalar of rho's state: a finite 0-dim floating-point tensor, or a finite number."""
+    if isinstance(value, Tensor):
+        if value.dim() != 0 or not value.is_floating_point():
+            raise ValueError(f"LETSRadius state {key!r} must be a 0-dim floating-point tensor, got shape "
+                             f"{tuple(value.shape)} and dtype {value.dtype}")
+        value = value.item()
+    return number(f"LETSRadius state {key!r}", value)
 
 
 class LETSRadius(RadiusController):
@@ -57,32 +68,25 @@ class LETSRadius(RadiusController):
                  eps: float = 0.0, lr_decay: float = 1.0, rho_min: float = 1e-4, rho_max: float = 5.0,
                  hvp: str = "diag", objective: str = "gap2", interval: int = 1, train_term: str = "same",
                  descent: str = "sgd"):
-        rho = check_positive("rho", rho)
-        self.lr = check_positive("rho_lr", lr)
-        self.rho_min = check_positive("rho_min", rho_min)
-        self.rho_max = check_positive("rho_max", rho_max)
+        rho = check_radius("rho", rho)
+        self.lr = positive("rho_lr", lr)
+        self.rho_min = check_radius("rho_min", rho_min)
+        self.rho_max = check_radius("rho_max", rho_max)
         if self.rho_min > self.rho_max:
             raise ValueError(f"rho_min ({rho_min}) must be <= rho_max ({rho_max})")
         if not self.rho_min <= rho <= self.rho_max:
             raise ValueError(f"rho ({rho}) must lie in [rho_min, rho_max] = [{rho_min}, {rho_max}]")
-        if not (0 < lr_decay <= 1):
-            raise ValueError(f"rho_lr_decay must be in (0, 1] (a factor per update), got {lr_decay!r}")
-        if not all(0 <= b < 1 for b in betas) or len(betas) != 2:
-            raise ValueError(f"rho betas must be two numbers in [0, 1), got {betas!r}")
-        if not eps >= 0:
-            raise ValueError(f"rho eps must be >= 0, got {eps!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.eps = float(eps)
-        self.lr_decay = float(lr_decay)
-        if not (isinstance(interval, int) and interval >= 1):
-            raise ValueError(f"lets_interval must be an integer >= 1, got {interval!r}")
-        if train_term not in TRAIN_TERMS:
-            raise ValueError(f"lets_train_term must be one of {list(TRAIN_TERMS)}, got {train_term!r}")
+        self.lr_decay = number("rho_lr_decay", lr_decay, "in (0, 1] (a factor per update)", lambda x: 0 < x <= 1)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas (rho's Adam) must be two numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(number(f"betas[{i}] (rho's Adam)", b, "a number in [0, 1)", lambda x: 0 <= x < 1)
+                           for i, b in enumerate(betas))
+        self.eps = non_negative("eps (rho's Adam)", eps)
+        self.interval = integer("lets_interval", interval, 1)
+        self.train_term = choice("lets_train_term", train_term, TRAIN_TERMS)
         self.hvp = get_hvp(hvp)
         self.descent = get_descent(descent)
         self.objective = get_objective(objective)
-        self.interval = interval
-        self.train_term = train_term
         self._state = {"log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
                        "exp_avg": torch.zeros((), dtype=torch.float64),
                        "exp_avg_sq": torch.zeros((), dtype=torch.float64),
@@ -164,12 +168,23 @@ class LETSRadius(RadiusController):
         return {k: v.detach().clone() for k, v in self._state.items()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        missing = [k for k in _STATE_KEYS if k not in state]
-        if missing:
-            raise ValueError(f"LETS radius state is missing {missing}; is this a LETS checkpoint?")
-        device = self._state["log_rho"].device
-        self._state = {k: torch.as_tensor(state[k]).to(device=device, dtype=self._state[k].dtype).clone()
-                       for k in _STATE_KEYS}
+        """Restore the state after checking it (one host read at load time): exactly the keys of
+        :meth:`state_dict`, each a finite 0-dim floating-point tensor (or a number), ``log_rho`` in
+        ``[log rho_min, log rho_max]``, ``exp_avg_sq`` >= 0 and ``updates`` a whole number >= 0."""
+        check_state_keys(state, _STATE_KEYS, "LETSRadius")
+        values = {k: _state_scalar(k, state[k]) for k in _STATE_KEYS}
+        low, high = math.log(self.rho_min), math.log(self.rho_max)
+        slack = 1e-6 * max(1.0, abs(low), abs(high))  # a state clamped in float32 (MPS) may sit one ulp outside
+        if not low - slack <= values["log_rho"] <= high + slack:
+            raise ValueError(f"LETSRadius state 'log_rho' = {values['log_rho']!r} (rho = {math.exp(values['log_rho']):.4g}) "
+                             f"is outside [log rho_min, log rho_max] = [{low:.4g}, {high:.4g}] (rho in "
+                             f"[{self.rho_min}, {self.rho_max}]): a corrupted checkpoint, or one saved with another range")
+        if values["exp_avg_sq"] < 0:
+            raise ValueError(f"LETSRadius state 'exp_avg_sq' must be >= 0, got {values['exp_avg_sq']!r}")
+        if values["updates"] < 0 or values["updates"] != int(values["updates"]):
+            raise ValueError(f"LETSRadius state 'updates' must be a whole number >= 0, got {values['updates']!r}")
+        reference = self._state["log_rho"]
+        self._state = {k: torch.tensor(values[k], dtype=reference.dtype, device=reference.device) for k in _STATE_KEYS}
 
     def __repr__(self) -> str:
         return (f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "

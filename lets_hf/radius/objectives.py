@@ -21,6 +21,8 @@ from typing import Optional
 
 from torch import Tensor
 
+from ..checks import choice
+
 
 @dataclass(frozen=True)
 class UpperObjective:
@@ -49,6 +51,4 @@ OBJECTIVES = {
 
 
 def get_objective(name: str) -> UpperObjective:
-    if name not in OBJECTIVES:
-        raise ValueError(f"lets_objective must be one of {sorted(OBJECTIVES)}, got {name!r}")
-    return OBJECTIVES[name]
+    return OBJECTIVES[choice("lets_objective", name, sorted(OBJECTIVES))]

@@ -5,7 +5,8 @@ A schedule of the radius is a controller of its own, so it combines with every p
 """
 from __future__ import annotations
 
-from .base import check_positive
+from ..checks import number, positive
+from .base import check_radius
 from .fixed import FixedRadius
 
 
@@ -14,13 +15,11 @@ class LRProportionalRadius(FixedRadius):
 
     def __init__(self, rho_max: float, rho_min: float, lr_max: float, lr_min: float = 0.0):
         super().__init__(rho_max)
-        self.rho_max, self.rho_min = self._rho, check_positive("rho_min", rho_min)
+        self.rho_max, self.rho_min = self._rho, check_radius("rho_min", rho_min)
         if self.rho_min > self.rho_max:
             raise ValueError(f"rho_min ({rho_min}) must be <= rho ({rho_max})")
-        self.lr_max = check_positive("learning_rate", lr_max)
-        if not 0 <= lr_min < lr_max:
-            raise ValueError(f"lr_min must be in [0, learning_rate), got {lr_min!r}")
-        self.lr_min = float(lr_min)
+        self.lr_max = positive("learning_rate", lr_max)
+        self.lr_min = number("lr_min", lr_min, "in [0, learning_rate)", lambda x: 0 <= x < self.lr_max)
 
     def observe_learning_rate(self, lr: float) -> None:
         fraction = min(max((lr - self.lr_min) / (self.lr_max - self.lr_min), 0.0), 1.0)
