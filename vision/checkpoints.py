@@ -3,19 +3,35 @@
 ``output_dir/``
   ``config.json``                the run's configuration
   ``log.jsonl``                  one JSON record per epoch (train/test loss and accuracy, rho, the gap)
-  ``checkpoints/epoch_NNNN/``    accelerate's ``save_state``: weights, the optimizer (its moments and
-                                 rho with its Adam state), the LR schedule, the validation stream's
-                                 position, the epoch, and every process's RNG states
+  ``checkpoints/epoch_NNNN/``    accelerate's ``save_state`` (the weights as safetensors, every
+                                 process's RNG states) and ``run_state.pt``: the optimizer (its
+                                 moments and rho with its Adam state), the LR schedule, the
+                                 validation stream's position and the epoch, written last (its
+                                 presence marks a complete checkpoint)
   ``model.safetensors``          the final weights; ``results.json`` the final numbers
+
+No checkpoint runs code when it is read. ``run_state.pt`` holds the objects' ``state_dict()``s,
+tensors and plain values only, and is read with ``torch.load(weights_only=True)``, which refuses
+anything else. (accelerate's ``register_for_checkpointing`` would write each object to a
+``custom_checkpoint_N.pkl`` and read it back with ``weights_only=False``, a full unpickler that
+runs whatever a planted file asks; a checkpoint folder holding such a file is refused.)
 """
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 from typing import Any, Dict, List, Optional
 
+import torch
+from accelerate import Accelerator
+
+from vision.config import ConfigError
+
 CHECKPOINT_PREFIX = "epoch_"
+RUN_STATE = "run_state.pt"
+PICKLED_STATE = "custom_checkpoint_*.pkl"  # what register_for_checkpointing writes: never read here
 
 
 class RunState:
@@ -41,13 +57,42 @@ def list_checkpoints(output_dir: pathlib.Path) -> List[pathlib.Path]:
     root = output_dir / "checkpoints"
     if not root.is_dir():
         return []
-    found = [d for d in root.iterdir() if d.name.startswith(CHECKPOINT_PREFIX) and any(d.glob("custom_checkpoint_*"))]
+    found = [d for d in root.iterdir() if d.name.startswith(CHECKPOINT_PREFIX) and (d / RUN_STATE).is_file()]
     return sorted(found, key=lambda d: int(d.name[len(CHECKPOINT_PREFIX):]))
 
 
 def latest_checkpoint(output_dir: pathlib.Path) -> Optional[pathlib.Path]:
+    """The newest complete checkpoint; a ConfigError if any checkpoint folder holds a pickled object."""
+    root = output_dir / "checkpoints"
+    pickled = sorted(root.glob(f"{CHECKPOINT_PREFIX}*/{PICKLED_STATE}")) if root.is_dir() else []
+    if pickled:
+        raise ConfigError(f"--output_dir {output_dir}: {pickled[0]} is a pickled object, which can run code when it is "
+                          f"read; this script never writes or reads one (its state is in {RUN_STATE}, tensors and "
+                          f"plain values only). A checkpoint of an earlier version, or a planted file: it is not "
+                          f"loaded. Remove it to resume from the folder's {RUN_STATE}, or start a new --output_dir")
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def save_run_state(accelerator: Accelerator, directory: pathlib.Path, objects: Dict[str, Any]) -> None:
+    """Write every object's ``state_dict()`` to ``directory/run_state.pt`` (main process; atomic: it marks the
+    checkpoint complete). Raises if a state holds anything but tensors and plain values."""
+    if not accelerator.is_main_process:
+        return
+    partial = directory / f"{RUN_STATE}.partial"
+    torch.save({name: obj.state_dict() for name, obj in objects.items()}, partial)
+    torch.load(partial, weights_only=True)  # what cannot be read back without running code is not written
+    os.replace(partial, directory / RUN_STATE)
+
+
+def load_run_state(directory: pathlib.Path, objects: Dict[str, Any]) -> None:
+    """Restore every object from ``directory/run_state.pt``, read with ``weights_only=True`` (no code runs)."""
+    state = torch.load(directory / RUN_STATE, map_location="cpu", weights_only=True)
+    if not (isinstance(state, dict) and set(state) == set(objects)):
+        raise ConfigError(f"{directory / RUN_STATE} holds the states {sorted(state) if isinstance(state, dict) else state!r}, "
+                          f"this run has {sorted(objects)}: resume with the options the run was started with")
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name])
 
 
 def prune_checkpoints(output_dir: pathlib.Path, keep: int) -> None:

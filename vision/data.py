@@ -102,13 +102,31 @@ def cifar_folder(data_dir: pathlib.Path, name: str) -> pathlib.Path:
     return data_dir if data_dir.name == folder else data_dir / folder
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Reads what a CIFAR python-pickle batch holds and nothing else: a dict of bytes keys, lists of
+    numbers or bytes, and uint8 numpy arrays. A pickle calls the functions it names; this one refuses
+    every name but numpy's array reconstruction (``_reconstruct`` or ``_frombuffer``, under numpy 1's
+    ``numpy.core`` of the original Python 2 files or numpy 2's ``numpy._core``), ``ndarray``, ``dtype``
+    and ``_codecs.encode`` (bytes in a protocol-2 pickle written by Python 3), so no code runs."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, "
+                                         f"bytes, numbers and numpy arrays")
+        return super().find_class(module, name)
+
+
 def _read_cifar_file(path: pathlib.Path, label_key: bytes, num_classes: int) -> Tuple[Tensor, Tensor]:
     if not path.is_file():
         raise DataError(f"--data_dir: expected the CIFAR file {path} (the python-pickle archive layout); "
                         f"pass --download to fetch it")
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = CifarUnpickler(f, encoding="bytes").load()
         data, labels = batch[b"data"], batch[label_key]
     except Exception as error:  # unpickling garbage raises many kinds of errors
         raise DataError(f"--data_dir: {path} is not a CIFAR python-pickle batch "

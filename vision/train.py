@@ -47,7 +47,8 @@ from lets_hf import LETSOptimizer, LETSRadius, frozen_batchnorm_stats
 from lets_hf.perturbation import PerturbationRule, build_perturbation
 from lets_hf.radius import radius_settings
 from vision.augment import DeviceTransform
-from vision.checkpoints import RunLog, RunState, checkpoint_dir, latest_checkpoint, prune_checkpoints
+from vision.checkpoints import (RunLog, RunState, checkpoint_dir, latest_checkpoint, load_run_state, prune_checkpoints,
+                                save_run_state)
 from vision.config import ConfigError, TrainConfig, parse_config
 from vision.data import DataError, VisionData, load_dataset
 from vision.models import build_model, count_parameters
@@ -270,6 +271,7 @@ class Run:
     state: RunState
     log: RunLog
     output_dir: pathlib.Path
+    checkpointed: Dict[str, Any]  # what run_state.pt holds, by name: objects with state_dict / load_state_dict
 
 
 def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
@@ -298,11 +300,12 @@ def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
                                      pin_memory=pin, **loader_options)
         val_stream = ValidationStream(val_batches, train_tf, accelerator.device)
     state = RunState()
-    accelerator.register_for_checkpointing(optimizer, scheduler, state, *([val_stream] if val_stream else []))
+    checkpointed = {"optimizer": optimizer, "scheduler": scheduler, "run": state,
+                    **({"validation": val_stream} if val_stream else {})}
     output_dir = pathlib.Path(config.output_dir)
     stepper = Stepper(model, optimizer, accelerator, val_stream)
     return Run(config, accelerator, data, model, optimizer, scheduler, stepper, train_batches, eval_batches, train_tf,
-               eval_tf, state, RunLog(output_dir / "log.jsonl"), output_dir)
+               eval_tf, state, RunLog(output_dir / "log.jsonl"), output_dir, checkpointed)
 
 
 def run_epoch(run: Run, epoch: int) -> Dict[str, Any]:
@@ -348,6 +351,7 @@ def _start(run: Run) -> None:
                           f"it, or choose another --output_dir")
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
+        load_run_state(checkpoint, run.checkpointed)
         accelerator.print(f"resumed from {checkpoint} (epoch {run.state.epoch})")
         _warn_on_changed_options(run)
     elif run.config.resume:
@@ -369,7 +373,9 @@ def _warn_on_changed_options(run: Run) -> None:
 
 
 def _save(run: Run) -> None:
-    run.accelerator.save_state(str(checkpoint_dir(run.output_dir, run.state.epoch)))
+    directory = checkpoint_dir(run.output_dir, run.state.epoch)
+    run.accelerator.save_state(str(directory))
+    save_run_state(run.accelerator, directory, run.checkpointed)
     if run.accelerator.is_main_process:
         prune_checkpoints(run.output_dir, run.config.keep_checkpoints)
     run.accelerator.wait_for_everyone()

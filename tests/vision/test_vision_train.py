@@ -84,8 +84,8 @@ def test_run_finishes_logs_checkpoints_and_resumes_exactly(name, data_dir, tmp_p
     assert weights.keys() == resumed_weights.keys()
     assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
     assert resumed["final_rho"] == full["final_rho"]
-    optimizer_states = [torch.load(tmp_path / d / "checkpoints" / "epoch_0002" / "custom_checkpoint_0.pkl",
-                                   weights_only=False) for d in ("full", "resumed")]
+    optimizer_states = [torch.load(tmp_path / d / "checkpoints" / "epoch_0002" / "run_state.pt",
+                                   weights_only=True)["optimizer"] for d in ("full", "resumed")]
     if name.startswith("lets"):
         radius, resumed_radius = optimizer_states[0]["radius"], optimizer_states[1]["radius"]
         assert radius.keys() == resumed_radius.keys()

@@ -33,3 +33,13 @@ def write_cifar10(root: pathlib.Path, n_train: int = 160, n_test: int = 64, seed
     with open(folder / "test_batch", "wb") as f:
         pickle.dump(batch(n_test), f)
     return root
+
+
+class Payload:
+    """A planted pickle: loaded by a full unpickler, it creates ``marker`` (it could as well call ``os.system``)."""
+
+    def __init__(self, marker: pathlib.Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
