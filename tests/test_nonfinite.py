@@ -8,7 +8,7 @@ from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.trainer import LETSTrainer
 
 from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args
+from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient
 
 loss_fn = torch.nn.functional.cross_entropy
 
@@ -85,25 +85,16 @@ def test_a_healthy_step_after_a_skipped_one_is_sam_again():
     assert opt.rho != 0.1 and all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def _poison_first_backward(model, calls):
-    """NaN in the classifier's gradient on the first backward pass only (the ascent pass of step 0)."""
-    def hook(grad):
-        calls.append(1)
-        return grad * float("nan") if len(calls) == 1 else grad
-    model.classifier.bias.register_hook(hook)
-
-
 @pytest.mark.parametrize("precision", [{}, {"bf16": True}])
 def test_trainer_step_with_a_nonfinite_ascent_gradient_is_the_stock_step(tmp_path, precision):
     data = token_dataset(16)
     common = dict(max_steps=1, **precision)  # the stock step spreads the NaN (its grad norm); LETS must match it
     lets = SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "l", **common), train_dataset=data)
-    lets_calls, stock_calls = [], []
-    _poison_first_backward(lets.model, lets_calls)
+    lets_calls = poison_first_gradient(lets.model.classifier.bias)
     lets.train()
     stock = SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "s", optim="sgd", **common),
                                   train_dataset=data)
-    _poison_first_backward(stock.model, stock_calls)
+    stock_calls = poison_first_gradient(stock.model.classifier.bias)
     stock.train()
 
     assert len(lets_calls) == len(stock_calls) == 1  # no descent pass, no hyper pass

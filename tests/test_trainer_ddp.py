@@ -18,9 +18,9 @@ LAUNCHERS = {
 }
 
 
-def _launch(launcher, out, optim):
+def _launch(launcher, out, optim, *worker_args):
     env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="true", PYTHONPATH=str(ROOT))
-    command = LAUNCHERS[launcher] + [str(free_port()), WORKER, str(out), optim]
+    command = LAUNCHERS[launcher] + [str(free_port()), WORKER, str(out), optim, *worker_args]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [json.loads((out / f"result-{rank}.json").read_text()) for rank in (0, 1)]
@@ -36,6 +36,15 @@ def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
     assert results[0]["rho"] == results[1]["rho"] and len(results[0]["rho"]) == 4  # the initial rho, 3 steps
     assert results[0]["rho"][-1] != pytest.approx(0.1, rel=1e-3)
     assert torch.equal(weights[0], weights[1])
+
+
+def test_a_nonfinite_ascent_gradient_on_one_rank_skips_the_ascent_on_every_rank(tmp_path):
+    """One decision for all ranks (else one would run descent passes the other does not: a hang): rank 0's
+    gradient is finite, yet both take the stock step on the averaged (NaN) gradient, and stay identical."""
+    results, weights = _launch("torchrun", tmp_path, "lets_sam", "rank1")
+    assert results[0]["skipped_ascents"] == results[1]["skipped_ascents"] == 3  # the stock step spread the NaN
+    assert results[0]["rho"] == results[1]["rho"] and results[0]["rho"][-1] == pytest.approx(0.1, rel=1e-12)
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0, equal_nan=True)
 
 
 def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):

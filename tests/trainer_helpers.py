@@ -72,3 +72,16 @@ def lm_dataset(n: int = 32, length: int = 10):
         labels[:(5 * i) % (length - 1)] = -100
         rows.append({"input_ids": ids, "labels": labels})
     return rows
+
+
+def poison_first_gradient(parameter) -> list:
+    """A NaN in ``parameter``'s first gradient only (the ascent pass of step 0); returns the list of its backward
+    calls, one entry each."""
+    calls = []
+
+    def hook(grad):
+        calls.append(1)
+        return grad * float("nan") if len(calls) == 1 else grad
+
+    parameter.register_hook(hook)
+    return calls
