@@ -31,23 +31,26 @@ def _step(model, opt, x, y):
 
 
 @pytest.mark.parametrize("poison", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("train_term", ["same", "next"])
-def test_plain_api_skips_the_ascent_and_takes_the_stock_step(poison, train_term):
+@pytest.mark.parametrize("train_term, dtype", [("same", torch.float32), ("next", torch.float32),
+                                               ("same", torch.bfloat16)])
+def test_plain_api_skips_the_ascent_and_takes_the_stock_step(poison, train_term, dtype):
     x, y = tiny_batches(1)
-    model = tiny_mlp(dtype=torch.float32)
+    x = x.to(dtype)
+    model = tiny_mlp(dtype=dtype)
     opt = _lets(model, train_term=train_term)
     for _ in range(2):  # a few healthy steps first: rho and its Adam state have moved
-        _step(model, opt, x.float(), y)
+        _step(model, opt, x, y)
+    assert opt.skipped_ascents == 0 and opt.radius.updates >= 1
     stock_model = copy.deepcopy(model)
     stock = torch.optim.SGD(stock_model.parameters(), lr=0.1, momentum=0.9)
     stock.load_state_dict(copy.deepcopy(opt.base_optimizer.state_dict()))
     radius_before = opt.radius.state_dict()
     weights_before = [p.detach().clone() for p in model.parameters()]
 
-    loss_fn(model(x.float()), y).backward()
+    loss_fn(model(x), y).backward()
     next(model.parameters()).grad[0, 0] = poison
     g = [p.grad.clone() for p in model.parameters()]
-    opt.first_step(zero_grad=True, train_loss=loss_fn(model(x.float()), y).detach())
+    opt.first_step(zero_grad=True, train_loss=loss_fn(model(x), y).detach())
     assert not opt.is_perturbed and not opt.hyper_step_due and opt.skipped_ascents == 1
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), weights_before))
     for p, q in zip(model.parameters(), g):  # .grad keeps g for the stock step
