@@ -12,7 +12,8 @@ import numbers
 from typing import Any, Callable, Sequence
 
 
-def number(name: str, value: Any, allowed: str = "a finite number", ok: Callable[[float], bool] = math.isfinite) -> float:
+def number(name: str, value: Any, allowed: str = "a finite number",
+           ok: Callable[[float], bool] = math.isfinite) -> float:
     """``float(value)`` if ``value`` is a real number for which ``ok`` holds; else ``"{name} must be {allowed}"``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")

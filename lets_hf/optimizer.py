@@ -127,7 +127,8 @@ class LETSOptimizer(Optimizer):
         optimizer's stock step on this batch's gradient, with whatever that does with a non-finite
         value (GradScaler skips it; fp32/bf16 steps with it, as training without SAM would). The
         check reads one flag on the host (the same decision gates the second pass; the stock
-        Trainer already reads the loss on the host every step for ``logging_nan_inf_filter``).
+        Trainer already reads the loss on the host every step for ``logging_nan_inf_filter``), and
+        under DDP all-reduces the norm (one scalar) so that every rank decides alike.
         """
         if self._perturbed:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
@@ -306,7 +307,8 @@ class LETSOptimizer(Optimizer):
     def state_dict(self) -> Dict[str, Any]:
         """The base optimizer's state (its moments too), the radius controller's and the rule's."""
         state = {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
-                 "skipped_ascents": self.skipped_ascents, "step_lrs": list(self._step_lrs), "rule": self.rule.state_dict(self._all_params())}
+                 "skipped_ascents": self.skipped_ascents, "step_lrs": list(self._step_lrs),
+                 "rule": self.rule.state_dict(self._all_params())}
         if self._pending is not None:  # train_term="next": the half-done hyper step and its b
             val_loss, val_total = self._pending
             state["pending"] = {"val_loss": val_loss, "val_total": val_total,

@@ -79,7 +79,8 @@ BAD = [
     (optimizer, dict(radius=NAN), "radius must be a finite number > 0"),
     (optimizer, dict(radius="0.05"), "radius must be a number > 0 or a RadiusController, got '0.05'"),
     (optimizer, dict(radius=True), "radius must be a number > 0 or a RadiusController, got True"),
-    (optimizer, dict(perturbation="sma"), r"perturbation must be one of \[.*'sam'.*\], got 'sma'; did you mean 'sam'\?"),
+    (optimizer, dict(perturbation="sma"), r"perturbation must be one of \[.*'sam'.*\], got 'sma'; "
+                                          r"did you mean 'sam'\?"),
     # LETSArguments
     (arguments, dict(optim="lets_sm"), r"optim must be one of the SAM family \[.*'lets_sam'.*\] or a stock optimizer "
                                        r"\[.*'adamw_torch'.*\], got 'lets_sm'; did you mean 'lets_sam'\?"),
@@ -114,8 +115,11 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("build, kwargs, message", BAD,
-                         ids=[f"{build.__name__}-{'-'.join(f'{k}={v!r}' for k, v in kw.items())}" for build, kw, _ in BAD])
+def _case_id(build, kwargs):
+    return "-".join([build.__name__] + [f"{k}={v!r}" for k, v in kwargs.items()])
+
+
+@pytest.mark.parametrize("build, kwargs, message", BAD, ids=[_case_id(build, kw) for build, kw, _ in BAD])
 def test_bad_input_raises_a_value_error_naming_the_argument(build, kwargs, message):
     with pytest.raises(ValueError, match=message):
         build(**kwargs)

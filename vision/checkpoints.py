@@ -88,9 +88,10 @@ def save_run_state(accelerator: Accelerator, directory: pathlib.Path, objects: D
 def load_run_state(directory: pathlib.Path, objects: Dict[str, Any]) -> None:
     """Restore every object from ``directory/run_state.pt``, read with ``weights_only=True`` (no code runs)."""
     state = torch.load(directory / RUN_STATE, map_location="cpu", weights_only=True)
-    if not (isinstance(state, dict) and set(state) == set(objects)):
-        raise ConfigError(f"{directory / RUN_STATE} holds the states {sorted(state) if isinstance(state, dict) else state!r}, "
-                          f"this run has {sorted(objects)}: resume with the options the run was started with")
+    held = sorted(state) if isinstance(state, dict) else repr(state)
+    if held != sorted(objects):
+        raise ConfigError(f"{directory / RUN_STATE} holds the states {held}, this run has {sorted(objects)}: resume "
+                          f"with the options the run was started with")
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
 

@@ -175,10 +175,11 @@ class LETSRadius(RadiusController):
         values = {k: _state_scalar(k, state[k]) for k in _STATE_KEYS}
         low, high = math.log(self.rho_min), math.log(self.rho_max)
         slack = 1e-6 * max(1.0, abs(low), abs(high))  # a state clamped in float32 (MPS) may sit one ulp outside
-        if not low - slack <= values["log_rho"] <= high + slack:
-            raise ValueError(f"LETSRadius state 'log_rho' = {values['log_rho']!r} (rho = {math.exp(values['log_rho']):.4g}) "
-                             f"is outside [log rho_min, log rho_max] = [{low:.4g}, {high:.4g}] (rho in "
-                             f"[{self.rho_min}, {self.rho_max}]): a corrupted checkpoint, or one saved with another range")
+        log_rho = values["log_rho"]
+        if not low - slack <= log_rho <= high + slack:
+            raise ValueError(f"LETSRadius state 'log_rho' = {log_rho!r} (rho = {math.exp(log_rho):.4g}) is outside "
+                             f"[log rho_min, log rho_max] = [{low:.4g}, {high:.4g}] (rho in [{self.rho_min}, "
+                             f"{self.rho_max}]): a corrupted checkpoint, or one saved with another range")
         if values["exp_avg_sq"] < 0:
             raise ValueError(f"LETSRadius state 'exp_avg_sq' must be >= 0, got {values['exp_avg_sq']!r}")
         if values["updates"] < 0 or values["updates"] != int(values["updates"]):

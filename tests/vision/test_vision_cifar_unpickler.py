@@ -13,7 +13,8 @@ from vision.data import CifarUnpickler, DataError, load_cifar
 def _batch(n, seed=0):
     rng = np.random.default_rng(seed)
     return {b"batch_label": b"training batch 1 of 5", b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"img_%d.png" % i for i in range(n)]}
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"filenames": [b"img_%d.png" % i for i in range(n)]}
 
 
 def _write_cifar10(root, protocol, numpy_module=None, train=None):
