@@ -15,7 +15,7 @@ from trainer_helpers import lets_args
 def test_reach_is_the_travel_of_log_rho_under_a_steady_hypergradient():
     """Adam moves log rho by lr per update when its gradient h * rho keeps its sign and size: exp(lr U) in all;
     a growing one makes Adam's steps longer, by at most (1 - beta1) / sqrt(1 - beta2) = 3.16 times."""
-    steady, growing = LETSRadius(rho=0.05, lr=1e-2, rho_max=1e3), LETSRadius(rho=0.05, lr=1e-2, rho_max=1e3)
+    steady, growing = LETSRadius(rho=0.05, lr=1e-2, rho_max=100), LETSRadius(rho=0.05, lr=1e-2, rho_max=100)  # RHO_LIMIT
     for _ in range(200):
         steady.update(torch.tensor(-1.0 / steady.rho, dtype=torch.float64))
         growing.update(torch.tensor(-1.0, dtype=torch.float64))
