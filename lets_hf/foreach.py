@@ -22,12 +22,14 @@ def global_norm(tensors: Sequence[Tensor]) -> Tensor:
 
 
 def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
-    """The inner product ``sum_i <a_i, b_i>`` of two aligned tensor lists, as a 0-dim float64 tensor."""
+    """The inner product ``sum_i <a_i, b_i>`` of two aligned tensor lists, as a 0-dim float64 tensor.
+
+    Tensor by tensor: the temporary products are one tensor's size at a time, not the whole list's
+    (a model's worth of memory at the peak of a LETS step, ``benchmarks/peak_memory.py``)."""
     if not a:
         return torch.zeros((), dtype=torch.float64)
-    products = torch._foreach_mul(list(a), list(b))
     device = a[0].device
-    return torch.stack([p.sum(dtype=torch.float64).to(device) for p in products]).sum()
+    return torch.stack([torch.mul(x, y).sum(dtype=torch.float64).to(device) for x, y in zip(a, b)]).sum()
 
 
 def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:

@@ -239,13 +239,13 @@ class LETSOptimizer(Optimizer):
         update happened now (fixed radius, a step the interval skips, or ``train_term="next"``,
         which needs no ``train_loss`` here and completes at the next ``first_step``). Check
         :attr:`hyper_step_due` before computing the losses to save their passes. Gradients are
-        left zeroed.
+        left as None (zero).
         """
         if not self.hyper_step_due:
             return None
         from_next_step = self.radius.train_term_from_next_step
         differentiated = val_loss if from_next_step else self.radius.objective.differentiated(val_loss, train_loss)
-        self.zero_grad(set_to_none=False)
+        self.zero_grad()  # None: the backward writes fresh gradients instead of adding them to zeros
         differentiated.backward()
         train = None if from_next_step or train_loss is None else train_loss.detach()
         return self.apply_hypergradient(val_loss.detach(), train)
@@ -262,7 +262,7 @@ class LETSOptimizer(Optimizer):
         """
         self._hyper_due = False
         total = self._weighted_dot_with_b(inv_grad_scale)
-        self.zero_grad(set_to_none=False)
+        self.zero_grad()
         if total is None:
             return None
         if self.radius.train_term_from_next_step:

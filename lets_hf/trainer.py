@@ -354,7 +354,7 @@ class LETSTrainerMixin:
         model = self.model_wrapped
         scale = self._loss_scale()
         scaled = (lambda loss: loss) if scale is None else (lambda loss: loss * scale.to(loss.dtype))
-        optimizer.zero_grad(set_to_none=False)
+        optimizer.zero_grad()  # None: the validation pass writes fresh gradients instead of adding them to zeros
         with self.accelerator.no_sync(model), frozen_batchnorm_stats(model):
             val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
             scaled(val_loss).backward()
