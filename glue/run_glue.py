@@ -217,6 +217,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
     logger.info("%s: %d training rows, %s LETS held-out rows, eval %s; output %s", task.display_name, len(train),
                 len(held_out) if held_out is not None else "no", {k: len(v) for k, v in evals.items()},
                 training_args.output_dir)
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
     metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
     if model_args.save_final_model:
         trainer.save_model()
