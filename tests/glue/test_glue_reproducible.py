@@ -77,15 +77,6 @@ def test_a_killed_run_resumed_equals_the_uninterrupted_run(resumed, uninterrupte
     (results, weights), (expected, expected_weights) = resumed, uninterrupted
     assert weights == expected_weights
     assert results["rho_final"] == expected["rho_final"] != expected["rho_initial"]
-    assert results["scores"] == expected["scores"]
     eval_metrics = lambda metrics: {k: v for k, v in metrics.items() if k.startswith("eval_")}
     assert eval_metrics(results["metrics"]) == eval_metrics(expected["metrics"]) != {}
-    per_segment = ("trajectory", "metrics")  # compared below
-    assert {k: v for k, v in results.items() if k not in per_segment} == \
-           {k: v for k, v in expected.items() if k not in per_segment}
-
-
-@pytest.mark.xfail(reason="the records of a resumed run (issue 16 point 9, issue 15 point 1, other branches): its "
-                          "trajectory holds the checkpoint's step twice and train_loss is the resumed segment's mean")
-def test_a_killed_run_resumed_has_the_uninterrupted_runs_records(resumed, uninterrupted):
-    assert resumed[0] == uninterrupted[0]
+    assert results == expected  # every record (trajectory, train_loss, settings) apart from the wall times
