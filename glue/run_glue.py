@@ -41,6 +41,7 @@ from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results
 from glue.tasks import TASKS, GlueTask, get_task  # noqa: E402
 from lets_hf.arguments import LETSArguments  # noqa: E402
 from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint  # noqa: E402
+from lets_hf.precision import training_precision  # noqa: E402
 from lets_hf.trainer import LETSTrainer  # noqa: E402
 
 logger = logging.getLogger("run_glue")
@@ -105,6 +106,7 @@ def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrai
                         **preset_defaults(known.glue_preset, task.name, known.optim))
     try:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+        training_precision(training_args)  # refuses --fp16 on a CPU
     except ValueError as error:  # a field's own check (e.g. an invalid LETS setting)
         raise GlueInputError(str(error)) from None
     data_args.task_name = task.name  # "SST-2" -> "sst2"
@@ -172,6 +174,7 @@ def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments,
         "lets_val_rows": len(held_out) if held_out is not None else None,
         "max_seq_length": data_args.max_seq_length,
         "glue_preset": data_args.glue_preset,
+        "precision": training_precision(training_args),
     }
     radius = getattr(trainer.lets_optimizer, "radius", None)
     if getattr(radius, "learns", False):
@@ -217,6 +220,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
     logger.info("%s: %d training rows, %s LETS held-out rows, eval %s; output %s", task.display_name, len(train),
                 len(held_out) if held_out is not None else "no", {k: len(v) for k, v in evals.items()},
                 training_args.output_dir)
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
     metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
     if model_args.save_final_model:
         trainer.save_model()

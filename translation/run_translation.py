@@ -27,9 +27,10 @@ from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParse
                           MarianMTModel, set_seed)
 
 from lets_hf.arguments import LETSSeq2SeqArguments  # noqa: E402
+from lets_hf.precision import training_precision  # noqa: E402
 from lets_hf.trainer import LETSSeq2SeqTrainer  # noqa: E402
 from translation.bleu import corpus_bleu, remove_bpe  # noqa: E402
-from translation.data import CorpusError, ParallelSplit, read_splits  # noqa: E402
+from translation.data import ParallelSplit, read_splits  # noqa: E402
 from translation.model import ArchitectureSizes, build_model  # noqa: E402
 from translation.report import data_label, method_name, write_run_report  # noqa: E402
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text  # noqa: E402
@@ -177,6 +178,7 @@ def run_summary(data_args, training_args, corpus, trainer, timings, bleu, eval_m
         "training": {"rho_initial": training_args.rho, "radius": repr(lets.radius) if lets is not None else None,
                      "learning_rate": training_args.learning_rate,
                      "steps": trainer.state.global_step, "device": str(training_args.device),
+                     "precision": training_precision(training_args),
                      "world_size": training_args.world_size},
         "wall_time_seconds": timings,
     }
@@ -186,8 +188,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
+        training_precision(training_args)  # refuses --fp16 on a CPU
         corpus = read_corpus(data_args, training_args)
-    except CorpusError as error:
+    except ValueError as error:  # that, or a CorpusError
         raise SystemExit(f"run_translation.py: error: {error}") from None
     set_seed(training_args.seed)
     model, tokenizer = load_model_and_tokenizer(model_args, training_args, corpus["train"])

@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="erm, a SAM variant (sam, asam, gsam, esam, rst, looksam, ae_sam, ae_looksam) or lets_<variant> "
              "(default lets_sam)")
     add("--model", choices=list(MODELS))
-    add("--dataset", choices=list(DATASETS))
+    add("--dataset", choices=list(DATASETS),
+        help="synthetic: CIFAR-10-shaped images generated in memory (vision/synthetic.py), for a smoke run without "
+             "data or network")
     add("--data_dir", help="folder holding cifar-10-batches-py/, cifar-100-python/ or ImageNet's train/ and val/")
     add("--output_dir", help="where logs, checkpoints and results go")
     add("--download", type=_flag, nargs="?", const=True, help="fetch CIFAR into --data_dir first (needs internet)")

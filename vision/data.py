@@ -53,7 +53,7 @@ CIFAR = {
                             "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                             "eb9058c3a382ffc7106e4002c42a8d85"),
 }
-DATASETS = (*CIFAR, "imagenet")
+DATASETS = (*CIFAR, "imagenet", "synthetic")  # synthetic: vision/synthetic.py, for smoke runs
 
 # Per-channel mean and standard deviation of the training images (the values every CIFAR/ImageNet repository uses).
 NORMALISATION = {
@@ -156,6 +156,17 @@ def load_cifar(name: str, data_dir: pathlib.Path) -> VisionData:
                       augment_on_device=True)
 
 
+def fetch(url: str, path: pathlib.Path) -> None:
+    """Download ``url`` to ``path``; without a network, a :class:`DataError` that says what to do instead."""
+    try:
+        urllib.request.urlretrieve(url, path)
+    except (OSError, ValueError) as error:  # URLError, refused or timed-out connections, bad proxies
+        path.unlink(missing_ok=True)
+        reason = getattr(error, "reason", None) or error
+        raise DataError(f"--download: could not fetch {url} ({reason}). Without a network, unpack the archive "
+                        f"into --data_dir yourself, or try the script with --dataset synthetic") from None
+
+
 def download_cifar(name: str, data_dir: pathlib.Path) -> pathlib.Path:
     """Fetch and unpack the CIFAR archive into ``data_dir`` (needs internet; skipped when already there)."""
     fmt = CIFAR[name]
@@ -165,7 +176,7 @@ def download_cifar(name: str, data_dir: pathlib.Path) -> pathlib.Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     archive = data_dir / fmt.url.rsplit("/", 1)[1]
     if not archive.is_file():
-        urllib.request.urlretrieve(fmt.url, archive)
+        fetch(fmt.url, archive)
     digest = hashlib.md5(archive.read_bytes()).hexdigest()
     if digest != fmt.md5:
         raise DataError(f"{archive} has md5 {digest}, expected {fmt.md5}: a broken download; delete it and retry")
@@ -227,6 +238,10 @@ def load_dataset(name: str, data_dir: pathlib.Path, download: bool = False, imag
     """The dataset ``name`` (one of :data:`DATASETS`) from ``data_dir``."""
     if name not in DATASETS:
         raise DataError(f"--dataset must be one of {list(DATASETS)}, got {name!r}")
+    if name == "synthetic":
+        from .synthetic import load_synthetic  # it builds on this module's dataset classes
+
+        return load_synthetic()
     data_dir = pathlib.Path(data_dir)
     if name == "imagenet":
         return load_imagenet(data_dir, image_size)

@@ -57,6 +57,7 @@ from lets_hf.seeding import mix_seed
 from vision.sampling import ShardedBatches, ValidationStream
 
 BASE_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+PRECISIONS = {"no": "fp32", "bf16": "bf16"}  # --mixed_precision -> results.json's "precision" (fp16 is refused)
 
 
 # -- building blocks ---------------------------------------------------------------------------
@@ -382,12 +383,13 @@ def _save(run: Run) -> None:
 
 
 def _finish(run: Run, seconds: float) -> Dict[str, Any]:
-    """Write the final weights and ``results.json`` (final and best test accuracy, final rho)."""
+    """Write the final weights and ``results.json`` (final and best test accuracy, final rho, the precision)."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
     accelerator.save_model(run.model, str(run.output_dir))
     records = run.log.records() if accelerator.is_main_process else []
     results = {"config": dataclasses.asdict(run.config), "epochs": run.config.epochs, "train_time_s": seconds,
+               "precision": PRECISIONS[run.config.mixed_precision],
                "parameters": count_parameters(run.model), "final_rho": _current_rho(run.optimizer),
                "final": records[-1] if records else None,
                "final_test_acc": records[-1]["test_acc"] if records else None,

@@ -150,3 +150,10 @@ def test_tokenize_pairs_truncates_and_pads_on_request(tiny_deberta):
     padded = DataTrainingArguments(max_seq_length=16, pad_to_max_length=True)
     fixed = tokenize(rows, get_task("mrpc"), tokenizer, padded)
     assert [len(ids) for ids in fixed["input_ids"]] == [16, 16]
+
+
+def test_fp16_on_cpu_is_refused_before_anything_runs(capsys, tmp_path):
+    """On a CPU, --fp16 true would train in fp32 under an fp16 label; the message says what works there."""
+    message = error_of(capsys, ["--fp16", "true", "--use_cpu", "true", "--output_dir", str(tmp_path / "o")])
+    assert "--fp16 true needs a GPU" in message and "--bf16 true, or neither flag for fp32" in message
+    assert message.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -53,6 +53,7 @@ def test_mrpc_with_lets_sam(tmp_path, data, tiny_deberta):
     check_lets_run(results, output_dir, ["accuracy", "f1"], "lets_sam", 0.05)
     assert results["label"] == "LETS-SAM (rho0=0.05, rho_lr=0.05)" and results["settings"]["world_size"] == 1
     assert results["metrics"]["eval_accuracy"] == results["scores"]["accuracy"]
+    assert results["settings"]["precision"] == "fp32"
 
 
 def test_stsb_with_lets_asam_under_accelerate(tmp_path, data, tiny_deberta):
