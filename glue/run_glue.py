@@ -29,7 +29,7 @@ from typing import List, Optional, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/run_glue.py` imports glue.*
 
 import transformers  # noqa: E402
-from transformers import DataCollatorWithPadding, HfArgumentParser, default_data_collator, set_seed  # noqa: E402
+from transformers import DataCollatorWithPadding, default_data_collator, set_seed  # noqa: E402
 
 from glue.data import hold_out, load_glue, with_label_noise  # noqa: E402
 from glue.errors import GlueInputError  # noqa: E402
@@ -39,7 +39,7 @@ from glue.presets import PRESETS, preset_defaults  # noqa: E402
 from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished,  # noqa: E402
                           run_label, write_results)
 from glue.tasks import TASKS, GlueTask, get_task  # noqa: E402
-from lets_hf.arguments import LETSArguments  # noqa: E402
+from lets_hf.arguments import LETSArgumentParser, LETSArguments  # noqa: E402
 from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint  # noqa: E402
 from lets_hf.precision import training_precision  # noqa: E402
 from lets_hf.trainer import LETSTrainer  # noqa: E402
@@ -98,7 +98,7 @@ def default_output_dir(task: GlueTask, optim: str, seed: int) -> str:
 
 def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrainingArguments, LETSArguments]:
     """Parse the command line; the preset and the output folder become defaults that flags override."""
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LETSArguments))
+    parser = LETSArgumentParser((ModelArguments, DataTrainingArguments, LETSArguments))  # LETS flags in a group
     known, _ = parser.parse_known_args(argv)
     task = get_task(known.task_name)
     parser.set_defaults(do_train=True, do_eval=True, average_tokens_across_devices=False,

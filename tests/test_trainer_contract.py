@@ -260,3 +260,16 @@ def test_the_scripts_keep_deberta_and_iwslt_losses_per_device():
     assert translation_arguments(["--data_dir", "x", "--do_train"])[2].average_tokens_across_devices is False
     assert glue_arguments(["--task_name", "mrpc", "--average_tokens_across_devices", "true"])[2] \
         .average_tokens_across_devices is True
+
+
+@pytest.mark.parametrize("script", ["glue", "translation"])
+def test_the_scripts_help_shows_the_lets_group(script, capsys):
+    if script == "glue":
+        from glue.run_glue import parse_arguments
+    else:
+        from translation.run_translation import parse_arguments
+    with pytest.raises(SystemExit):
+        parse_arguments(["--help"])
+    sections = _sections(capsys.readouterr().out)
+    lets = sections["LETS and the SAM family (lets_hf)"]
+    assert "--optim " in lets and "--rho_lr " in lets and "--optim " not in sections["options"]

@@ -23,10 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import datasets  # noqa: E402
 import numpy as np  # noqa: E402
-from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParser,  # noqa: E402
-                          MarianMTModel, set_seed)
+from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, set_seed  # noqa: E402
 
-from lets_hf.arguments import LETSSeq2SeqArguments  # noqa: E402
+from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments  # noqa: E402
 from lets_hf.precision import training_precision  # noqa: E402
 from lets_hf.trainer import LETSSeq2SeqTrainer  # noqa: E402
 from translation.bleu import corpus_bleu, remove_bpe  # noqa: E402
@@ -96,7 +95,7 @@ class DataTrainingArguments:
 
 def parse_arguments(argv: Optional[List[str]] = None):
     """The three argument groups, with the paper's setup (``TABLE8_PRESET``, ``TABLE8_RHO``) as defaults."""
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LETSSeq2SeqArguments))
+    parser = LETSArgumentParser((ModelArguments, DataTrainingArguments, LETSSeq2SeqArguments))  # LETS flags in a group
     parser.set_defaults(**TABLE8_PRESET, average_tokens_across_devices=False)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if training_args.lets_preset == "paper" and all(getattr(training_args, f) is None for f in RHO_RATE_FLAGS):
