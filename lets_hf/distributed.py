@@ -6,6 +6,8 @@ from typing import Sequence
 import torch.distributed as dist
 from torch import Tensor
 
+from .sharding import is_sharded
+
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -21,9 +23,15 @@ def mean_over_ranks(value: Tensor) -> Tensor:
 
 
 def average_gradients_(grads: Sequence[Tensor]) -> None:
-    """Average gradients over ranks in place (for a step that turned to ERM after a ``no_sync`` pass)."""
+    """Average gradients over ranks in place (for a step that turned to ERM after a ``no_sync`` pass).
+
+    Sharded (FSDP2) gradients are left alone: FSDP2 has no per-worker gradient (a backward under
+    ``no_sync`` leaves ``.grad`` None), every pass is synced and each rank's shard is already the mean.
+    """
     if world_size() == 1:
         return
     for grad in grads:
+        if is_sharded(grad):
+            continue
         dist.all_reduce(grad)
         grad.div_(world_size())

@@ -2,7 +2,8 @@
 
 Every rule of the library works on the parameters of a model as a list of tensors; these
 helpers keep that work to one kernel launch per list (per device and dtype) instead of one per
-tensor, and return 0-dim tensors so that nothing waits on the host.
+tensor, and return 0-dim tensors so that nothing waits on the host. On sharded (FSDP2) tensors the norm
+and the dot product are global, summed over every rank's shards (:mod:`lets_hf.sharding`).
 """
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from . import sharding
+
 
 def global_norm(tensors: Sequence[Tensor]) -> Tensor:
     """The 2-norm of all tensors taken together, ``sqrt(sum_i ||t_i||^2)``, as a 0-dim tensor."""
     if not tensors:
         return torch.zeros(())
+    if sharding.contains_sharded(tensors):
+        return sharding.sum_over_shards(lambda local: _norm(local) ** 2, tensors).sqrt()
+    return _norm(tensors)
+
+
+def _norm(tensors: Sequence[Tensor]) -> Tensor:
     norms = torch._foreach_norm(list(tensors))
     device = tensors[0].device
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
@@ -28,14 +37,20 @@ def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
     (a model's worth of memory at the peak of a LETS step, ``benchmarks/peak_memory.py``)."""
     if not a:
         return torch.zeros((), dtype=torch.float64)
+    if sharding.contains_sharded(a):
+        return sharding.sum_over_shards(_dot, a, b)
+    return _dot(a, b)
+
+
+def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
     device = a[0].device
     return torch.stack([torch.mul(x, y).sum(dtype=torch.float64).to(device) for x, y in zip(a, b)]).sum()
 
 
 def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:
     """Copy ``sources`` into ``targets`` element for element (bit-exact)."""
-    if targets:
-        torch._foreach_copy_(list(targets), list(sources))
+    if targets:  # DTensors have no _foreach_copy_: their shards are copied
+        torch._foreach_copy_(sharding.local(targets), sharding.local(sources))
 
 
 def safe_scale(numerator: Tensor, norm: Tensor) -> Tensor:

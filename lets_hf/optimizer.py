@@ -15,6 +15,9 @@ batch ``V``::
 :class:`~lets_hf.radius.FixedRadius` (a float ``radius``) there is no hyper step and this is plain
 SAM / ASAM. Under DDP, run the first pass and the hyper step's forward passes under
 ``model.no_sync()``; the hypergradient is averaged over ranks so that every rank holds one ``rho``.
+Under FSDP2 (``fully_shard``) run every pass synced (a backward under ``no_sync`` leaves ``.grad``
+None there): the ascent then uses the global gradient, and norms and dot products are taken over
+all shards (:mod:`lets_hf.sharding`); ``lets_hvp="exact"`` is not available.
 """
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from ..checks import choice, number
+from ..foreach import copy_
 from .base import step_generator
 from .sam import SAM
 
@@ -103,7 +104,7 @@ class ESAM(SAM):
         if self.form == "clean_unselected":
             pairs = list(zip(self._unselected(grads), self._unselected(ascent_grads)))
             if pairs:
-                torch._foreach_copy_([g for g, _ in pairs], [a for _, a in pairs])
+                copy_([g for g, _ in pairs], [a for _, a in pairs])
 
     def descent_derivative_(self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor],
                             ascent_grads: Sequence[Tensor]) -> None:

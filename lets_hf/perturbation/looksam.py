@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..checks import choice, integer, non_negative
-from ..foreach import dot, global_norm, safe_scale
+from ..foreach import copy_, dot, global_norm, safe_scale
 from .sam import SAM
 
 LOOKSAM_SPLITS = ("whole", "tensor")
@@ -53,7 +53,7 @@ class LookSAM(SAM):
         else:
             along = [safe_scale(dot([g], [s]), dot([g], [g])) for g, s in zip(clean, grads)]
         stored = [self.orthogonal.setdefault(p, torch.empty_like(g)) for p, g in zip(params, grads)]
-        torch._foreach_copy_(stored, grads)
+        copy_(stored, grads)
         torch._foreach_sub_(stored, torch._foreach_mul(clean, [a.to(clean[0].dtype) for a in along]))
 
     def erm_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:

@@ -12,7 +12,8 @@ unit ascent direction that moved the weights. ``b`` is the derivative of the SAM
   over ranks while ``g`` (the per-worker ascent gradient) is not; the kept copy of ``g`` is
   averaged too (one all-reduce), so that both come from the same synchronisation scope.
 - ``exact``: a double backward through the loss at the perturbed point (one extra pass; for
-  tests and small models).
+  tests and small models). Not under FSDP2: it all-gathers the sharded parameters outside
+  autograd, so the double backward would not reach them (``b`` would silently be 0).
 
 Each mode keeps one buffer per parameter between the ascent step and the restore: the
 perturbation ``e = rho d`` (``diag``, ``exact``) or the ascent gradient ``g``
@@ -27,6 +28,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .. import foreach, sharding
 from ..checks import choice
 
 LossClosure = Callable[[], Tensor]
@@ -73,6 +75,9 @@ class ExactHVP(HessianVectorProduct):
     name, keeps = "exact", "perturbation"
 
     def product_(self, kept, *, params, grads, rho, inv_grad_scale, loss_closure=None):
+        if sharding.contains_sharded(params):
+            raise ValueError("lets_hvp='exact' does not work on sharded (FSDP2) parameters: FSDP2 gathers them "
+                             "outside autograd, so no double backward reaches them. Use 'finite_difference'")
         if loss_closure is None:
             raise ValueError("lets_hvp='exact' needs loss_closure: a function returning the training loss "
                              "at the current (perturbed) weights")
@@ -84,7 +89,7 @@ class ExactHVP(HessianVectorProduct):
             second = torch.autograd.grad([f for f, _ in pairs], list(params), grad_outputs=[v for _, v in pairs],
                                          allow_unused=True)
         products = [torch.zeros_like(v) if s is None else s for s, v in zip(second, kept)]
-        torch._foreach_copy_(kept, products)
+        foreach.copy_(kept, products)
         torch._foreach_div_(kept, rho.to(kept[0].dtype))
 
 
