@@ -21,6 +21,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArg
 from transformers.training_args import OptimizerNames
 
 from .checks import choice
+from .parallel import ASCENTS
 from .perturbation import (ESAM_FORMS, LOOKSAM_SPLITS, PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule,
                            build_perturbation)
 from .radius import (DEFAULT_PRESET, DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius,
@@ -104,6 +105,10 @@ class LETSArgumentsMixin:
     ae_delta: Optional[float] = field(default=None, metadata={"help": "AE-SAM: decay of the moving averages (0.9)."})
     ae_lambda1: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the start (1)."})
     ae_lambda2: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the end (-1)."})
+    lets_ascent: Optional[str] = field(default=None, metadata={
+        "help": "Where the ascent gradient comes from under several processes: per_worker (DDP's default, under "
+                "no_sync) or global (synced, as one process on the whole batch; the only choice under FSDP2).",
+        "choices": list(ASCENTS)})
     lets_val_source: str = field(default="train", metadata={
         "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
                 "(the paper's choice) or, only if asked, the eval_dataset.", "choices": list(VAL_SOURCES)})
@@ -124,7 +129,8 @@ class LETSArgumentsMixin:
     def _check_names(self) -> None:
         listed = {"optim": f"the SAM family {SAM_FAMILY} or a stock optimizer {STOCK_OPTIMIZERS}"}
         for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
-                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES)):
+                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES),
+                              ("lets_ascent", ASCENTS + (None,))):
             value = getattr(self, name)
             choice(name, getattr(value, "value", value), allowed, listed.get(name, ""))
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import foreach
+from . import foreach, sharding
 from .distributed import average_gradients_, mean_over_ranks
 from .perturbation import PerturbationRule, get_perturbation
 from .radius import FixedRadius, RadiusController
@@ -333,7 +333,7 @@ class LETSOptimizer(Optimizer):
         pending = state_dict.get("pending")
         self._pending = None if pending is None else (pending["val_loss"], pending["val_total"])
         if pending is not None:
-            self._kept = {params[int(i)]: b.to(params[int(i)]).clone() for i, b in pending["b"].items()}
+            self._kept = {params[int(i)]: sharding.like(b, params[int(i)]) for i, b in pending["b"].items()}
 
     # -- helpers -----------------------------------------------------------------------------
     def _all_params(self) -> List[Tensor]:

@@ -62,3 +62,15 @@ def sum_over_shards(partial_sum: Callable[..., Tensor], *lists: Sequence[Tensor]
 
 def contains_sharded(tensors: Sequence[Tensor]) -> bool:
     return any(is_sharded(t) for t in tensors)
+
+
+def like(value: Tensor, param: Tensor) -> Tensor:
+    """``value`` (a whole tensor, or this rank's shard of one as a checkpoint keeps it) as a copy shaped like
+    ``param``: on its device and dtype, and a ``DTensor`` sharded as ``param`` where that is one."""
+    if not is_sharded(param):
+        return value.to(param).clone()
+    if is_sharded(value):
+        value = value.to_local()
+    shard = param.to_local()
+    return DTensor.from_local(value.to(shard).clone(), param.device_mesh, param.placements, shape=param.shape,
+                              stride=param.stride())

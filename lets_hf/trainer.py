@@ -7,7 +7,8 @@ math is :class:`~lets_hf.optimizer.LETSOptimizer`'s. Per optimizer step, with th
 of one gradient-accumulation cycle:
 
 1. ascent: the stock ``training_step`` on every micro-batch under ``no_sync`` (per-worker
-   gradient, as in the SAM paper), so that ``g`` is the whole batch's gradient; then
+   gradient, as in the SAM paper; synced under FSDP2 or ``--lets_ascent global``, see
+   :mod:`lets_hf.parallel`), so that ``g`` is the whole batch's gradient; then
    ``first_step`` perturbs the weights (BatchNorm statistics move in this clean pass only);
 2. descent: the stock ``training_step`` on each micro-batch at the perturbed weights (loss
    scaling, fp16 scaler, DDP sync as usual), BatchNorm statistics frozen; after the last one,
@@ -16,11 +17,13 @@ of one gradient-accumulation cycle:
 4. hyper step, run by the optimizer's own step (a post-hook of ``LETSOptimizer.step``, not a
    callback: the callback list is Trainer's, and removing callbacks cannot switch it off): at
    ``theta_{t+1}``, the validation loss and (for the ``gap2``/``gap`` objectives) the batch's
-   loss are differentiated under ``no_sync``, and ``apply_hypergradient`` updates ``rho``
-   (averaged over ranks). It does not run when the fp16 scaler skips the step.
+   loss are differentiated (under ``no_sync`` where the ascent is per worker), and
+   ``apply_hypergradient`` updates ``rho`` (averaged over ranks). It does not run when the fp16
+   scaler skips the step.
 
 ``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
-checkpoints carry them and ``resume_from_checkpoint`` continues exactly, the logged losses and
+checkpoints carry them (under FSDP2 in ``lets_state-rank{r}.pt`` beside accelerate's sharded optimizer
+state) and ``resume_from_checkpoint`` continues exactly, the logged losses and
 ``train_loss`` included (checkpoints carry the loss tally). ``resume_from_checkpoint=True`` takes
 the newest *complete* checkpoint (a save cut short by a kill is passed over, with a warning); an
 optimizer state that does not fit the run is refused before training, and a missing one is named
@@ -54,7 +57,7 @@ from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from . import checkpoints
+from . import checkpoints, parallel
 from .batchnorm import frozen_batchnorm_stats
 from .optimizer import LETSOptimizer
 from .validation import ValidationBatches
@@ -88,10 +91,7 @@ class LETSTrainerMixin:
         family = self.lets_family
         if family is None:
             return
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-            raise ValueError(f"--optim {self.args.optim} does not support DeepSpeed or FSDP yet: SAM runs two "
-                             "backward passes per step with a weight perturbation in between, which these engines' "
-                             "sharded gradients and parameters do not allow here. Use DDP (accelerate --multi_gpu).")
+        parallel.check_backend(self)
         if getattr(self.args, "esam_gamma", None) not in (None, 1.0) and family[0] == "esam":
             raise ValueError("esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
                              "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1")
@@ -215,7 +215,11 @@ class LETSTrainerMixin:
     def _load_optimizer_and_scheduler(self, checkpoint):
         if checkpoint is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             self._check_optimizer_checkpoint(checkpoint)
-        super()._load_optimizer_and_scheduler(checkpoint)
+        if not (self.is_fsdp_enabled and self.lets_family and checkpoint):
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        with parallel.base_optimizer_exposed(self.optimizer, self.lets_optimizer):  # FSDP2: lets_hf.parallel
+            super()._load_optimizer_and_scheduler(checkpoint)
+        parallel.load_lets_state(self.lets_optimizer, checkpoint, self.args.process_index)
 
     def _check_optimizer_checkpoint(self, checkpoint: str) -> None:
         """Before training: warn what restarts without an optimizer state; refuse one the run cannot load."""
@@ -304,7 +308,7 @@ class LETSTrainerMixin:
         the weights unperturbed (``first_step``): no descent pass runs and the step is the stock one
         on ``g``, averaged over ranks (fp16: the scaler skips it on every rank).
         """
-        with self.accelerator.no_sync(model):
+        with parallel.sync_scope(self, model, inside_no_sync=len(self._micro_batches) > 1):
             self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
                                    for batch in self._micro_batches]
         self._count_passes(1)
@@ -355,7 +359,7 @@ class LETSTrainerMixin:
         scale = self._loss_scale()
         scaled = (lambda loss: loss) if scale is None else (lambda loss: loss * scale.to(loss.dtype))
         optimizer.zero_grad()  # None: the validation pass writes fresh gradients instead of adding them to zeros
-        with self.accelerator.no_sync(model), frozen_batchnorm_stats(model):
+        with parallel.sync_scope(self, model), frozen_batchnorm_stats(model):
             val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
             scaled(val_loss).backward()
             self._count_passes(1)
@@ -396,6 +400,14 @@ class LETSTrainerMixin:
             bar = getattr(callback, "training_bar", None)
             if isinstance(callback, ProgressCallback) and bar is not None:
                 bar.set_postfix(rho=f"{self.rho:.4g}", refresh=False)
+
+    # -- checkpoints under FSDP2 ---------------------------------------------------------------
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if not (self.is_fsdp_enabled and self.lets_family):
+            return super()._save_optimizer_and_scheduler(output_dir)
+        with parallel.base_optimizer_exposed(self.optimizer, self.lets_optimizer):
+            super()._save_optimizer_and_scheduler(output_dir)
+        parallel.save_lets_state(self.lets_optimizer, output_dir, self.args.process_index)
 
     # -- logging -------------------------------------------------------------------------------
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:

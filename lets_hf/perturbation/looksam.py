@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..checks import choice, integer, non_negative
 from ..foreach import copy_, dot, global_norm, safe_scale
+from ..sharding import like
 from .sam import SAM
 
 LOOKSAM_SPLITS = ("whole", "tensor")
@@ -72,7 +73,7 @@ class LookSAM(SAM):
         return {"orthogonal": {i: self.orthogonal[p].clone() for i, p in enumerate(params) if p in self.orthogonal}}
 
     def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
-        self.orthogonal = {params[int(i)]: v.to(params[int(i)]).clone()
+        self.orthogonal = {params[int(i)]: like(v, params[int(i)])
                            for i, v in state.get("orthogonal", {}).items()}
 
     def __repr__(self) -> str:

@@ -1,0 +1,77 @@
+"""One rank of the 2-process FSDP2 Trainer test (run by tests/test_fsdp.py under ``torch.distributed.run``).
+
+Trains a float64 tiny DeBERTa with LETSTrainer under FSDP2 (``fsdp_config={"version": 2}``, sharded
+checkpoints), checkpointing half-way, then resumes a second trainer from that checkpoint; writes each
+run's final weights (gathered whole) and rho trajectory.
+"""
+import json
+import os
+import pathlib
+import sys
+
+import torch
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType
+from torch.distributed.tensor import DTensor
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lets_testing import tiny_deberta, token_dataset  # noqa: E402
+from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
+
+FSDP_ARGS = dict(fsdp="full_shard", fsdp_config={"version": 2, "state_dict_type": "SHARDED_STATE_DICT",
+                                                 "reshard_after_forward": True})
+
+
+def force_fsdp_on_cpu() -> None:
+    """accelerate 1.15 switches its state to FSDP only on GPU-like devices: on CPU it silently runs DDP
+    (MULTI_CPU) and drops the plugin. Set FSDP after its own initialisation, in AcceleratorState and in
+    PartialState's shared state, which later state objects read back (without it no_sync and the
+    checkpoint code would take the DDP branch)."""
+    original = AcceleratorState.__init__
+
+    def init(self, *args, fsdp_plugin=None, **kwargs):
+        original(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+        if fsdp_plugin is not None:
+            self.distributed_type = DistributedType.FSDP
+            self.fsdp_plugin = fsdp_plugin
+            PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+    AcceleratorState.__init__ = init
+
+
+def whole_weights(model) -> torch.Tensor:
+    return torch.cat([(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten()
+                      for p in model.parameters()])
+
+
+# AdamW, so that the sharded checkpoint carries optimizer moments. Its step lr * g / (|g| + eps) magnifies a
+# change of g by up to lr / eps where g is small: eps 1e-6 bounds that at 2e4 (1e-8 would allow 2e6).
+ARGS = dict(lets_base_optim="adamw_torch", learning_rate=0.02, adam_epsilon=1e-6, gradient_accumulation_steps=2,
+            max_steps=3)
+
+
+def train(out: pathlib.Path, optim: str, resume=None):
+    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, save_strategy="steps",
+                     save_steps=2, **ARGS, **FSDP_ARGS)
+    trainer = SequentialLETSTrainer(model=tiny_deberta().double(), args=args, train_dataset=token_dataset(64))
+    trainer.train(resume_from_checkpoint=resume)
+    assert trainer.is_fsdp_enabled and isinstance(next(trainer.model.parameters()), DTensor)
+    rhos = [row["rho"] for row in trainer.state.log_history if "rho" in row]
+    return trainer, whole_weights(trainer.model), rhos
+
+
+def main(out: str, optim: str) -> None:
+    force_fsdp_on_cpu()
+    out = pathlib.Path(out)
+    trainer, weights, rhos = train(out, optim)
+    rank = trainer.args.process_index
+    _, resumed, resumed_rhos = train(out, optim, resume=str(out / "out" / "checkpoint-2"))
+    torch.save({"weights": weights, "resumed": resumed}, out / f"weights-{rank}.pt")
+    (out / f"result-{rank}.json").write_text(json.dumps({"rho": rhos, "resumed_rho": resumed_rhos,
+                                                          "world_size": trainer.args.world_size}))
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
