@@ -129,10 +129,11 @@ class LETSArgumentsMixin:
     def _check_names(self) -> None:
         listed = {"optim": f"the SAM family {SAM_FAMILY} or a stock optimizer {STOCK_OPTIMIZERS}"}
         for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
-                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES),
-                              ("lets_ascent", ASCENTS + (None,))):
+                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES)):
             value = getattr(self, name)
             choice(name, getattr(value, "value", value), allowed, listed.get(name, ""))
+        if self.lets_ascent is not None:
+            choice("lets_ascent", self.lets_ascent, ASCENTS)
 
     def _check_lets_fields(self) -> None:
         if self.lets_descent == "adam" and self.lets_base_optim not in TORCH_ADAMW:

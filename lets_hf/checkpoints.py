@@ -24,6 +24,7 @@ import zipfile
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
+from accelerate.utils.constants import FSDP_MODEL_NAME, OPTIMIZER_NAME as FSDP_OPTIMIZER_NAME
 from transformers.trainer import OPTIMIZER_NAME, SCALER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,
@@ -67,8 +68,17 @@ def file_problem(path: str) -> Optional[str]:
     return None
 
 
+def fsdp_saved(folder: str, name: str) -> bool:
+    """Whether accelerate's FSDP save of ``name`` (the model's or the optimizer's) is in ``folder``: the full
+    state dict ``<name>.bin`` whole, or the sharded one, ``<name>_0/``, whose ``.metadata`` (written last) is there."""
+    return file_problem(os.path.join(folder, f"{name}.bin")) is None or \
+        os.path.isfile(os.path.join(folder, f"{name}_0", ".metadata"))
+
+
 def _weights_problems(folder: str) -> List[str]:
     present = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(folder, name))]
+    if not present and fsdp_saved(folder, FSDP_MODEL_NAME):
+        return []
     if not present:
         return [f"no weights ({' or '.join(WEIGHT_FILES[:2])} missing)"]
     files = list(present)
@@ -82,7 +92,8 @@ def _weights_problems(folder: str) -> List[str]:
 
 def missing_optimizer_files(folder: str) -> List[str]:
     """The optimizer/scheduler files the folder lacks (without them the optimizer's state restarts)."""
-    return [name for name in OPTIMIZER_FILES if not os.path.isfile(os.path.join(folder, name))]
+    return [name for name in OPTIMIZER_FILES if not os.path.isfile(os.path.join(folder, name))
+            and not (name == OPTIMIZER_NAME and fsdp_saved(folder, FSDP_OPTIMIZER_NAME))]
 
 
 def checkpoint_problems(folder: str, with_optimizer: bool = True) -> List[str]:

@@ -16,12 +16,13 @@ from lets_testing import tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient  # noqa: E402
 
 
-def main(out: str, optim: str, poison: str = "") -> None:
-    """``poison="rank1"``: a NaN in rank 1's first gradient (its ascent pass of step 0) only."""
+def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
+    """``poison="rank1"``: a NaN in rank 1's first gradient (its ascent pass of step 0) only; ``lets_ascent``: as
+    ``--lets_ascent`` (empty: the default)."""
     out = pathlib.Path(out)
     # as the scripts set it: DeBERTa's head ignores num_items_in_batch, so Trainer's default would double its loss
     args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, max_steps=3,
-                     average_tokens_across_devices=False)
+                     average_tokens_across_devices=False, lets_ascent=lets_ascent or None)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     if poison == "rank1" and args.process_index == 1:
         poison_first_gradient(trainer.model.classifier.bias)

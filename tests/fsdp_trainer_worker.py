@@ -1,8 +1,8 @@
 """One rank of the 2-process FSDP2 Trainer test (run by tests/test_fsdp.py under ``torch.distributed.run``).
 
 Trains a float64 tiny DeBERTa with LETSTrainer under FSDP2 (``fsdp_config={"version": 2}``, sharded
-checkpoints), checkpointing half-way, then resumes a second trainer from that checkpoint; writes each
-run's final weights (gathered whole) and rho trajectory.
+checkpoints): with AdamW, checkpointing at step 2 of 3, then a second trainer resumed from that checkpoint;
+and with SGD. Writes each run's final weights (gathered whole) and rho trajectory.
 """
 import json
 import os
@@ -39,21 +39,30 @@ def force_fsdp_on_cpu() -> None:
     AcceleratorState.__init__ = init
 
 
+def float64_deberta():
+    """The tiny DeBERTa in float64 throughout: its default loss casts the logits to float32 (``.float()``), the
+    ``single_label_classification`` one does not."""
+    model = tiny_deberta().double()
+    model.config.problem_type = "single_label_classification"
+    return model
+
+
 def whole_weights(model) -> torch.Tensor:
     return torch.cat([(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten()
                       for p in model.parameters()])
 
 
+# SGD (lets_args' default), whose step is linear in the gradient: the run equal to one process up to reduction order.
+SGD_ARGS = dict(gradient_accumulation_steps=2, max_steps=3)
 # AdamW, so that the sharded checkpoint carries optimizer moments. Its step lr * g / (|g| + eps) magnifies a
 # change of g by up to lr / eps where g is small: eps 1e-6 bounds that at 2e4 (1e-8 would allow 2e6).
-ARGS = dict(lets_base_optim="adamw_torch", learning_rate=0.02, adam_epsilon=1e-6, gradient_accumulation_steps=2,
-            max_steps=3)
+ADAMW_ARGS = dict(lets_base_optim="adamw_torch", learning_rate=0.02, adam_epsilon=1e-6, **SGD_ARGS)
 
 
-def train(out: pathlib.Path, optim: str, resume=None):
-    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, save_strategy="steps",
-                     save_steps=2, **ARGS, **FSDP_ARGS)
-    trainer = SequentialLETSTrainer(model=tiny_deberta().double(), args=args, train_dataset=token_dataset(64))
+def train(out: pathlib.Path, optim: str, settings, resume=None, **saving):
+    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, **settings, **saving,
+                     **FSDP_ARGS)
+    trainer = SequentialLETSTrainer(model=float64_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train(resume_from_checkpoint=resume)
     assert trainer.is_fsdp_enabled and isinstance(next(trainer.model.parameters()), DTensor)
     rhos = [row["rho"] for row in trainer.state.log_history if "rho" in row]
@@ -63,11 +72,14 @@ def train(out: pathlib.Path, optim: str, resume=None):
 def main(out: str, optim: str) -> None:
     force_fsdp_on_cpu()
     out = pathlib.Path(out)
-    trainer, weights, rhos = train(out, optim)
+    saving = dict(save_strategy="steps", save_steps=2)
+    trainer, weights, rhos = train(out / "adamw", optim, ADAMW_ARGS, **saving)
+    _, resumed, resumed_rhos = train(out / "adamw", optim, ADAMW_ARGS, resume=str(out / "adamw" / "out" / "checkpoint-2"),
+                                     **saving)
+    _, sgd, sgd_rhos = train(out / "sgd", optim, SGD_ARGS)
     rank = trainer.args.process_index
-    _, resumed, resumed_rhos = train(out, optim, resume=str(out / "out" / "checkpoint-2"))
-    torch.save({"weights": weights, "resumed": resumed}, out / f"weights-{rank}.pt")
-    (out / f"result-{rank}.json").write_text(json.dumps({"rho": rhos, "resumed_rho": resumed_rhos,
+    torch.save({"adamw": weights, "resumed": resumed, "sgd": sgd}, out / f"weights-{rank}.pt")
+    (out / f"result-{rank}.json").write_text(json.dumps({"adamw": rhos, "resumed": resumed_rhos, "sgd": sgd_rhos,
                                                           "world_size": trainer.args.world_size}))
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -103,6 +103,33 @@ def exact_hvp_refused(rank, world) -> str:
     return ""
 
 
+def mixed_precision(rank, world) -> dict:
+    """SAM steps under FSDP2's bf16 policy (float32 shards, bf16 compute, float32 gradient reduction): whether
+    the restore is bit-exact, the dtypes of shards and gradients, and how far it ends from float32 compute."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    x, y = tiny_batches(dtype=torch.float32)
+    rows = slice(rank * 16 // world, (rank + 1) * 16 // world)
+    ends, exact, dtypes = [], True, set()
+    for policy in (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32), MixedPrecisionPolicy()):
+        model = tiny_mlp(width=7, dtype=torch.float32)
+        fully_shard(model, mp_policy=policy)
+        optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=0.05)
+        loss = lambda: torch.nn.functional.cross_entropy(model(x[rows]).float(), y[rows])
+        for _ in range(STEPS):
+            loss().backward()
+            before = [p.to_local().clone() for p in model.parameters()]
+            optimizer.first_step(zero_grad=True)
+            loss().backward()
+            optimizer.unperturb()
+            exact &= all(torch.equal(b, p.to_local()) for b, p in zip(before, model.parameters()))
+            dtypes |= {str(t.dtype) for p in model.parameters() for t in (p, p.grad)}
+            optimizer.step()
+            optimizer.zero_grad()
+        ends.append(full_weights(model))
+    return {"restore_exact": exact, "dtypes": sorted(dtypes), "from_float32": float((ends[0] - ends[1]).abs().max())}
+
+
 def main(out: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -114,6 +141,7 @@ def main(out: str) -> None:
     finally:
         sam_module.global_norm = foreach.global_norm
     results["exact_hvp_error"] = exact_hvp_refused(rank, world)
+    results["bf16"] = mixed_precision(rank, world)
     pathlib.Path(out, f"fsdp-{rank}.json").write_text(json.dumps(results))
     dist.barrier()
     dist.destroy_process_group()

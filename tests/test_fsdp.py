@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from lets_testing import ROOT, free_port, tiny_deberta, token_dataset
+from lets_testing import ROOT, free_port, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 SCENARIOS = ("sam", "asam", "gsam", "looksam", "esam", "ae_sam", "rst", "lets_sam_fd", "lets_sam_diag",
@@ -57,24 +57,64 @@ def test_exact_hvp_is_refused_on_sharded_weights(results):
     assert "finite_difference" in results[0]["exact_hvp_error"]
 
 
+def test_bf16_mixed_precision_policy_keeps_float32_shards_and_an_exact_restore(results):
+    bf16 = results[0]["bf16"]
+    assert bf16["restore_exact"] and bf16["dtypes"] == ["torch.float32"]
+    assert 0 < bf16["from_float32"] < 1e-2  # bf16 compute did happen, and the steps stay close to float32's
+
+
+def _one_process(tmp_path, settings):
+    """LETSTrainer in this process on the whole batch (8 = 2 ranks x 4) with the worker's settings."""
+    from fsdp_trainer_worker import float64_deberta
+
+    single = SequentialLETSTrainer(model=float64_deberta(), train_dataset=token_dataset(64),
+                                   args=lets_args(tmp_path, optim="lets_sam", per_device_train_batch_size=8,
+                                                  lets_val_batch_size=8, **settings))
+    single.train()
+    rhos = [row["rho"] for row in single.state.log_history if "rho" in row]
+    return torch.cat([p.detach().flatten() for p in single.model.parameters()]), rhos
+
+
 def test_trainer_under_fsdp2_equals_one_process_and_resumes_exactly(tmp_path):
-    from fsdp_trainer_worker import ARGS
+    from fsdp_trainer_worker import ADAMW_ARGS, SGD_ARGS
 
     _launch("fsdp_trainer_worker.py", tmp_path, "lets_sam")
     results = [json.loads((tmp_path / f"result-{rank}.json").read_text()) for rank in (0, 1)]
     weights = [torch.load(tmp_path / f"weights-{rank}.pt") for rank in (0, 1)]
-    assert results[0]["world_size"] == 2 and results[0]["rho"] == results[1]["rho"]
-    assert torch.equal(weights[0]["weights"], weights[1]["weights"])
-    assert torch.equal(weights[0]["resumed"], weights[0]["weights"])  # resumed from the sharded checkpoint-2
-    assert results[0]["resumed_rho"][-1] == results[0]["rho"][-1]
-    single = SequentialLETSTrainer(model=tiny_deberta().double(), train_dataset=token_dataset(64),
-                                   args=lets_args(tmp_path / "single", optim="lets_sam", per_device_train_batch_size=8,
-                                                  lets_val_batch_size=8, **ARGS))
-    single.train()
-    expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
-    single_rhos = [row["rho"] for row in single.state.log_history if "rho" in row]
-    assert max(abs(a - b) for a, b in zip(results[0]["rho"], single_rhos)) < 1e-10
-    # rho differs by reduction order (1e-12 here), which AdamW's step magnifies by up to lr / eps = 2e4 on small
-    # gradients (measured 1.3e-8); with a fixed rho (--optim sam) the same run differs by 1.6e-14
-    assert float((weights[0]["weights"] - expected).abs().max()) < 1e-6
-    assert abs(single_rhos[-1] - single_rhos[0]) > 1e-3
+    assert results[0]["world_size"] == 2
+    for run in ("adamw", "resumed", "sgd"):
+        assert results[0][run] == results[1][run] and torch.equal(weights[0][run], weights[1][run])
+    assert torch.equal(weights[0]["resumed"], weights[0]["adamw"])  # resumed from the sharded checkpoint-2
+    assert results[0]["resumed"][-1] == results[0]["adamw"][-1]
+    for run, settings, tolerance in (("sgd", SGD_ARGS, 1e-10), ("adamw", ADAMW_ARGS, 1e-10)):
+        expected, rhos = _one_process(tmp_path / run, settings)
+        assert abs(rhos[-1] - rhos[0]) > 1e-3
+        assert max(abs(a - b) for a, b in zip(results[0][run], rhos)) < 1e-10
+        assert float((weights[0][run] - expected).abs().max()) < tolerance, run
+
+
+def _backend(tmp_path, deepspeed=False, fsdp_version=None, **overrides):
+    """What parallel.check_backend reads of a trainer: its arguments and accelerate's FSDP plugin."""
+    from types import SimpleNamespace
+
+    plugin = SimpleNamespace(fsdp_version=fsdp_version)
+    return SimpleNamespace(args=lets_args(tmp_path, **overrides), is_deepspeed_enabled=deepspeed,
+                           is_fsdp_enabled=fsdp_version is not None,
+                           accelerator=SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)))
+
+
+@pytest.mark.parametrize("backend, message", [
+    (dict(deepspeed=True), "FSDP2 instead"), (dict(fsdp_version=1), "FSDP version 2"),
+    (dict(fsdp_version=2, lets_ascent="per_worker"), "lets_ascent='per_worker'"),
+    (dict(fsdp_version=2, lets_hvp="exact"), "lets_hvp='exact'")])
+def test_what_sam_cannot_run_on_is_refused_before_training(tmp_path, backend, message):
+    from lets_hf.parallel import check_backend
+
+    with pytest.raises(ValueError, match=message):
+        check_backend(_backend(tmp_path, **backend))
+    check_backend(_backend(tmp_path, fsdp_version=2))  # FSDP2 with the defaults runs
+
+
+def test_lets_ascent_names_what_is_allowed(tmp_path):
+    with pytest.raises(ValueError, match="lets_ascent must be one of"):
+        lets_args(tmp_path, lets_ascent="everywhere")

@@ -57,3 +57,15 @@ def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
     single.train()
     expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
     torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_global_ascent_under_ddp_equals_one_process_on_the_whole_batch(tmp_path):
+    """--lets_ascent global: the ascent and hyper-step passes synced, so 2 x 4 take the step of 1 x 8 (float32)."""
+    results, weights = _launch("torchrun", tmp_path, "lets_sam", "", "global")
+    single = SequentialLETSTrainer(model=tiny_deberta(), train_dataset=token_dataset(64),
+                                   args=lets_args(tmp_path / "single", per_device_train_batch_size=8, max_steps=3))
+    single.train()
+    expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
+    torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)
+    rhos = [row["rho"] for row in single.state.log_history if "rho" in row]
+    assert results[0]["rho"] == pytest.approx(rhos, rel=1e-5) and rhos[-1] != pytest.approx(rhos[0], rel=1e-3)
