@@ -41,9 +41,11 @@ def force_fsdp_on_cpu() -> None:
 
 def float64_deberta():
     """The tiny DeBERTa in float64 throughout: its default loss casts the logits to float32 (``.float()``), the
-    ``single_label_classification`` one does not."""
+    ``single_label_classification`` one does not. Its head ignores ``num_items_in_batch``: it says so, so that
+    Trainer divides by the accumulation steps and does not multiply by the number of processes."""
     model = tiny_deberta().double()
     model.config.problem_type = "single_label_classification"
+    model.accepts_loss_kwargs = False
     return model
 
 

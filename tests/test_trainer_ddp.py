@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from lets_hf.plots import radius_trajectory
 from lets_testing import ROOT, free_port, tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
@@ -67,5 +68,5 @@ def test_global_ascent_under_ddp_equals_one_process_on_the_whole_batch(tmp_path)
     single.train()
     expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
     torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)
-    rhos = [row["rho"] for row in single.state.log_history if "rho" in row]
+    rhos = radius_trajectory(single.state.log_history)["rho"]
     assert results[0]["rho"] == pytest.approx(rhos, rel=1e-5) and rhos[-1] != pytest.approx(rhos[0], rel=1e-3)
