@@ -24,8 +24,8 @@ import zipfile
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
-from accelerate.utils.constants import FSDP_MODEL_NAME, OPTIMIZER_NAME as FSDP_OPTIMIZER_NAME
-from transformers.trainer import OPTIMIZER_NAME, SCALER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
+from transformers.trainer import (FSDP_MODEL_NAME, OPTIMIZER_NAME, OPTIMIZER_NAME_BIN, SCALER_NAME, SCHEDULER_NAME,
+                                  TRAINER_STATE_NAME)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,
                                 SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
@@ -36,6 +36,7 @@ WEIGHT_FILES = (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHT
                 ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
 OPTIMIZER_FILES = (OPTIMIZER_NAME, SCHEDULER_NAME)  # the stock Trainer loads both or neither
 LOSS_TALLY_FILE = "loss_tally.json"
+FSDP_OPTIMIZER_NAME = os.path.splitext(OPTIMIZER_NAME_BIN)[0]  # accelerate's FSDP optimizer: optimizer.bin, optimizer_0/
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 _RNG_STATE = re.compile(r"^rng_state(_\d+)?\.pth$")
 # Parameter-group flags torch fills in itself when it loads an older state, so they tell no optimizer from another.

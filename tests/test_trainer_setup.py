@@ -9,16 +9,16 @@ from lets_testing import tiny_deberta, token_dataset
 from trainer_helpers import lets_args
 
 
-@pytest.mark.parametrize("engine", ["is_deepspeed_enabled", "is_fsdp_enabled"])
-def test_deepspeed_and_fsdp_are_refused_at_construction(tmp_path, monkeypatch, engine):
+def test_deepspeed_is_refused_at_construction(tmp_path, monkeypatch):
+    """FSDP1/FSDP2 and the other refusals: tests/test_fsdp.py."""
     stock_init = Trainer.__init__
 
-    def init_with_engine(self, *args, **kwargs):
+    def init_with_deepspeed(self, *args, **kwargs):
         stock_init(self, *args, **kwargs)
-        setattr(self, engine, True)
+        self.is_deepspeed_enabled = True
 
-    monkeypatch.setattr(Trainer, "__init__", init_with_engine)
-    with pytest.raises(ValueError, match="does not support DeepSpeed or FSDP yet: SAM runs two backward passes"):
+    monkeypatch.setattr(Trainer, "__init__", init_with_deepspeed)
+    with pytest.raises(ValueError, match="does not run under DeepSpeed.*FSDP2 instead.*DDP"):
         LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(16))
     LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="adamw_torch"), train_dataset=token_dataset(16))
 
