@@ -41,4 +41,4 @@ def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
