@@ -48,6 +48,7 @@ the accumulation steps (declare ``model.accepts_loss_kwargs = False`` to have it
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -85,6 +86,7 @@ class LETSTrainerMixin:
         self._validation: Optional[ValidationBatches] = None
         self._hooked_optimizer: Optional[LETSOptimizer] = None
         self.rho_start: Optional[float] = None
+        self._rho_shown_at = float("-inf")  # when the progress bar last read rho
         self._resumed_from: Optional[str] = None
         self._whole_run_loss = False
         self._tally_pending = False
@@ -394,8 +396,13 @@ class LETSTrainerMixin:
         value = getattr(self.lets_optimizer, name, None)
         return None if value is None else float(value)
 
-    def _show_rho_in_progress_bar(self) -> None:
-        """``rho=...`` after the stock progress bar's counts (main process, when the bar is shown)."""
+    def _show_rho_in_progress_bar(self, force: bool = False) -> None:
+        """``rho=...`` after the stock progress bar's counts (main process, when the bar is shown). Reading rho is
+        a host sync, so the bar's value is refreshed at most once a second, and at the end (``force``)."""
+        now = time.monotonic()
+        if not force and now - self._rho_shown_at < 1.0:
+            return
+        self._rho_shown_at = now
         for callback in self.callback_handler.callbacks:
             bar = getattr(callback, "training_bar", None)
             if isinstance(callback, ProgressCallback) and bar is not None:
@@ -418,6 +425,7 @@ class LETSTrainerMixin:
             logs.update(self._radius_logs(optimizer))
         elif optimizer is not None and "train_loss" in logs:  # _finalize_training's metrics, returned by train()
             logs["rho"] = optimizer.rho
+            self._show_rho_in_progress_bar(force=True)
         super().log(logs, start_time)
 
     def _radius_logs(self, optimizer: LETSOptimizer) -> Dict[str, float]:
