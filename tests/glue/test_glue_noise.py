@@ -43,11 +43,17 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
     assert [flags[flags.index("--rho") + 1] for _, flags in learned] == [str(rho) for rho in LETS_STARTS]
     assert label_of("sam-rho0.01") == "SAM (rho=0.01)" and label_of("erm") == "ERM"
     assert label_of("lets_sam_paper-rho0.05") == "LETS-SAM paper (rho_0=0.05)"
+    assert label_of("sam-rho0.05-heldout") == "SAM (rho=0.05) on 90%"
+    held_out = arm_runs("grid_heldout")
+    assert [name for name, _ in held_out] == ["erm-heldout", "sam-rho0.02-heldout", "sam-rho0.05-heldout",
+                                              "sam-rho0.1-heldout"]
+    assert all(flags[-2:] == ["--lets_val_split_fraction", "0.1"] for _, flags in held_out)
     with pytest.raises(SystemExit):
         parse(["--arms", "grid,bogus"])
 
 
-@pytest.mark.parametrize("arm", ["grid", "paper", "robust_adam", "robust_adam_i4"])
+@pytest.mark.parametrize("arm", ["grid", "grid_heldout", "paper", "robust_adam", "robust_adam_i4",
+                                 "robust_adam_i4_heldout"])
 def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
     """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""
     from glue.noisy_benchmark import fixed_settings
