@@ -37,6 +37,7 @@ SAM_GRID = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 LETS_STARTS = (0.01, 0.05, 0.1, 0.5)
 SEEDS = (0, 1, 2)
 EPOCHS, BATCH, NOISE = 60, 64, 0.4
+HELD_OUT = 0.1  # the held-out arms' share of the training rows kept for validation batches
 
 # The learned-radius settings compared: LETSRadius settings, and the validation batch size.
 LEARNED_RULES: Dict[str, Dict[str, object]] = {
@@ -44,6 +45,9 @@ LEARNED_RULES: Dict[str, Dict[str, object]] = {
     "robust": {"preset": "robust", "val_batch": BATCH},
     "robust_vq": {"preset": "robust", "val_batch": BATCH // 4},  # the val pass at a quarter of a pass
     "robust_i4": {"preset": "robust", "val_batch": BATCH, "interval": 4},  # a full val pass every 4th step
+    # Added with the text benchmark's held-out arm (glue/results/noisy): validation batches from 10% of the
+    # training rows held out (never trained on) instead of from the training set itself.
+    "robust_i4_heldout": {"preset": "robust", "val_batch": BATCH, "interval": 4, "held_out": HELD_OUT},
 }
 
 
@@ -74,9 +78,22 @@ def build_optimizer(model: torch.nn.Module, rho: float, rule: Optional[str], tot
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
-def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=None, epochs: int = EPOCHS) -> dict:
-    """One run: ``method`` is ``erm``, ``sam`` or ``lets_sam`` (with ``rule``); returns its record."""
+def split_off(x: torch.Tensor, y: torch.Tensor, fraction: float):
+    """``(x, y)`` without ``fraction`` of its rows, and those rows: a fixed draw (seed 0), the same for every run."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    kept, held = order[round(fraction * len(x)):], order[:round(fraction * len(x))]
+    return (x[kept], y[kept]), (x[held], y[held])
+
+
+def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=None, epochs: int = EPOCHS,
+          held_out: float = 0.0) -> dict:
+    """One run: ``method`` is ``erm``, ``sam`` or ``lets_sam`` (with ``rule``); returns its record. With
+    ``held_out`` (or a rule that sets it), the model trains on the rest and validation batches come from it."""
     x, y, x_test, y_test = data or noisy_digits()
+    held_out = float(LEARNED_RULES[rule].get("held_out", held_out)) if rule else held_out
+    x_val, y_val = x, y
+    if held_out:
+        (x, y), (x_val, y_val) = split_off(x, y, held_out)
     torch.manual_seed(seed)
     model = mlp()
     steps_per_epoch = math.ceil(len(x) / BATCH)
@@ -98,15 +115,15 @@ def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=N
                 optimizer.step()
                 optimizer.zero_grad()
             else:
-                v = torch.randint(len(x), (val_batch,), generator=val_generator)
-                sam_step(optimizer, lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x[v]), y[v]))
+                v = torch.randint(len(x_val), (val_batch,), generator=val_generator)
+                sam_step(optimizer, lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]))
             schedule.step()
         rhos.append(optimizer.rho if method != "erm" else None)
     with torch.no_grad():
         accuracy = (model(x_test).argmax(-1) == y_test).float().mean().item()
     return {"method": method, "rule": rule, "rho_initial": rho if method != "erm" else None, "seed": seed,
             "test_accuracy": accuracy, "rho_final": rhos[-1], "rho_per_epoch": rhos, "steps": total,
-            "wall_time_s": time.perf_counter() - start}
+            "held_out": held_out, "wall_time_s": time.perf_counter() - start}
 
 
 def sam_step(optimizer: LETSOptimizer, batch_loss, val_loss) -> None:
@@ -119,28 +136,32 @@ def sam_step(optimizer: LETSOptimizer, batch_loss, val_loss) -> None:
         optimizer.hyper_step(val_loss(), batch_loss() if needs_train else None)
 
 
-def run_name(method: str, rho: float, rule: Optional[str]) -> str:
-    return "erm" if method == "erm" else f"{method}{'_' + rule if rule else ''}-rho{rho:g}"
+def run_name(method: str, rho: float, rule: Optional[str], held_out: float = 0.0) -> str:
+    name = "erm" if method == "erm" else f"{method}{'_' + rule if rule else ''}-rho{rho:g}"
+    return f"{name}-heldout" if held_out and not rule else name
 
 
 def planned_runs(arms: Sequence[str]) -> List[tuple]:
-    """``(method, rho, rule)`` for every run of ``arms`` (``grid`` or a learned rule)."""
+    """``(method, rho, rule, held-out share)`` for every run of ``arms``: ``grid``, ``grid_heldout`` (the grid
+    trained on the rows the held-out rules train on) or a learned rule."""
     runs = []
     for arm in arms:
-        if arm == "grid":
-            runs += [("erm", 0.0, None)] + [("sam", rho, None) for rho in SAM_GRID]
+        if arm in ("grid", "grid_heldout"):
+            held_out = HELD_OUT if arm == "grid_heldout" else 0.0
+            runs += [("erm", 0.0, None, held_out)] + [("sam", rho, None, held_out) for rho in SAM_GRID]
         elif arm in LEARNED_RULES:
-            runs += [("lets_sam", rho, arm) for rho in LETS_STARTS]
+            runs += [("lets_sam", rho, arm, 0.0) for rho in LETS_STARTS]
         else:
-            raise ValueError(f"--arms: unknown arm {arm!r}; use grid or one of {sorted(LEARNED_RULES)}")
+            raise ValueError(f"--arms: unknown arm {arm!r}; use grid, grid_heldout or one of {sorted(LEARNED_RULES)}")
     return runs
 
 
 def label(record: dict) -> str:
+    on_part = " on 90%" if record.get("held_out") and not record["rule"] else ""
     if record["method"] == "erm":
-        return "ERM"
+        return "ERM" + on_part
     if record["method"] == "sam":
-        return f"SAM (rho={record['rho_initial']:g})"
+        return f"SAM (rho={record['rho_initial']:g})" + on_part
     return f"LETS-SAM {record['rule']} (rho_0={record['rho_initial']:g})"
 
 
@@ -173,7 +194,7 @@ def summarize(records: Sequence[dict], figure: Optional[str] = None) -> str:
 
 def main(argv: Sequence[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", default="grid", help=f"comma list of grid, {', '.join(LEARNED_RULES)}")
+    parser.add_argument("--arms", default="grid", help=f"comma list of grid, grid_heldout, {', '.join(LEARNED_RULES)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--record_dir", default=str(ROOT / "benchmarks" / "results" / "digits_noisy"))
     parser.add_argument("--summarize", action="store_true", help="print the table of every record and draw rho")
@@ -191,11 +212,11 @@ def main(argv: Sequence[str] = None) -> None:
     data = noisy_digits()
     records.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        for method, rho, rule in runs:
-            path = records / f"{run_name(method, rho, rule)}-seed{seed}.json"
+        for method, rho, rule, held_out in runs:
+            path = records / f"{run_name(method, rho, rule, held_out)}-seed{seed}.json"
             if path.exists():
                 continue
-            record = train(method, rho, seed, rule, data)
+            record = train(method, rho, seed, rule, data, held_out=held_out)
             path.write_text(json.dumps(record, indent=1))
             print(f"{path.name}: test accuracy {100 * record['test_accuracy']:.1f}, rho {record['rho_final']}, "
                   f"{record['wall_time_s']:.1f} s", flush=True)

@@ -35,6 +35,22 @@ def test_a_learned_run_records_its_radius_per_epoch(data):
     assert digits_noisy.train("sam", 0.05, seed=0, data=data, epochs=2)["test_accuracy"] == fixed["test_accuracy"]
 
 
+def test_held_out_runs_train_on_the_rest_and_validate_on_the_held_out_rows(data):
+    x, y = data[0], data[1]
+    (x_train, _), (x_val, y_val) = digits_noisy.split_off(x, y, 0.1)
+    assert len(x_val) == round(0.1 * len(x)) and len(x_train) + len(x_val) == len(x)
+    rows = {tuple(r.tolist()) for r in x_train}
+    assert not any(tuple(r.tolist()) in rows for r in x_val if (x == r).all(-1).sum() == 1)   # disjoint
+    held = digits_noisy.train("lets_sam", 0.05, seed=0, rule="robust_i4_heldout", data=data, epochs=1)
+    plain = digits_noisy.train("lets_sam", 0.05, seed=0, rule="robust_i4", data=data, epochs=1)
+    assert held["held_out"] == 0.1 and held["steps"] == 18 and plain["steps"] == 20   # 90% of 1,257 rows
+    assert digits_noisy.train("sam", 0.05, seed=0, data=data, epochs=1, held_out=0.1)["steps"] == 18
+    names = [digits_noisy.run_name(*run) for run in digits_noisy.planned_runs(["grid_heldout"])]
+    assert names[:2] == ["erm-heldout", "sam-rho0.01-heldout"]
+    assert digits_noisy.label({"method": "sam", "rule": None, "rho_initial": 0.1, "held_out": 0.1}) == \
+        "SAM (rho=0.1) on 90%"
+
+
 def test_command_skips_recorded_runs_and_summarizes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(digits_noisy, "EPOCHS", 1)
     monkeypatch.setattr(digits_noisy, "train", lambda *a, **k: _fake_record(*a))
