@@ -72,9 +72,11 @@ def build_optimizer(model: torch.nn.Module, rho: float, rule: Optional[str], tot
     """SGD (momentum 0.9, weight decay 5e-4) inside SAM at a fixed ``rho``, or LETS-SAM with ``rule``."""
     radius = rho
     if rule is not None:
-        settings = LEARNED_RULES[rule]
-        radius = LETSRadius(rho=rho, **radius_settings(settings["preset"], total_steps=total_steps,
-                                                       interval=int(settings.get("interval", 1))))
+        settings = dict(LEARNED_RULES[rule])
+        preset, interval = settings.pop("preset"), int(settings.pop("interval", 1))
+        overrides = {k: v for k, v in settings.items() if k not in ("val_batch", "held_out")}  # objective=...
+        radius = LETSRadius(rho=rho, **radius_settings(preset, total_steps=total_steps, interval=interval,
+                                                       **overrides))
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
