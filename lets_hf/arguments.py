@@ -7,6 +7,11 @@ ECCV 2024); ``--optim sam`` / ``asam`` with a fixed ``--rho``; every stock name 
 stock names, so the field is redeclared here with the full list of choices; the saved
 ``training_args.json`` keeps the name the user gave (``"optim": "lets_sam"``).
 
+The fields of the rules' and controllers' options (``rho``, ``lets_preset``, ``asam_xi``, ...) are
+made from their declarations (:func:`lets_hf.methods.method_options`), with their help, choices and
+defaults, and built into a rule and a controller by :mod:`lets_hf.methods`; this module adds the
+Trainer's own fields (``optim``, ``lets_base_optim``, ``lets_ascent``, ``lets_val_*``).
+
 ``LETSArguments`` is one dataclass (``LETSArguments(output_dir=..., optim="lets_sam")``);
 :class:`LETSArgumentParser`, an ``HfArgumentParser``, shows its LETS options in ``--help`` under a
 titled group of their own (``HfArgumentParser`` groups whole dataclasses only).
@@ -50,6 +55,7 @@ def option_field(option: Option) -> Tuple[str, Any, Any]:
 SAMFamilyOptions = dataclasses.make_dataclass(
     "SAMFamilyOptions", [option_field(option) for option in method_options().values()])
 SAMFamilyOptions.__doc__ = "One field per option of the SAM family's rules and radius controllers (their modules)."
+SAMFamilyOptions.__module__ = __name__  # so that pickle finds it
 
 
 @dataclass

@@ -6,6 +6,7 @@ labels and the builder.
 """
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def test_every_option_is_a_field_a_flag_and_a_default_with_its_declaration():
         assert fields[name].default == option.default and option.help in fields[name].metadata["help"]
         assert list(option.choices or []) == list(fields[name].metadata.get("choices", []))
         assert flags[name].type is option.type and tuple(flags[name].choices or ()) == (option.choices or ())
-        assert DEFAULTS[name] == VISION_OWN_DEFAULTS.get(name, option.default) and name in TrainConfig.__dataclass_fields__
+        assert DEFAULTS[name] == VISION_OWN_DEFAULTS.get(name, option.default)
+        assert name in TrainConfig.__dataclass_fields__
     assert {"asam_xi", "looksam_k", "esam_form", "ae_lambda2", "rho_schedule", "rho_decay_total"} <= set(options)
 
 
@@ -51,7 +53,8 @@ def test_the_defaults_are_the_papers():
                                      "looksam_alpha", "looksam_split", "ae_delta", "ae_lambda1", "ae_lambda2")} == \
         {"asam_xi": 0.01, "gsam_alpha": 0.4, "esam_beta": 0.5, "esam_form": "official", "rst_p": 0.5, "looksam_k": 5,
          "looksam_alpha": 0.7, "looksam_split": "whole", "ae_delta": 0.9, "ae_lambda1": 1.0, "ae_lambda2": -1.0}
-    assert (defaults["rho"], defaults["rho_min"], defaults["lets_preset"], defaults["rho_lr"]) == (0.05, 1e-4, "paper", None)
+    assert (defaults["rho"], defaults["rho_min"], defaults["lets_preset"], defaults["rho_lr"]) == \
+        (0.05, 1e-4, "paper", None)
 
 
 def test_every_sam_family_name_has_its_papers_label():
@@ -60,10 +63,21 @@ def test_every_sam_family_name_has_its_papers_label():
     assert all(method_label(n) != "ERM" for n in SAM_FAMILY)
 
 
+@pytest.mark.parametrize("optim", SAM_FAMILY)
+def test_one_builder_serves_lets_arguments_and_vision(optim):
+    arguments = LETSArguments(output_dir="unused", optim=optim, use_cpu=True, report_to=[], max_steps=10)
+    vision = parse_config(["--method", optim, "--rho", "0.05", "--lets_preset", "paper"]).build_method(total_steps=10)
+    for built in (vision, build_method(optim, {}, total_steps=10)):
+        assert [repr(part) for part in built] == [repr(arguments.build_perturbation(total_steps=10)),
+                                                  repr(arguments.build_radius(total_steps=10))]
+
+
 def test_vision_reaches_the_learning_rate_schedule_of_the_radius():
-    config = parse_config(["--method", "gsam", "--rho_schedule", "lr", "--lr", "0.2", "--rho", "0.1", "--rho_min", "0.01"])
+    config = parse_config(["--method", "gsam", "--rho_schedule", "lr", "--lr", "0.2", "--rho", "0.1",
+                           "--rho_min", "0.01"])
     rule, radius = config.build_method(total_steps=10)
     assert isinstance(radius, LRProportionalRadius) and rule.name == "gsam"
+    assert pickle.loads(pickle.dumps(config)) == config  # a class made from the declarations, found by pickle
     radius.observe_learning_rate(0.05)
     assert radius.rho == pytest.approx(0.01 + (0.1 - 0.01) * 0.05 / 0.2, rel=1e-12)
     assert type(parse_config(["--method", "gsam"]).build_method(10)[1]).__name__ == "FixedRadius"

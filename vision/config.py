@@ -92,6 +92,7 @@ class VisionSettings:
 TrainConfig = dataclasses.make_dataclass("TrainConfig", [(o.name, o.type) for o in method_options().values()],
                                          bases=(VisionSettings,))
 TrainConfig.__doc__ = "One run's settings; see ``python vision/train.py --help`` for each field."
+TrainConfig.__module__ = __name__  # so that pickle finds it
 
 
 def _noise_rate(text: str) -> float:

@@ -46,7 +46,7 @@ DEFAULTS: Dict[str, Any] = {
     "warmup_epochs": 0,
     **{name: option.default for name, option in method_options().items()},  # the library's (each paper's) defaults
     "rho": None,                      # ours: 0.05 for SAM-based methods, 0.5 for ASAM-based ones
-    "lets_preset": "paper_vision",    # the paper's rule with the exponential decay of rho's rate (lets_hf/radius/presets.py)
+    "lets_preset": "paper_vision",    # the paper's rule, rho's rate decayed exponentially (lets_hf/radius/presets.py)
     "mixed_precision": "no",
     "num_workers": 0,
     "train_eval_size": 10000,

@@ -76,8 +76,8 @@ class LETSRadius(RadiusController):
                arg="descent", choices=tuple(sorted(DESCENT_FORMS)), paper="adam: ours"),
         Option("lets_interval", int, "A hyper step after every k-th optimizer step", arg="interval", paper="ours"),
         Option("lets_train_term", str, "Training term at theta_{t+1}: its own pass (same, the paper's) or the next "
-                                       "step's ascent pass (next: one pass less)", arg="train_term", choices=TRAIN_TERMS,
-               paper="next: ours"),
+                                       "step's ascent pass (next: one pass less)", arg="train_term",
+               choices=TRAIN_TERMS, paper="next: ours"),
     )
     learns = True
 

@@ -46,8 +46,8 @@ PRESETS: Dict[str, Preset] = {
         "gives no factor, ours falls to 0.1 of the first rate at the last update. The default of vision/train.py."),
     "paper_iwslt": Preset(
         {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-5, "rho_decay_total": 0.1},
-        "The paper's rule with its IWSLT'14 rate (rho's Adam learning rate 1e-5, the paper's translation setup), decayed "
-        "exponentially; the paper gives no factor, ours falls to 0.1 of the first rate at the last update. The "
+        "The paper's rule with its IWSLT'14 rate (rho's Adam learning rate 1e-5, the paper's translation setup), "
+        "decayed exponentially; the paper gives no factor, ours falls to 0.1 of the first rate at the last update. The "
         "default of translation/run_translation.py."),
 }
 DEFAULT_PRESET = "paper"

@@ -69,9 +69,11 @@ def test_presets_are_the_papers_and_flags_override_them(tmp_path):
     assert (args.learning_rate, args.lr_scheduler_type.value, args.warmup_steps, args.adam_beta1, args.adam_beta2,
             args.weight_decay, args.label_smoothing_factor, args.max_grad_norm, args.num_train_epochs) == \
         (5e-4, "inverse_sqrt", 4000, 0.9, 0.98, 1e-4, 0.1, 0.0, 50)
-    assert (args.optim, args.lets_preset, args.asam_xi, args.generation_num_beams) == ("lets_asam", "paper_iwslt", 0.01, 5)
-    radius = args.build_radius(total_steps=1001)  # the paper's rule at rho_lr 1e-5, decayed to 0.1x at the last update
-    assert (radius.lr, radius.lr_decay, radius.hvp.name, radius.objective.name) == (1e-5, 0.1 ** (1 / 999), "diag", "gap2")
+    assert (args.optim, args.lets_preset, args.asam_xi, args.generation_num_beams) == \
+        ("lets_asam", "paper_iwslt", 0.01, 5)
+    radius = args.build_radius(total_steps=1000)  # the paper's rule at rho_lr 1e-5, decayed to 0.1x at the last update
+    assert (radius.lr, radius.lr_decay, radius.hvp.name, radius.objective.name) == \
+        (1e-5, 0.1 ** (1 / 999), "diag", "gap2")
     assert (data_args.source_lang, data_args.target_lang, data_args.train_split, data_args.test_split) == \
         ("de", "en", "train", "test")
     _, _, args = parse_arguments(common + ["--optim", "lets_sam", "--learning_rate", "1e-3", "--rho_lr", "0.05",
