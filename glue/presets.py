@@ -53,13 +53,7 @@ OUR_METHODS: Dict[str, Dict[str, object]] = {
     "lets_asam": {"rho": 0.5},
 }
 
-METHOD_LABELS: Dict[str, str] = {"sam": "SAM", "asam": "ASAM", "lets_sam": "LETS-SAM", "lets_asam": "LETS-ASAM"}
 PRESETS = ("paper", "none")
-
-
-def method_label(optim: str) -> str:
-    """The paper's name for the method an ``--optim`` value selects (stock optimizers are ERM)."""
-    return METHOD_LABELS.get(str(optim), "ERM")
 
 
 def preset_defaults(preset: str, task_name: str, optim: str) -> Dict[str, object]:

@@ -17,9 +17,9 @@ from typing import Dict, Iterable, List, Mapping, Optional
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from lets_hf.methods import method_label
 from lets_hf.plots import plot_radius_trajectory, radius_trajectory
 
-from .presets import method_label
 from .tasks import GlueTask
 
 logger = logging.getLogger(__name__)

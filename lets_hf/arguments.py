@@ -7,6 +7,11 @@ ECCV 2024); ``--optim sam`` / ``asam`` with a fixed ``--rho``; every stock name 
 stock names, so the field is redeclared here with the full list of choices; the saved
 ``training_args.json`` keeps the name the user gave (``"optim": "lets_sam"``).
 
+The fields of the rules' and controllers' options (``rho``, ``lets_preset``, ``asam_xi``, ...) are
+made from their declarations (:func:`lets_hf.methods.method_options`), with their help, choices and
+defaults, and built into a rule and a controller by :mod:`lets_hf.methods`; this module adds the
+Trainer's own fields (``optim``, ``lets_base_optim``, ``lets_ascent``, ``lets_val_*``).
+
 ``LETSArguments`` is one dataclass (``LETSArguments(output_dir=..., optim="lets_sam")``);
 :class:`LETSArgumentParser`, an ``HfArgumentParser``, shows its LETS options in ``--help`` under a
 titled group of their own (``HfArgumentParser`` groups whole dataclasses only).
@@ -14,40 +19,49 @@ titled group of their own (``HfArgumentParser`` groups whole dataclasses only).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .checks import choice
+from .methods import (FIXED_RADIUS_OPTIMIZERS, LEARNED_PREFIX, LEARNED_RADIUS_OPTIMIZERS, SAM_FAMILY, build_radius,
+                      method_options, parse_sam_family)
+from .options import Option
 from .parallel import ASCENTS
-from .perturbation import (ESAM_FORMS, LOOKSAM_SPLITS, PERTURBATIONS, VARIANT_OPTIONS, PerturbationRule,
-                           build_perturbation)
-from .radius import (DEFAULT_PRESET, DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS, FixedRadius, LETSRadius,
-                     LRProportionalRadius, RadiusController, radius_settings)
-from .radius.lets import TRAIN_TERMS
+from .perturbation import PerturbationRule, build_perturbation
+from .radius import RHO_SCHEDULES, RadiusController
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
-LEARNED_PREFIX = "lets_"
-FIXED_RADIUS_OPTIMIZERS = sorted(PERTURBATIONS)
-LEARNED_RADIUS_OPTIMIZERS = sorted(LEARNED_PREFIX + name for name in PERTURBATIONS)
-SAM_FAMILY = FIXED_RADIUS_OPTIMIZERS + LEARNED_RADIUS_OPTIMIZERS
 VAL_SOURCES = ("train", "eval")
-RHO_SCHEDULES = ("constant", "lr")
+__all__ = ["FIXED_RADIUS_OPTIMIZERS", "LEARNED_PREFIX", "LEARNED_RADIUS_OPTIMIZERS", "LETSArgumentParser",
+           "LETSArguments", "LETSArgumentsMixin", "LETSSeq2SeqArguments", "SAM_FAMILY", "STOCK_OPTIMIZERS",
+           "parse_sam_family"]
 
 
-def parse_sam_family(optim: str) -> Optional[Tuple[str, bool]]:
-    """``"lets_asam" -> ("asam", True)``, ``"sam" -> ("sam", False)``; None for a stock (ERM) name."""
-    learned = optim.startswith(LEARNED_PREFIX)
-    rule = optim[len(LEARNED_PREFIX):] if learned else optim
-    return (rule, learned) if rule in PERTURBATIONS else None
+def option_field(option: Option) -> Tuple[str, Any, Any]:
+    """A dataclass field (name, type, ``field``) for ``option``, with its help and choices for ``HfArgumentParser``."""
+    metadata: Dict[str, Any] = {"help": option.described()}
+    if option.choices:
+        metadata["choices"] = list(option.choices)
+    kind = option.type if option.default is not None else Optional[option.type]
+    return option.name, kind, field(default=option.default, metadata=metadata)
+
+
+# The fields of the rules' and controllers' options, made from their declarations (lets_hf/methods.py).
+SAMFamilyOptions = dataclasses.make_dataclass(
+    "SAMFamilyOptions", [option_field(option) for option in method_options().values()])
+SAMFamilyOptions.__doc__ = "One field per option of the SAM family's rules and radius controllers (their modules)."
+SAMFamilyOptions.__module__ = __name__  # so that pickle finds it
 
 
 @dataclass
-class LETSArgumentsMixin:
-    """The SAM/LETS fields shared by :class:`LETSArguments` and :class:`LETSSeq2SeqArguments`."""
+class LETSArgumentsMixin(SAMFamilyOptions):
+    """The SAM/LETS fields shared by :class:`LETSArguments` and :class:`LETSSeq2SeqArguments`: the options the
+    rules and the controllers declare (:class:`SAMFamilyOptions`), and those of the Trainer's step below."""
 
     optim: str = field(default=OptimizerNames.ADAMW_TORCH_FUSED.value, metadata={
         "help": f"Optimizer. SAM family, learned radius (LETS): {', '.join(LEARNED_RADIUS_OPTIMIZERS)}. "
@@ -57,54 +71,6 @@ class LETSArgumentsMixin:
     lets_base_optim: str = field(default="adamw_torch", metadata={
         "help": "The optimizer that takes the SAM family's descent step: one of the stock names of --optim "
                 "(e.g. adamw_torch, sgd).", "choices": STOCK_OPTIMIZERS, "metavar": "STOCK_NAME"})
-    rho: float = field(default=0.05, metadata={"help": "The fixed radius (sam/asam) or the initial one (lets_*)."})
-    lets_preset: str = field(default=DEFAULT_PRESET, metadata={
-        "help": "Settings of the learned radius: paper (gap2, diag, rho_lr 1e-4) or robust (val, "
-                "finite_difference, rho_travel 24, rho_decay_total 0.1). Each can be overridden below.",
-        "choices": sorted(PRESETS)})
-    rho_lr: Optional[float] = field(default=None, metadata={"help": "Adam learning rate of log(rho) (lets_*)."})
-    rho_lr_decay: Optional[float] = field(default=None, metadata={
-        "help": "Factor applied to rho_lr after each update."})
-    rho_travel: Optional[float] = field(default=None, metadata={
-        "help": "Horizon-aware rho_lr = rho_travel / (number of hyper updates of the run)."})
-    rho_decay_total: Optional[float] = field(default=None, metadata={
-        "help": "Horizon-aware decay: rho_lr falls geometrically to this fraction at the last update."})
-    rho_min: float = field(default=1e-4, metadata={"help": "Lower clamp of the learned radius."})
-    rho_max: float = field(default=5.0, metadata={"help": "Upper clamp of the learned radius."})
-    lets_hvp: Optional[str] = field(default=None, metadata={
-        "help": "How b = H d is formed: diag (paper), finite_difference, exact.", "choices": sorted(HVP_MODES)})
-    lets_objective: Optional[str] = field(default=None, metadata={
-        "help": "Upper objective: gap2 (paper, 1/2 gap^2), gap, val (Table 6).", "choices": sorted(OBJECTIVES)})
-    lets_descent: str = field(default="sgd", metadata={
-        "help": "The descent step the hypergradient differentiates: sgd (the paper's theta - eta g_hat) or adam "
-                "(through Adam/AdamW's step; needs an Adam-family --lets_base_optim).",
-        "choices": sorted(DESCENT_FORMS)})
-    lets_interval: int = field(default=1, metadata={"help": "A hyper step after every k-th optimizer step."})
-    lets_train_term: str = field(default="same", metadata={
-        "help": "Training term at theta_{t+1}: its own pass (same, the paper's) or the next step's ascent pass "
-                "(next: one pass less).", "choices": list(TRAIN_TERMS)})
-    rho_schedule: str = field(default="constant", metadata={
-        "help": "Fixed-radius methods: a constant rho, or rho proportional to the learning rate between rho_min "
-                "and rho (GSAM's schedule).", "choices": list(RHO_SCHEDULES)})
-    asam_xi: float = field(default=0.01, metadata={"help": "ASAM's xi in T = |theta| + xi."})
-    gsam_alpha: Optional[float] = field(default=None, metadata={"help": "GSAM's surrogate-gap weight (0.4)."})
-    esam_beta: Optional[float] = field(default=None, metadata={"help": "ESAM's share of perturbed tensors (0.5)."})
-    esam_gamma: Optional[float] = field(default=None, metadata={
-        "help": "ESAM's share of examples kept by data selection; only 1 (no selection) in LETSTrainer."})
-    esam_form: Optional[str] = field(default=None, metadata={
-        "help": "ESAM's weight perturbation: official (Du et al.'s code: ascent norm over the selected tensors, "
-                "every tensor descends with g_hat) or clean_unselected (norm over all, the others descend with g).",
-        "choices": list(ESAM_FORMS)})
-    rst_p: Optional[float] = field(default=None, metadata={"help": "RST's probability of a SAM step (0.5)."})
-    looksam_k: Optional[int] = field(default=None, metadata={"help": "LookSAM: a full SAM step every k steps (5)."})
-    looksam_alpha: Optional[float] = field(default=None, metadata={
-        "help": "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient (0.7)."})
-    looksam_split: Optional[str] = field(default=None, metadata={
-        "help": "LookSAM / AE-LookSAM: split g_s against g over the whole gradient (whole, the paper's Algorithm 1) "
-                "or per tensor (tensor, as pytorch_optimizer).", "choices": list(LOOKSAM_SPLITS)})
-    ae_delta: Optional[float] = field(default=None, metadata={"help": "AE-SAM: decay of the moving averages (0.9)."})
-    ae_lambda1: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the start (1)."})
-    ae_lambda2: Optional[float] = field(default=None, metadata={"help": "AE-SAM: threshold factor at the end (-1)."})
     lets_ascent: Optional[str] = field(default=None, metadata={
         "help": "Where the ascent gradient comes from under several processes: per_worker (DDP's default, under "
                 "no_sync) or global (synced, as one process on the whole batch; the only choice under FSDP2).",
@@ -154,22 +120,12 @@ class LETSArgumentsMixin:
     def build_perturbation(self, total_steps: Optional[int] = None) -> PerturbationRule:
         """The variant's rule with its options; ``total_steps`` feeds AE-SAM's threshold schedule."""
         rule, _ = self.sam_family
-        options = {option: getattr(self, option) for options in VARIANT_OPTIONS.values() for option in options}
-        return build_perturbation(rule, options, seed=self.seed, total_steps=total_steps)
+        return build_perturbation(rule, vars(self), seed=self.seed, total_steps=total_steps)
 
     def build_radius(self, total_steps: Optional[int] = None) -> RadiusController:
         """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
         _, learned = self.sam_family
-        if not learned:
-            if self.rho_schedule == "lr":
-                return LRProportionalRadius(rho_max=self.rho, rho_min=self.rho_min, lr_max=self.learning_rate)
-            return FixedRadius(self.rho)
-        settings = radius_settings(self.lets_preset, total_steps=total_steps, interval=self.lets_interval,
-                                   hvp=self.lets_hvp, objective=self.lets_objective, rho_lr=self.rho_lr,
-                                   rho_lr_decay=self.rho_lr_decay, rho_travel=self.rho_travel,
-                                   rho_decay_total=self.rho_decay_total)
-        return LETSRadius(rho=self.rho, rho_min=self.rho_min, rho_max=self.rho_max, train_term=self.lets_train_term,
-                          descent=self.lets_descent, **settings)
+        return build_radius(learned, vars(self), total_steps=total_steps, learning_rate=self.learning_rate)
 
     def base_optimizer_arguments(self) -> TrainingArguments:
         """A copy of these arguments whose ``optim`` is the base optimizer, for the stock optimizer factory."""

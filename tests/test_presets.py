@@ -1,12 +1,16 @@
 """The paper and robust presets, the horizon-aware rho learning rate, and its overrides."""
 import pytest
 
-from lets_hf.radius import LETSRadius, radius_settings
+from lets_hf.radius import PRESETS, LETSRadius, radius_settings
 from lets_hf.radius.presets import decay_per_update, travel_rate
 
 
 def test_presets_set_exactly_their_documented_values():
     assert radius_settings("paper") == {"hvp": "diag", "objective": "gap2", "lr": 1e-4, "lr_decay": 1.0, "interval": 1}
+    for name, lr in (("paper_vision", 1e-4), ("paper_iwslt", 1e-5)):  # the paper's rule, decayed to 0.1x over the run
+        settings = radius_settings(name, total_steps=1000)
+        assert (settings["hvp"], settings["objective"], settings["lr"]) == ("diag", "gap2", lr)
+        assert settings["lr_decay"] == 0.1 ** (1 / 999)
     robust = radius_settings("robust", total_steps=1200)
     assert robust["hvp"] == "finite_difference" and robust["objective"] == "val" and robust["interval"] == 1
     assert robust["lr"] == pytest.approx(24 / 1200)
@@ -38,8 +42,12 @@ def test_the_decayed_rate_reaches_the_factor_at_the_last_update():
     assert last_rate == pytest.approx(0.1 * radius.lr, rel=1e-12)
 
 
+def test_every_preset_says_where_its_numbers_come_from():
+    assert all(len(preset.source) > 80 and preset.settings for preset in PRESETS.values())
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(preset="fast"), r"lets_preset must be one of \['paper', 'robust'\]"),
+    (dict(preset="fast"), r"lets_preset must be one of \['paper', 'paper_iwslt', 'paper_vision', 'robust'\], got 'fast'"),
     (dict(preset="robust"), "need the run's total number of optimizer steps"),
     (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),
     (dict(preset="robust", rho_travel=-1.0, total_steps=10), "rho_travel must be > 0"),

@@ -8,8 +8,8 @@ import torch
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.arguments import SAM_FAMILY
 from lets_hf.foreach import dot
-from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, VARIANT_CHOICES, AdaptivePolicy, LookSAM, PERTURBATIONS,
-                                  get_perturbation, sharpness_sensitive_subset)
+from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS,
+                                  get_perturbation, sharpness_sensitive_subset, variant_options)
 
 from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from test_optimizer import loss_fn
@@ -254,7 +254,8 @@ def test_named_variant_options_reach_the_rule_from_lets_arguments(tmp_path, opti
     from lets_hf.arguments import LETSArguments
 
     default = LETSArguments(output_dir=str(tmp_path), optim=optim).build_perturbation()
-    assert getattr(default, attribute) == VARIANT_CHOICES[option][0]  # official ESAM, the paper's LookSAM
+    assert getattr(default, attribute) == variant_options()[option].default == variant_options()[option].choices[0]
+    # official ESAM, the paper's LookSAM
     chosen = LETSArguments(output_dir=str(tmp_path), optim=optim, **{option: value}).build_perturbation()
     assert getattr(chosen, attribute) == value
     with pytest.raises(ValueError, match=f"{option} must be one of"):

@@ -1,7 +1,7 @@
 """What one run leaves behind: ``results.json`` (BLEU, loss curves, rho trajectory, wall time) and ``rho.png``.
 
 The JSON is the unit that ``summarize.py`` reads; it names the method as the paper's Table 8 does
-(``ERM``, ``SAM``, ``LETS-SAM``, ``ASAM``, ``LETS-ASAM``) and says which split trained the model and
+(``ERM``, ``SAM``, ``LETS-SAM``, ``ASAM``, ``LETS-ASAM``: :func:`lets_hf.methods.method_label`) and says which split trained the model and
 which was scored, so that a run on ``valid`` (the shipped data) is never mistaken for the paper's.
 """
 from __future__ import annotations
@@ -10,20 +10,10 @@ import json
 import os
 from typing import Dict, Iterable, List, Mapping
 
-from lets_hf.arguments import parse_sam_family
 from lets_hf.plots import plot_radius_trajectory, radius_trajectory
 
 RESULTS_FILE = "results.json"
 RHO_PLOT_FILE = "rho.png"
-
-
-def method_name(optim: str) -> str:
-    """Table 8's name of an ``--optim`` value: ``lets_sam -> LETS-SAM``, ``asam -> ASAM``, stock names ``ERM``."""
-    family = parse_sam_family(optim)
-    if family is None:
-        return "ERM"
-    rule, learned = family
-    return ("LETS-" if learned else "") + rule.upper()
 
 
 def data_label(train_split: str, test_split: str) -> str:

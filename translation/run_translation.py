@@ -26,12 +26,13 @@ import numpy as np  # noqa: E402
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, set_seed  # noqa: E402
 
 from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments  # noqa: E402
+from lets_hf.methods import method_label  # noqa: E402
 from lets_hf.precision import training_precision  # noqa: E402
 from lets_hf.trainer import LETSSeq2SeqTrainer  # noqa: E402
 from translation.bleu import corpus_bleu, remove_bpe  # noqa: E402
 from translation.data import ParallelSplit, read_splits  # noqa: E402
 from translation.model import ArchitectureSizes, build_model  # noqa: E402
-from translation.report import data_label, method_name, write_run_report  # noqa: E402
+from translation.report import data_label, write_run_report  # noqa: E402
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,8 @@ TABLE8_PRESET = dict(
     per_device_train_batch_size=160, per_device_eval_batch_size=128, train_sampling_strategy="group_by_length",
     predict_with_generate=True, generation_num_beams=5, generation_max_length=200, logging_steps=100,
     save_strategy="epoch", save_total_limit=2,
+    lets_preset="paper_iwslt",  # the paper's rule at rho's Adam lr 1e-5, decayed exponentially (lets_hf/radius/presets.py)
 )
-# rho's Adam lr 1e-5, decayed exponentially (the paper gives no factor: ours falls to 0.1 of the
-# first update's rate at the last, lets_hf's --rho_decay_total); used when the user picks no rate.
-TABLE8_RHO = dict(rho_lr=1e-5, rho_decay_total=0.1)
-RHO_RATE_FLAGS = ("rho_lr", "rho_lr_decay", "rho_travel", "rho_decay_total")
 
 
 @dataclass
@@ -94,13 +92,10 @@ class DataTrainingArguments:
 
 
 def parse_arguments(argv: Optional[List[str]] = None):
-    """The three argument groups, with the paper's setup (``TABLE8_PRESET``, ``TABLE8_RHO``) as defaults."""
+    """The three argument groups, with the paper's setup (``TABLE8_PRESET``) as defaults."""
     parser = LETSArgumentParser((ModelArguments, DataTrainingArguments, LETSSeq2SeqArguments))  # LETS flags in a group
     parser.set_defaults(**TABLE8_PRESET, average_tokens_across_devices=False)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    if training_args.lets_preset == "paper" and all(getattr(training_args, f) is None for f in RHO_RATE_FLAGS):
-        for name, value in TABLE8_RHO.items():
-            setattr(training_args, name, value)
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         parser.error("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     if model_args.model_name_or_path is None and not training_args.do_train:
@@ -164,7 +159,7 @@ def run_summary(data_args, training_args, corpus, trainer, timings, bleu, eval_m
     train_split = train.name if train is not None else None
     test_split = test.name if test is not None else None
     return {
-        "method": method_name(training_args.optim), "optim": training_args.optim, "seed": training_args.seed,
+        "method": method_label(training_args.optim), "optim": training_args.optim, "seed": training_args.seed,
         "bleu": bleu, "eval": eval_metrics,
         "data": {"dir": os.path.abspath(data_args.data_dir), "train_split": train_split, "test_split": test_split,
                  "train_pairs": len(train) if train is not None else None,

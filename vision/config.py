@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from lets_hf.arguments import SAM_FAMILY, parse_sam_family
-from lets_hf.perturbation import VARIANT_CHOICES, VARIANT_OPTIONS
-from lets_hf.radius import DESCENT_FORMS, HVP_MODES, OBJECTIVES, PRESETS as LETS_PRESETS
-from lets_hf.radius.lets import TRAIN_TERMS
+from lets_hf.methods import SAM_FAMILY, build_method, method_options, parse_sam_family
+from lets_hf.perturbation import PerturbationRule
+from lets_hf.radius import RadiusController
 
 from .data import DATASETS
 from .models import MODELS, VIT_MODELS
@@ -26,9 +25,9 @@ from .presets import PRESETS, default_rho, preset_config
 # method -> (perturbation rule, learned radius); ERM uses the base optimizer alone.
 METHODS = {"erm": (None, False), **{name: parse_sam_family(name) for name in SAM_FAMILY}}
 OPTIMIZERS = ("sgd", "adam", "adamw")
-# every variant's options (asam_xi, gsam_alpha, looksam_k, ...), as lets_hf names them
-VARIANT_FLAGS = {option: str if option in VARIANT_CHOICES else int if option == "looksam_k" else float
-                 for options in VARIANT_OPTIONS.values() for option in options}
+# What vision's defaults of the library's options add to their help (the defaults themselves: vision/presets.py).
+VISION_NOTES = {"rho": "Vision's default: 0.05 for SAM methods, 0.5 for ASAM ones.",
+                "lets_preset": "Vision's default: paper_vision."}
 
 
 class ConfigError(ValueError):
@@ -36,8 +35,8 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """One run's settings; see ``python vision/train.py --help`` for each field."""
+class VisionSettings:
+    """The settings of vision's own (data, model, schedule, run); :class:`TrainConfig` adds the library's."""
 
     preset: str
     method: str
@@ -61,31 +60,6 @@ class TrainConfig:
     patch_size: int
     vit_depth: int
     vit_heads: int
-    rho: float
-    lets_preset: str
-    rho_lr: Optional[float]
-    rho_lr_decay: Optional[float]
-    rho_travel: Optional[float]
-    rho_decay_total: Optional[float]
-    rho_min: float
-    rho_max: float
-    lets_hvp: Optional[str]
-    lets_objective: Optional[str]
-    lets_interval: int
-    lets_train_term: str
-    lets_descent: str
-    asam_xi: float
-    gsam_alpha: Optional[float]
-    esam_beta: Optional[float]
-    esam_gamma: Optional[float]
-    esam_form: Optional[str]
-    rst_p: Optional[float]
-    looksam_k: Optional[int]
-    looksam_alpha: Optional[float]
-    looksam_split: Optional[str]
-    ae_delta: Optional[float]
-    ae_lambda1: Optional[float]
-    ae_lambda2: Optional[float]
     mixed_precision: str
     num_workers: int
     train_eval_size: int
@@ -102,9 +76,9 @@ class TrainConfig:
     def learns_radius(self) -> bool:
         return METHODS[self.method][1]
 
-    def variant_options(self) -> Dict[str, Any]:
-        """The SAM variants' options (``asam_xi``, ``gsam_alpha``, ...) for :func:`lets_hf.perturbation.build_perturbation`."""
-        return {option: getattr(self, option) for option in VARIANT_FLAGS}
+    def build_method(self, total_steps: int) -> Tuple[PerturbationRule, RadiusController]:
+        """The SAM-family method's rule and radius controller (:func:`lets_hf.methods.build_method`)."""
+        return build_method(self.method, vars(self), seed=self.seed, total_steps=total_steps, learning_rate=self.lr)
 
     def model_options(self) -> Dict[str, Any]:
         """Size knobs for :func:`vision.models.build_model`."""
@@ -112,6 +86,13 @@ class TrainConfig:
             return {"width": self.width or 384, "depth": self.vit_depth, "heads": self.vit_heads,
                     "patch_size": self.patch_size, "image_size": self.image_size}
         return {} if self.width is None else {"width": self.width}
+
+
+# One run's settings: vision's own, and one field per option of the library's rules and controllers.
+TrainConfig = dataclasses.make_dataclass("TrainConfig", [(o.name, o.type) for o in method_options().values()],
+                                         bases=(VisionSettings,))
+TrainConfig.__doc__ = "One run's settings; see ``python vision/train.py --help`` for each field."
+TrainConfig.__module__ = __name__  # so that pickle finds it
 
 
 def _noise_rate(text: str) -> float:
@@ -160,23 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patch_size", type=int, help="ViT patch size")
     add("--vit_depth", type=int, help="ViT layers")
     add("--vit_heads", type=int, help="ViT attention heads")
-    add("--rho", type=float, help="the (initial) radius rho_0; default 0.05 for SAM methods, 0.5 for ASAM ones")
-    add("--lets_preset", choices=sorted(LETS_PRESETS), help="the learned radius's settings: paper or robust")
-    add("--rho_lr", type=float, help="learning rate of rho's Adam (on log rho); default: the preset's")
-    add("--rho_lr_decay", type=float, help="rho's learning rate factor per update")
-    add("--rho_travel", type=float, help="horizon-aware rho_lr = rho_travel / (hyper updates of the run)")
-    add("--rho_decay_total", type=float, help="rho's learning rate falls to this fraction over the run (default 0.1)")
-    add("--lets_interval", type=int, help="a hyper step after every k-th step")
-    add("--lets_train_term", choices=TRAIN_TERMS, help="training term at theta_{t+1}: same (paper) or next batch")
-    add("--rho_min", type=float)
-    add("--rho_max", type=float)
-    add("--lets_hvp", choices=sorted(HVP_MODES), help="how b = H d is formed (diag is the paper's)")
-    add("--lets_objective", choices=sorted(OBJECTIVES), help="upper objective: gap2 (paper), gap or val (Table 6)")
-    add("--lets_descent", choices=sorted(DESCENT_FORMS),
-        help="the descent step the hypergradient differentiates: sgd (paper) or adam (--optimizer adam/adamw)")
-    for option, kind in VARIANT_FLAGS.items():
-        add(f"--{option}", type=kind, choices=VARIANT_CHOICES.get(option),
-            help="a SAM variant's option (see the variants table of the README)")
+    for option in method_options().values():  # the radius's and the variants' options, as the library declares them
+        add(f"--{option.name}", type=option.type, choices=option.choices,
+            help=" ".join(filter(None, (option.described(), VISION_NOTES.get(option.name)))))
     add("--mixed_precision", choices=("no", "bf16", "fp16"))
     add("--num_workers", type=int, help="data-loader worker processes")
     add("--train_eval_size", type=int, help="training examples evaluated each epoch for the gap L(test) - L(train)")
@@ -198,11 +165,10 @@ def _check(config: TrainConfig, parser: argparse.ArgumentParser) -> None:
         parser.error("argument --mixed_precision: fp16 is not supported (its loss scale would have to be undone "
                      "before the perturbation and the hypergradient); use bf16 or no")
     if config.perturbation is not None:  # the library's own checks, with its messages
-        from .train import BASE_OPTIMIZERS, base_optimizer_arguments, build_radius, build_rule
+        from .train import BASE_OPTIMIZERS, base_optimizer_arguments
 
         try:
-            build_rule(config, total_steps=1000)
-            radius = build_radius(config, total_steps=1000)
+            _, radius = config.build_method(total_steps=1000)
         except ValueError as error:
             parser.error(str(error))
         if config.learns_radius:

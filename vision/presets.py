@@ -4,13 +4,16 @@ All presets: SGD with momentum 0.9 and a cosine learning-rate schedule starting 
 at 1e-4), and for LETS Adam on ``log rho`` at 1e-4 with an exponential schedule, ASAM's
 ``xi = 0.01``. Per network, the batch size, epochs and weight decay of Table 10. Values the paper
 does not state are marked ``# ours`` (the initial radius: SAM's 0.05 and ASAM's 0.5, their papers'
-CIFAR values; the rate of rho's exponential schedule).
+CIFAR values); the rule of the learned radius is the ``paper_vision`` preset of
+``lets_hf/radius/presets.py`` (with ours, the rate of rho's exponential schedule).
 
 ``--preset NAME`` fills these in; every flag given on the command line overrides its preset value.
 """
 from __future__ import annotations
 
 from typing import Any, Dict
+
+from lets_hf.methods import method_options
 
 _CIFAR_SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128,
               "dataset": "cifar10", "schedule": "cosine"}
@@ -41,31 +44,9 @@ DEFAULTS: Dict[str, Any] = {
     "vit_depth": 12,
     "vit_heads": 6,
     "warmup_epochs": 0,
-    "rho": None,               # ours: 0.05 for SAM-based methods, 0.5 for ASAM-based ones
-    "lets_preset": "paper",    # rho's Adam at 1e-4 (gap2, diag), or "robust"; see lets_hf/radius/presets.py
-    "rho_lr": None,            # None: the LETS preset's
-    "rho_lr_decay": None,
-    "rho_travel": None,
-    "rho_decay_total": 0.1,    # ours: the paper's exponential schedule, rho's learning rate 10x lower at the end
-    "rho_min": 1e-4,
-    "rho_max": 5.0,
-    "lets_hvp": None,          # None: the LETS preset's
-    "lets_objective": None,
-    "lets_interval": 1,
-    "lets_train_term": "same",
-    "lets_descent": "sgd",     # the paper's SGD-step hypergradient; "adam" with --optimizer adam/adamw
-    "asam_xi": 0.01,
-    "gsam_alpha": None,        # None: each variant's paper default (lets_hf/perturbation)
-    "esam_beta": None,
-    "esam_gamma": None,
-    "esam_form": None,
-    "rst_p": None,
-    "looksam_k": None,
-    "looksam_alpha": None,
-    "looksam_split": None,
-    "ae_delta": None,
-    "ae_lambda1": None,
-    "ae_lambda2": None,
+    **{name: option.default for name, option in method_options().items()},  # the library's (each paper's) defaults
+    "rho": None,                      # ours: 0.05 for SAM-based methods, 0.5 for ASAM-based ones
+    "lets_preset": "paper_vision",    # the paper's rule, rho's rate decayed exponentially (lets_hf/radius/presets.py)
     "mixed_precision": "no",
     "num_workers": 0,
     "train_eval_size": 10000,

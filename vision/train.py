@@ -43,9 +43,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lets_hf import LETSOptimizer, LETSRadius, frozen_batchnorm_stats
-from lets_hf.perturbation import PerturbationRule, build_perturbation
-from lets_hf.radius import radius_settings
+from lets_hf import LETSOptimizer, frozen_batchnorm_stats
 from vision.augment import DeviceTransform
 from vision.checkpoints import (RunLog, RunState, checkpoint_dir, latest_checkpoint, load_run_state, prune_checkpoints,
                                 save_run_state)
@@ -69,24 +67,6 @@ def load_data(config: TrainConfig) -> VisionData:
     return data
 
 
-def build_rule(config: TrainConfig, total_steps: int) -> PerturbationRule:
-    """The SAM variant's perturbation rule with its options."""
-    return build_perturbation(config.perturbation, config.variant_options(), seed=config.seed, total_steps=total_steps)
-
-
-def build_radius(config: TrainConfig, total_steps: int) -> Any:
-    """A fixed ``rho`` or the LETS controller of ``--lets_preset`` with its overrides."""
-    if not config.learns_radius:
-        return config.rho
-    rho_decay_total = None if config.rho_lr_decay is not None else config.rho_decay_total
-    settings = radius_settings(config.lets_preset, total_steps=total_steps, interval=config.lets_interval,
-                               hvp=config.lets_hvp, objective=config.lets_objective, rho_lr=config.rho_lr,
-                               rho_lr_decay=config.rho_lr_decay, rho_travel=config.rho_travel,
-                               rho_decay_total=rho_decay_total)
-    return LETSRadius(rho=config.rho, rho_min=config.rho_min, rho_max=config.rho_max,
-                      train_term=config.lets_train_term, descent=config.lets_descent, **settings)
-
-
 def base_optimizer_arguments(config: TrainConfig) -> Dict[str, Any]:
     """The keyword arguments of ``--optimizer``'s torch class."""
     kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
@@ -100,8 +80,8 @@ def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> 
     base, kwargs = BASE_OPTIMIZERS[config.optimizer], base_optimizer_arguments(config)
     if config.perturbation is None:
         return base(model.parameters(), **kwargs)
-    return LETSOptimizer(model.parameters(), base, perturbation=build_rule(config, total_steps),
-                         radius=build_radius(config, total_steps), **kwargs)
+    rule, radius = config.build_method(total_steps)
+    return LETSOptimizer(model.parameters(), base, perturbation=rule, radius=radius, **kwargs)
 
 
 def build_scheduler(config: TrainConfig, optimizer: Optimizer, steps_per_epoch: int) -> LambdaLR:

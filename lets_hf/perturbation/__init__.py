@@ -1,24 +1,28 @@
-"""Perturbation rules (the lower level): one module per SAM variant, looked up by name.
+"""Perturbation rules (the lower level): one module per SAM variant, registered here by name.
 
-=========== ==================================== ===============================================
-name        paper                                options (defaults from the paper)
-=========== ==================================== ===============================================
-sam         Foret et al., ICLR 2021              (none)
-asam        Kwon et al., ICML 2021               ``asam_xi`` 0.01
-gsam        Zhuang et al., ICLR 2022             ``gsam_alpha`` 0.4
-esam        Du et al., ICLR 2022                 ``esam_beta`` 0.5, ``esam_gamma`` 1 (paper 0.5; not in the Trainer),
-                                                 ``esam_form`` official
-rst         Zhao et al., 2022                    ``rst_p`` 0.5
-looksam     Liu et al., CVPR 2022                ``looksam_k`` 5, ``looksam_alpha`` 0.7, ``looksam_split`` whole
-ae_sam      Jiang et al., ICLR 2023              ``ae_delta`` 0.9, ``ae_lambda1`` 1, ``ae_lambda2`` -1
-ae_looksam  Jiang et al., ICLR 2023              the above, ``looksam_alpha`` and ``looksam_split``
-=========== ==================================== ===============================================
+=========== ============= ==================================== ===============================================
+name        label         paper                                options (each module's ``options``)
+=========== ============= ==================================== ===============================================
+sam         SAM           Foret et al., ICLR 2021              (none)
+asam        ASAM          Kwon et al., ICML 2021               ``asam_xi``
+gsam        GSAM          Zhuang et al., ICLR 2022             ``gsam_alpha``
+esam        ESAM          Du et al., ICLR 2022                 ``esam_beta``, ``esam_gamma``, ``esam_form``
+rst         RST           Zhao et al., 2022                    ``rst_p``
+looksam     LookSAM       Liu et al., CVPR 2022                ``looksam_k``, ``looksam_alpha``, ``looksam_split``
+ae_sam      AE-SAM        Jiang et al., ICLR 2023              ``ae_delta``, ``ae_lambda1``, ``ae_lambda2``
+ae_looksam  AE-LookSAM    Jiang et al., ICLR 2023              the above, ``looksam_alpha`` and ``looksam_split``
+=========== ============= ==================================== ===============================================
+
+A rule declares its options once, in its module (:class:`~lets_hf.options.Option`; the defaults are its
+constructor's, the paper's); :func:`register` makes it known to every front end. A new variant is its
+module and its name in the ``register(...)`` line below (``docs/design.md``, "Adding a variant").
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Type
 
 from ..checks import choice
+from ..options import Option, build_from_options, merge_options
 from .adaptive import AELookSAM, AESAM, AdaptivePolicy
 from .asam import ASAM, is_weight_matrix, named_weight_filter
 from .base import PerturbationRule
@@ -28,24 +32,25 @@ from .looksam import LOOKSAM_SPLITS, LookSAM
 from .rst import RST
 from .sam import SAM
 
-PERTURBATIONS = {rule.name: rule for rule in (SAM, ASAM, GSAM, ESAM, RST, LookSAM, AESAM, AELookSAM)}
+PERTURBATIONS: Dict[str, Type[PerturbationRule]] = {}  # name -> rule class, in order of registration
 
-# command-line option -> constructor argument, per variant
-VARIANT_OPTIONS: Dict[str, Dict[str, str]] = {
-    "sam": {},
-    "asam": {"asam_xi": "xi"},
-    "gsam": {"gsam_alpha": "alpha"},
-    "esam": {"esam_beta": "beta", "esam_gamma": "gamma", "esam_form": "form"},
-    "rst": {"rst_p": "p"},
-    "looksam": {"looksam_k": "k", "looksam_alpha": "alpha", "looksam_split": "split"},
-    "ae_sam": {"ae_delta": "delta", "ae_lambda1": "lambda1", "ae_lambda2": "lambda2"},
-    "ae_looksam": {"looksam_alpha": "alpha", "looksam_split": "split", "ae_delta": "delta", "ae_lambda1": "lambda1",
-                   "ae_lambda2": "lambda2"},
-}
-# the options that take a name, with the names allowed (the first is the default)
-VARIANT_CHOICES: Dict[str, Tuple[str, ...]] = {"esam_form": ESAM_FORMS, "looksam_split": LOOKSAM_SPLITS}
-SEEDED = {"esam", "rst"}
-HORIZON_AWARE = {"ae_sam", "ae_looksam"}
+
+def register(*rules: Type[PerturbationRule]) -> None:
+    """Make ``rules`` known by their ``name`` (to ``--optim``, ``LETSArguments``, vision's command line, the labels
+    and :func:`build_perturbation`); their options must agree with the options of the same name already known."""
+    for rule in rules:
+        if rule.name in PERTURBATIONS:
+            raise ValueError(f"a perturbation rule named {rule.name!r} is registered already")
+        merge_options([*PERTURBATIONS.values(), rule])  # raises on an option declared otherwise elsewhere
+        PERTURBATIONS[rule.name] = rule
+
+
+register(SAM, ASAM, GSAM, ESAM, RST, LookSAM, AESAM, AELookSAM)
+
+
+def variant_options() -> Dict[str, Option]:
+    """Every registered rule's options by name (``asam_xi``, ``gsam_alpha``, ...), with their defaults."""
+    return merge_options(PERTURBATIONS.values())
 
 
 def get_perturbation(name: str, **kwargs) -> PerturbationRule:
@@ -53,19 +58,14 @@ def get_perturbation(name: str, **kwargs) -> PerturbationRule:
     return PERTURBATIONS[choice("perturbation", name, sorted(PERTURBATIONS))](**kwargs)
 
 
-def build_perturbation(name: str, options: Dict[str, Any], seed: int = 0,
+def build_perturbation(name: str, options: Mapping[str, Any], seed: int = 0,
                        total_steps: Optional[int] = None) -> PerturbationRule:
-    """The rule ``name`` from command-line ``options`` (``{"asam_xi": 0.01, ...}``; others are ignored)."""
-    choice("perturbation", name, sorted(PERTURBATIONS))
-    kwargs = {arg: options[option] for option, arg in VARIANT_OPTIONS[name].items() if options.get(option) is not None}
-    if name in SEEDED:
-        kwargs["seed"] = seed
-    if name in HORIZON_AWARE:
-        kwargs["total_steps"] = total_steps
-    return get_perturbation(name, **kwargs)
+    """The rule ``name`` from command-line ``options`` (``{"asam_xi": 0.01, ...}``; others are ignored, None means
+    the default); ``seed`` reaches the rules that draw (ESAM, RST), ``total_steps`` those with a schedule (AE-SAM)."""
+    rule = PERTURBATIONS[choice("perturbation", name, sorted(PERTURBATIONS))]
+    return build_from_options(rule, options, seed=seed, total_steps=total_steps)
 
 
 __all__ = ["AELookSAM", "AESAM", "ASAM", "AdaptivePolicy", "ESAM", "ESAM_FORMS", "GSAM", "LOOKSAM_SPLITS", "LookSAM",
-           "PERTURBATIONS", "PerturbationRule", "RST", "SAM", "VARIANT_CHOICES", "VARIANT_OPTIONS",
-           "build_perturbation", "get_perturbation",
-           "is_weight_matrix", "named_weight_filter", "sharpness_sensitive_subset"]
+           "PERTURBATIONS", "PerturbationRule", "RST", "SAM", "build_perturbation", "get_perturbation",
+           "register", "variant_options", "is_weight_matrix", "named_weight_filter", "sharpness_sensitive_subset"]

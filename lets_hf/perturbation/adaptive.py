@@ -38,12 +38,18 @@ from torch import Tensor
 from ..checks import integer, number
 from ..distributed import mean_over_ranks
 from ..foreach import global_norm
-from .looksam import LookSAM
+from ..options import Option, owned_options
+from .looksam import LOOKSAM_ALPHA, LOOKSAM_SPLIT, LookSAM
 from .sam import SAM
 
 
 class AdaptivePolicy:
     """The switching rule: SAM where ``||g||^2`` is large against its running mean and deviation."""
+
+    paper = "Jiang et al., ICLR 2023"
+    options = (Option("ae_delta", float, "AE-SAM / AE-LookSAM: decay of the moving averages", arg="delta"),
+               Option("ae_lambda1", float, "AE-SAM / AE-LookSAM: threshold factor at the start", arg="lambda1"),
+               Option("ae_lambda2", float, "AE-SAM / AE-LookSAM: threshold factor at the end", arg="lambda2"))
 
     def __init__(self, delta: float = 0.9, lambda1: float = 1.0, lambda2: float = -1.0,
                  total_steps: Optional[int] = None):
@@ -75,11 +81,15 @@ class AdaptivePolicy:
         self.mean, self.var = float(state.get("mean", 0.0)), float(state.get("var", 0.0))
 
 
-class AESAM(SAM):
-    name = "ae_sam"
+POLICY_OPTIONS = owned_options(AdaptivePolicy)  # the policy's options, with AdaptivePolicy's defaults
 
-    def __init__(self, **policy: Any):
-        self.policy = AdaptivePolicy(**policy)
+
+class AESAM(SAM):
+    name, label, paper = "ae_sam", "AE-SAM", "Jiang et al., ICLR 2023"
+    options = POLICY_OPTIONS
+
+    def __init__(self, total_steps: Optional[int] = None, **policy: Any):
+        self.policy = AdaptivePolicy(total_steps=total_steps, **policy)
 
     def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
         return self.policy.decide(step, grads)
@@ -92,11 +102,12 @@ class AESAM(SAM):
 
 
 class AELookSAM(LookSAM):
-    name = "ae_looksam"
+    name, label, paper = "ae_looksam", "AE-LookSAM", "Jiang et al., ICLR 2023"
+    options = (LOOKSAM_ALPHA, LOOKSAM_SPLIT, *POLICY_OPTIONS)
 
-    def __init__(self, alpha: float = 0.7, split: str = "whole", **policy: Any):
+    def __init__(self, alpha: float = 0.7, split: str = "whole", total_steps: Optional[int] = None, **policy: Any):
         super().__init__(k=1, alpha=alpha, split=split)
-        self.policy = AdaptivePolicy(**policy)
+        self.policy = AdaptivePolicy(total_steps=total_steps, **policy)
 
     def plans_sam_step(self, step: int) -> bool:
         return True  # the policy decides after the first pass

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..checks import non_negative
 from ..foreach import global_norm, safe_scale
+from ..options import Option
 from .base import PerturbationRule
 
 TensorFilter = Callable[[Tensor], bool]
@@ -37,7 +38,8 @@ def named_weight_filter(model: nn.Module) -> TensorFilter:
 class ASAM(PerturbationRule):
     """``d = T^2 g / ||T g||`` with ``T = |theta| + xi`` on tensors that ``weight_filter`` accepts."""
 
-    name = "asam"
+    name, label, paper = "asam", "ASAM", "Kwon et al., ICML 2021"
+    options = (Option("asam_xi", float, "ASAM's xi in T = |theta| + xi", arg="xi"),)
 
     def __init__(self, xi: float = 0.01, weight_filter: TensorFilter = is_weight_matrix):
         self.xi = non_negative("asam_xi", xi)

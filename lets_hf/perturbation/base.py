@@ -17,10 +17,12 @@ LookSAM). A rule that changes the descent gradient also gives its derivative in 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from ..options import Option
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -31,11 +33,17 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 class PerturbationRule(ABC):
     """Turns gradients into the perturbation ``e = rho * d`` of one SAM variant.
 
-    ``name`` is the variant's name on the command line (``--optim <name>``).
+    ``name`` is the variant's name on the command line (``--optim <name>``), ``label`` its name in
+    tables (``"LookSAM"``; LETS-<label> with the learned radius), ``paper`` where it comes from, and
+    ``options`` its command-line options (:class:`~lets_hf.options.Option`, one per constructor argument a
+    user may set; their defaults are the constructor's).
     ``needs_ascent_gradient``: the wrapper keeps ``g`` for :meth:`descent_gradient_`.
     """
 
     name: str
+    label: str
+    paper: str = ""
+    options: Tuple[Option, ...] = ()
     needs_ascent_gradient: bool = False
 
     @abstractmethod

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from ..checks import choice, number
 from ..foreach import copy_
+from ..options import Option
 from .base import step_generator
 from .sam import SAM
 
@@ -58,7 +59,13 @@ def sharpness_sensitive_subset(clean_losses: Tensor, perturbed_losses: Tensor, g
 
 
 class ESAM(SAM):
-    name = "esam"
+    name, label, paper = "esam", "ESAM", "Du et al., ICLR 2022"
+    options = (Option("esam_beta", float, "ESAM's share of perturbed tensors", arg="beta"),
+               Option("esam_gamma", float, "ESAM's share of examples kept by data selection (the paper's 0.5; 1, no "
+                                           "selection, by default and the only value in LETSTrainer)", arg="gamma"),
+               Option("esam_form", str, "ESAM's weight perturbation: official (Du et al.'s code: ascent norm over the "
+                                        "selected tensors, every tensor descends with g_hat) or clean_unselected (norm "
+                                        "over all, the others descend with g)", arg="form", choices=ESAM_FORMS))
 
     def __init__(self, beta: float = 0.5, gamma: float = 1.0, seed: int = 0, form: str = "official"):
         self.beta = number("esam_beta", beta, "in (0, 1]", lambda x: 0 < x <= 1)

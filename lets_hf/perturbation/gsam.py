@@ -22,11 +22,13 @@ from torch import Tensor
 
 from ..checks import non_negative
 from ..foreach import dot, safe_scale
+from ..options import Option
 from .sam import SAM
 
 
 class GSAM(SAM):
-    name = "gsam"
+    name, label, paper = "gsam", "GSAM", "Zhuang et al., ICLR 2022"
+    options = (Option("gsam_alpha", float, "GSAM's surrogate-gap weight (the official example's)", arg="alpha"),)
     needs_ascent_gradient = True
 
     def __init__(self, alpha: float = 0.4):

@@ -27,14 +27,23 @@ from torch import Tensor
 
 from ..checks import choice, integer, non_negative
 from ..foreach import copy_, dot, global_norm, safe_scale
+from ..options import Option
 from ..sharding import like
 from .sam import SAM
 
 LOOKSAM_SPLITS = ("whole", "tensor")
+LOOKSAM_ALPHA = Option("looksam_alpha", float, "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient",
+                       arg="alpha", paper="Liu et al., CVPR 2022")
+LOOKSAM_SPLIT = Option("looksam_split", str, "LookSAM / AE-LookSAM: split g_s against g over the whole gradient "
+                                             "(whole, the paper's Algorithm 1) or per tensor (tensor, as "
+                                             "pytorch_optimizer)",
+                       arg="split", choices=LOOKSAM_SPLITS, paper="Liu et al., CVPR 2022")
 
 
 class LookSAM(SAM):
-    name = "looksam"
+    name, label, paper = "looksam", "LookSAM", "Liu et al., CVPR 2022"
+    options = (Option("looksam_k", int, "LookSAM: a full SAM step every k steps", arg="k"), LOOKSAM_ALPHA,
+               LOOKSAM_SPLIT)
     needs_ascent_gradient = True
 
     def __init__(self, k: int = 5, alpha: float = 0.7, split: str = "whole"):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import torch
 
 from ..checks import number
+from ..options import Option
 from .base import step_generator
 from .sam import SAM
 
 
 class RST(SAM):
-    name = "rst"
+    name, label, paper = "rst", "RST", "Zhao et al., 2022"
+    options = (Option("rst_p", float, "RST's probability of a SAM step", arg="p"),)
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         self.p, self.seed = number("rst_p", p, "in [0, 1]", lambda x: 0 <= x <= 1), int(seed)

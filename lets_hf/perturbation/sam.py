@@ -18,7 +18,7 @@ from .base import PerturbationRule
 class SAM(PerturbationRule):
     """``d = g / ||g||``."""
 
-    name = "sam"
+    name, label, paper = "sam", "SAM", "Foret et al., ICLR 2021"
 
     def perturbation_(self, params: Sequence[Tensor], grads: Sequence[Tensor], rho: Tensor) -> None:
         scale = safe_scale(rho, global_norm(grads))

@@ -15,14 +15,19 @@ probing its neighbourhood, so a larger value is a mistake (``1e30`` for ``1e-3``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from ..checks import positive
+from ..options import Option
 
 RHO_LIMIT = 100.0
+# The options every controller with a radius shares (declared once, here).
+RHO = Option("rho", float, "The fixed radius (sam, asam, ...) or the initial one (lets_*)")
+RHO_MIN = Option("rho_min", float, "Lower clamp of the learned radius; with --rho_schedule lr, the radius at a "
+                                   "learning rate of 0")
 
 
 def check_radius(name: str, value: Any) -> float:
@@ -46,8 +51,15 @@ def state_dtype(device: torch.device) -> torch.dtype:
 
 
 class RadiusController(ABC):
-    """Supplies ``rho`` to the optimizer wrapper; ``learns`` says whether a hyper step updates it."""
+    """Supplies ``rho`` to the optimizer wrapper; ``learns`` says whether a hyper step updates it.
 
+    ``name`` is the controller's name (``--rho_schedule`` for those that do not learn), ``paper`` where it comes
+    from, ``options`` its command-line options (:class:`~lets_hf.options.Option`; defaults: the constructor's).
+    """
+
+    name: str
+    paper: str = ""
+    options: Tuple[Option, ...] = ()
     learns: bool = False
 
     @abstractmethod

@@ -6,12 +6,14 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
-from .base import RadiusController, check_radius, check_state_keys, state_dtype
+from .base import RHO, RadiusController, check_radius, check_state_keys, state_dtype
 
 
 class FixedRadius(RadiusController):
     """``rho_t = rho`` at every step."""
 
+    name, paper = "constant", "Foret et al., ICLR 2021"
+    options = (RHO,)
     learns = False
 
     def __init__(self, rho: float = 0.05):

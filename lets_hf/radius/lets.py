@@ -40,10 +40,12 @@ import torch
 from torch import Tensor
 
 from ..checks import choice, integer, non_negative, number, positive
-from .base import RadiusController, check_radius, check_state_keys, state_dtype
-from .descent import get_descent
-from .hvp import get_hvp
-from .objectives import get_objective
+from ..options import Option
+from .base import RHO, RHO_MIN, RadiusController, check_radius, check_state_keys, state_dtype
+from .descent import DESCENT_FORMS, get_descent
+from .hvp import HVP_MODES, get_hvp
+from .objectives import OBJECTIVES, get_objective
+from .presets import DEFAULT_PRESET, PRESET_OPTIONS, radius_settings
 
 _STATE_KEYS = ("log_rho", "exp_avg", "exp_avg_sq", "updates")
 TRAIN_TERMS = ("same", "next")
@@ -62,6 +64,21 @@ def _state_scalar(key: str, value: Any) -> float:
 class LETSRadius(RadiusController):
     """A radius learned by Adam on ``log rho`` from the LETS hypergradient."""
 
+    name, paper = "lets", "Wang et al., ECCV 2024"
+    options = (
+        RHO, RHO_MIN, Option("rho_max", float, "Upper clamp of the learned radius"), *PRESET_OPTIONS,
+        Option("lets_hvp", str, "How b = H d is formed: diag (the paper's), finite_difference, exact; default: the "
+                                "preset's", arg="hvp", choices=tuple(sorted(HVP_MODES)), default=None),
+        Option("lets_objective", str, "Upper objective: gap2 (the paper's, 1/2 gap^2), gap, val (Table 6); default: "
+                                      "the preset's", arg="objective", choices=tuple(sorted(OBJECTIVES)), default=None),
+        Option("lets_descent", str, "The descent step the hypergradient differentiates: sgd (the paper's theta - eta "
+                                    "g_hat) or adam (through Adam/AdamW's step; needs an Adam-family base optimizer)",
+               arg="descent", choices=tuple(sorted(DESCENT_FORMS)), paper="adam: ours"),
+        Option("lets_interval", int, "A hyper step after every k-th optimizer step", arg="interval", paper="ours"),
+        Option("lets_train_term", str, "Training term at theta_{t+1}: its own pass (same, the paper's) or the next "
+                                       "step's ascent pass (next: one pass less)", arg="train_term",
+               choices=TRAIN_TERMS, paper="next: ours"),
+    )
     learns = True
 
     def __init__(self, rho: float = 0.05, lr: float = 1e-4, betas: Tuple[float, float] = (0.9, 0.999),
@@ -91,6 +108,13 @@ class LETSRadius(RadiusController):
                        "exp_avg": torch.zeros((), dtype=torch.float64),
                        "exp_avg_sq": torch.zeros((), dtype=torch.float64),
                        "updates": torch.zeros((), dtype=torch.float64)}
+
+    @classmethod
+    def from_options(cls, preset: str = DEFAULT_PRESET, total_steps: Optional[int] = None,
+                     **overrides: Any) -> "LETSRadius":
+        """The controller of ``preset`` with ``overrides`` (:func:`~lets_hf.radius.presets.radius_settings`);
+        ``total_steps`` (the run's optimizer steps) feeds the horizon-aware rate."""
+        return cls(**radius_settings(preset, total_steps=total_steps, **overrides))
 
     def _on(self, device: torch.device) -> Dict[str, Tensor]:
         dtype = state_dtype(device)

@@ -1,29 +1,69 @@
-"""Named settings of the LETS controller, and the horizon-aware rho learning rate.
+"""Named settings of the LETS controller (one per benchmark that needs its own), and the horizon-aware rate.
 
-``paper``: the rule of Wang et al. (ECCV 2024): the ``gap2`` objective, the ``diag`` Hessian
-approximation, rho's Adam learning rate 1e-4 (no decay).
+A preset fills in the learned radius's settings that no flag sets: ``hvp``, ``objective``, and rho's
+Adam learning rate, either ``rho_lr`` and ``rho_lr_decay`` or their horizon-aware forms ``rho_travel``
+and ``rho_decay_total``. Every script selects its preset by name (``--lets_preset``; the default is
+each script's, see :data:`PRESETS`), and every value a preset sets can be overridden one by one;
+``rho_lr`` overrides ``rho_travel`` and ``rho_lr_decay`` overrides ``rho_decay_total``, and back.
 
-``robust``: the setting that learned one radius from every starting point in this project's
-measurements (``docs/measurements.md``, "Before this code: the design study"): the validation-loss objective
-``val`` (the paper's Table 6, first row), whose hypergradient changes sign with rho;
-``b = (g_hat - g) / rho`` (``finite_difference``), which tracks the exact product; and a rate set
-by the run's length, ``lr = travel / U`` for ``U`` hyper updates with ``travel = 24`` (``log rho``
-can move about ``travel`` over the run, since Adam moves it about ``lr`` per update), decayed
-geometrically to ``0.1`` of itself at the last update. It needs no training-loss pass at
-``theta_{t+1}``: one extra forward+backward per step.
-
-Every value a preset sets can be overridden one by one; ``rho_lr`` overrides ``rho_travel`` and
-``rho_lr_decay`` overrides ``rho_decay_total``.
+``rho_decay_total`` is horizon-aware too: the rate falls geometrically to that fraction of itself at
+the run's last hyper update, whatever the run's length.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, Optional
 
-PRESETS: Dict[str, Dict[str, Any]] = {
-    "paper": {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-4, "rho_lr_decay": 1.0},
-    "robust": {"hvp": "finite_difference", "objective": "val", "rho_travel": 24.0, "rho_decay_total": 0.1},
+from ..options import Option
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Settings of the learned radius, and where their numbers come from."""
+
+    settings: Dict[str, Any]
+    source: str
+
+
+PRESETS: Dict[str, Preset] = {
+    "paper": Preset(
+        {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-4, "rho_lr_decay": 1.0},
+        "The rule of Wang et al. (ECCV 2024, Algorithm 1): the gap2 objective, the diag Hessian approximation, "
+        "rho's Adam learning rate 1e-4 (Table 10; the smallest of Table 11's GLUE grid), no decay. "
+        "The default of LETSArguments and glue/run_glue.py."),
+    "robust": Preset(
+        {"hvp": "finite_difference", "objective": "val", "rho_travel": 24.0, "rho_decay_total": 0.1},
+        "Ours: the setting that learned one radius from every starting point in this project's measurements "
+        "(docs/measurements.md, 'Before this code: the design study'): the validation-loss objective val (the "
+        "paper's Table 6, first row), whose hypergradient changes sign with rho; b = (g_hat - g) / rho "
+        "(finite_difference), which tracks the exact product; a rate set by the run's length, lr = travel / U for "
+        "U hyper updates with travel = 24 (Adam moves log rho about lr per update, so about travel over the run), "
+        "decayed geometrically to 0.1 of itself at the last update. No training-loss pass at theta_{t+1}: one "
+        "extra forward+backward per step."),
+    "paper_vision": Preset(
+        {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-4, "rho_decay_total": 0.1},
+        "The paper's rule with Table 10's exponential schedule of rho's learning rate (1e-4 at first); the paper "
+        "gives no factor, ours falls to 0.1 of the first rate at the last update. The default of vision/train.py."),
+    "paper_iwslt": Preset(
+        {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-5, "rho_decay_total": 0.1},
+        "The paper's rule with its IWSLT'14 rate (rho's Adam learning rate 1e-5, the paper's translation setup), "
+        "decayed exponentially; the paper gives no factor, ours falls to 0.1 of the first rate at the last update. The "
+        "default of translation/run_translation.py."),
 }
 DEFAULT_PRESET = "paper"
+
+# The options a preset fills in: declared here, owned by the learned radius (``LETSRadius.options``).
+PRESET_OPTIONS = (
+    Option("lets_preset", str, "Named settings of the learned radius (lets_hf/radius/presets.py), each overridable "
+                               "by the options below", arg="preset", choices=tuple(PRESETS),
+           paper="paper: Wang et al., ECCV 2024; the others: their docstrings"),
+    Option("rho_lr", float, "Adam learning rate of log(rho); default: the preset's", default=None),
+    Option("rho_lr_decay", float, "Factor applied to rho_lr after each update; default: the preset's", default=None),
+    Option("rho_travel", float, "Horizon-aware rho_lr = rho_travel / (number of hyper updates of the run)",
+           default=None, paper="ours"),
+    Option("rho_decay_total", float, "Horizon-aware decay: rho_lr falls geometrically to this fraction at the last "
+                                     "update", default=None, paper="ours"),
+)
 
 
 def travel_rate(travel: float, total_updates: int) -> float:
@@ -51,7 +91,7 @@ def radius_settings(preset: str = DEFAULT_PRESET, total_steps: Optional[int] = N
     if preset not in PRESETS:
         raise ValueError(f"lets_preset must be one of {sorted(PRESETS)}, got {preset!r}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    settings = dict(PRESETS[preset])
+    settings = dict(PRESETS[preset].settings)
     for explicit, horizon_aware in (("rho_lr", "rho_travel"), ("rho_lr_decay", "rho_decay_total")):
         if explicit in given and horizon_aware in given:
             raise ValueError(f"give {explicit} or {horizon_aware}, not both")
@@ -68,6 +108,6 @@ def radius_settings(preset: str = DEFAULT_PRESET, total_steps: Optional[int] = N
             settings["rho_lr"] = travel_rate(settings.pop("rho_travel"), updates)
         if "rho_decay_total" in settings:
             settings["rho_lr_decay"] = decay_per_update(settings.pop("rho_decay_total"), updates)
-    lr = settings.pop("rho_lr", PRESETS["paper"]["rho_lr"])
+    lr = settings.pop("rho_lr", PRESETS["paper"].settings["rho_lr"])
     lr_decay = settings.pop("rho_lr_decay", 1.0)
     return {**settings, "lr": lr, "lr_decay": lr_decay, "interval": interval}

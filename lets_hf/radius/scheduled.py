@@ -5,13 +5,21 @@ A schedule of the radius is a controller of its own, so it combines with every p
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ..checks import number, positive
-from .base import check_radius
+from .base import RHO, RHO_MIN, check_radius
 from .fixed import FixedRadius
 
 
 class LRProportionalRadius(FixedRadius):
-    """``rho`` moves with the base optimizer's learning rate between ``rho_min`` and ``rho_max``."""
+    """``rho`` moves with the base optimizer's learning rate between ``rho_min`` and ``rho_max``.
+
+    From options, ``rho_max`` is ``--rho`` and ``lr_max`` the base optimizer's learning rate (given by the caller).
+    """
+
+    name, paper = "lr", "Zhuang et al., ICLR 2022"
+    options = (dataclasses.replace(RHO, arg="rho_max"), RHO_MIN)
 
     def __init__(self, rho_max: float, rho_min: float, lr_max: float, lr_min: float = 0.0):
         super().__init__(rho_max)

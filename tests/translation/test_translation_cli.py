@@ -30,7 +30,7 @@ def run_lets_sam(iwslt14, output):
     """30 LETS-SAM steps of the tiny model on 300 pairs of valid (dropout 0.3, the preset's), BLEU on 24 of test."""
     result = run_script("--data_dir", iwslt14, "--train_split", "valid", "--test_split", "test",
                         "--max_train_samples", 300, "--max_predict_samples", 24, *TINY,
-                        "--optim", "lets_sam", "--rho", RHO_0, "--rho_lr", 0.05, "--max_steps", 30,
+                        "--optim", "lets_sam", "--rho", RHO_0, "--rho_lr", 0.05, "--rho_lr_decay", 1, "--max_steps", 30,
                         "--per_device_train_batch_size", 16, "--per_device_eval_batch_size", 24,
                         "--warmup_steps", 5, "--logging_steps", 5, "--generation_max_length", 40,
                         "--save_strategy", "no", "--report_to", "none", "--use_cpu",

@@ -5,7 +5,7 @@ import pytest
 
 from translation.data import CorpusError, read_split, read_splits
 from translation.model import ArchitectureSizes, build_model
-from translation.report import method_name
+from lets_hf.methods import method_label
 from translation.run_translation import parse_arguments
 from translation.summarize import main as summarize
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer
@@ -69,21 +69,25 @@ def test_presets_are_the_papers_and_flags_override_them(tmp_path):
     assert (args.learning_rate, args.lr_scheduler_type.value, args.warmup_steps, args.adam_beta1, args.adam_beta2,
             args.weight_decay, args.label_smoothing_factor, args.max_grad_norm, args.num_train_epochs) == \
         (5e-4, "inverse_sqrt", 4000, 0.9, 0.98, 1e-4, 0.1, 0.0, 50)
-    assert (args.optim, args.rho_lr, args.rho_decay_total, args.lets_preset, args.asam_xi, args.generation_num_beams) \
-        == ("lets_asam", 1e-5, 0.1, "paper", 0.01, 5)
+    assert (args.optim, args.lets_preset, args.asam_xi, args.generation_num_beams) == \
+        ("lets_asam", "paper_iwslt", 0.01, 5)
+    radius = args.build_radius(total_steps=1000)  # the paper's rule at rho_lr 1e-5, decayed to 0.1x at the last update
+    assert (radius.lr, radius.lr_decay, radius.hvp.name, radius.objective.name) == \
+        (1e-5, 0.1 ** (1 / 999), "diag", "gap2")
     assert (data_args.source_lang, data_args.target_lang, data_args.train_split, data_args.test_split) == \
         ("de", "en", "train", "test")
-    _, _, args = parse_arguments(common + ["--learning_rate", "1e-3", "--rho_lr", "0.05"])
-    assert (args.learning_rate, args.rho_lr, args.rho_decay_total, args.lr_scheduler_type.value) == \
-        (1e-3, 0.05, None, "inverse_sqrt")
-    _, _, args = parse_arguments(common + ["--lets_preset", "robust"])  # another rule keeps its own rate
-    assert (args.rho_lr, args.rho_decay_total) == (None, None)
+    _, _, args = parse_arguments(common + ["--optim", "lets_sam", "--learning_rate", "1e-3", "--rho_lr", "0.05",
+                                           "--rho_lr_decay", "1"])  # flags override the preset's values one by one
+    assert (args.learning_rate, args.lr_scheduler_type.value) == (1e-3, "inverse_sqrt")
+    assert (args.build_radius(total_steps=1001).lr, args.build_radius(total_steps=1001).lr_decay) == (0.05, 1.0)
+    _, _, args = parse_arguments(common + ["--optim", "lets_sam", "--lets_preset", "paper"])  # the paper's rule alone
+    assert (args.build_radius(total_steps=1001).lr, args.build_radius(total_steps=1001).lr_decay) == (1e-4, 1.0)
 
 
 @pytest.mark.parametrize("optim, name", [("adamw_torch", "ERM"), ("sam", "SAM"), ("lets_sam", "LETS-SAM"),
                                          ("asam", "ASAM"), ("lets_asam", "LETS-ASAM")])
 def test_method_names_are_table8s(optim, name):
-    assert method_name(optim) == name
+    assert method_label(optim) == name
 
 
 def test_summary_is_mean_and_sample_std_over_seeds(tmp_path, capsys):

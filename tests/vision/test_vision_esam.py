@@ -81,7 +81,7 @@ def test_esam_data_selection_runs_the_perturbed_pass_on_the_kept_examples(kept_o
 @pytest.mark.parametrize("method, flag, value, attribute", [("lets_esam", "--esam_form", "clean_unselected", "form"),
                                                             ("looksam", "--looksam_split", "tensor", "split")])
 def test_named_variant_options_reach_the_rule_from_the_command_line(method, flag, value, attribute, capsys):
-    rule = train.build_rule(parse_config(["--method", method, flag, value]), total_steps=10)
+    rule, _ = parse_config(["--method", method, flag, value]).build_method(total_steps=10)
     assert getattr(rule, attribute) == value
     with pytest.raises(SystemExit):
         parse_config(["--method", method, flag, "bogus"])

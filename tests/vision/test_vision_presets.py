@@ -22,7 +22,7 @@ from vision.config import parse_config
 def test_presets_follow_table_10(preset, expected):
     config = parse_config(["--preset", preset])
     assert {k: getattr(config, k) for k in expected} == expected
-    radius = train.build_radius(config, total_steps=100)
+    _, radius = config.build_method(total_steps=100)
     assert (radius.lr, config.asam_xi, radius.hvp.name, radius.objective.name) == (1e-4, 0.01, "diag", "gap2")
 
 
