@@ -139,7 +139,8 @@ def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> List[str]:
         for run in sorted(task_runs, key=lambda run: (run["rho_initial"] or 0, run["seed"])):
             if run["method"].startswith("LETS") and run["trajectory"]["step"]:
                 line = f"rho0={run['rho_initial']:g}, seed {run['seed']}"
-                panels[without_start_radius(run["label"])].append((line, run["trajectory"]["step"], run["trajectory"]["rho"]))
+                trajectory = run["trajectory"]
+                panels[without_start_radius(run["label"])].append((line, trajectory["step"], trajectory["rho"]))
         if panels:
             path = str(Path(folder) / f"rho_{task}.png")
             title = f"{TASKS[task].display_name}: the learned radius from each rho_0"

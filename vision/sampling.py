@@ -77,8 +77,8 @@ class ValidationStream:
     moved to ``device``, with the seed ``mix_seed(VALIDATION_STREAM, seed, k, rank)``.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, transform: Callable[[Tensor, Optional[int]], Tensor],
-                 device: torch.device, *, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int,
+                 transform: Callable[[Tensor, Optional[int]], Tensor], device: torch.device, *, rank: int = 0, world_size: int = 1, num_workers: int = 0,
                  pin_memory: bool = False):
         self.batches = ValidationBatches(dataset, batch_size // world_size, default_collate, seed=seed, rank=rank,
                                          world_size=world_size)

@@ -92,7 +92,8 @@ def test_every_start_of_a_noisy_benchmark_rule_shares_its_panel(tmp_path, monkey
         fake_run(tmp_path, "cola", "lets_sam", 0, {"matthews_correlation": 0.7}, rho=final, rho0=rho0,
                  label=label_of(f"lets_sam_robust_adam_i4-rho{rho0:g}"))
     drawn = {}
-    monkeypatch.setattr(summarize, "plot_radius_comparison", lambda panels, path, title, reference: drawn.update(panels))
+    monkeypatch.setattr(summarize, "plot_radius_comparison",
+                        lambda panels, path, title, reference: drawn.update(panels))
     summarize.plot_learned_radii(summarize.load_results(str(tmp_path)), str(tmp_path))
     assert drawn == {"LETS-SAM robust_adam_i4": [("rho0=0.01, seed 0", [0, 1], [0.01, 0.02]),
                                                  ("rho0=0.1, seed 0", [0, 1], [0.1, 0.05])]}
