@@ -78,8 +78,8 @@ class ValidationStream:
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int,
-                 transform: Callable[[Tensor, Optional[int]], Tensor], device: torch.device, *, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 pin_memory: bool = False):
+                 transform: Callable[[Tensor, Optional[int]], Tensor], device: torch.device, *, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
         self.batches = ValidationBatches(dataset, batch_size // world_size, default_collate, seed=seed, rank=rank,
                                          world_size=world_size)
         self.transform, self.device = transform, device
