@@ -27,15 +27,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
-from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Tuple
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lets_hf.radius.descent import AdamJacobian  # noqa: E402
+from lets_hf.radius.descent import AdamJacobian
 
 DIGITS_BASES = {"sgd": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9),
                 "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)}

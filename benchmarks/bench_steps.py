@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -30,12 +29,9 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch.profiler import record_function
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lets_hf import LETSOptimizer, LETSRadius  # noqa: E402
-from timing import (LoadRecord, clock, interleaved, machine_line, ordering_warnings, paired_ratio,  # noqa: E402
-                    quartiles, read_load)
+from benchmarks.timing import (LoadRecord, clock, interleaved, machine_line, ordering_warnings, paired_ratio,
+                               quartiles, read_load)
+from lets_hf import LETSOptimizer, LETSRadius
 
 Batch = Dict[str, torch.Tensor]
 PHASES = ["ascent pass", "first_step", "descent pass", "second_step", "base step", "hyper pass: validation",

@@ -18,20 +18,19 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python benchmarks/digits_noisy.py` imports lets_hf and vision from the checkout
+from lets_hf import LETSOptimizer, LETSRadius
+from lets_hf.plots import plot_radius_comparison
+from lets_hf.radius import radius_settings
+from lets_hf.reporting import markdown_table, mean_std
+from vision.noise import symmetric_noise
 
-from lets_hf import LETSOptimizer, LETSRadius  # noqa: E402
-from lets_hf.plots import plot_radius_comparison  # noqa: E402
-from lets_hf.radius import radius_settings  # noqa: E402
-from vision.noise import symmetric_noise  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAM_GRID = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 LETS_STARTS = (0.01, 0.05, 0.1, 0.5)
@@ -172,15 +171,14 @@ def summarize(records: Sequence[dict], figure: Optional[str] = None) -> str:
     groups: Dict[str, List[dict]] = {}
     for record in records:
         groups.setdefault(label(record), []).append(record)
-    lines = ["| run | seeds | test accuracy (%) | final rho | s / run |", "|---|---|---|---|---|"]
+    rows = []
     for name, group in groups.items():
-        accuracies = [100 * r["test_accuracy"] for r in group]
-        spread = f" ± {statistics.stdev(accuracies):.1f}" if len(accuracies) > 1 else ""
         rhos = [r["rho_final"] for r in group if r["rho_final"] is not None]
         rho = ", ".join(f"{value:.3g}" for value in rhos) if group[0]["method"] == "lets_sam" else (
             f"{rhos[0]:g}" if rhos else "-")
-        lines.append(f"| {name} | {len(group)} | {statistics.mean(accuracies):.1f}{spread} | {rho} | "
-                     f"{statistics.mean(r['wall_time_s'] for r in group):.1f} |")
+        rows.append([name, str(len(group)), mean_std([100 * r["test_accuracy"] for r in group]), rho,
+                     f"{statistics.mean(r['wall_time_s'] for r in group):.1f}"])
+    table = markdown_table(["run", "seeds", "test accuracy (%)", "final rho", "s / run"], rows)
     if figure:
         panels: Dict[str, list] = {}
         for record in records:
@@ -191,7 +189,7 @@ def summarize(records: Sequence[dict], figure: Optional[str] = None) -> str:
                     (f"rho_0={record['rho_initial']:g} seed {record['seed']}", steps, rhos))
         if panels:
             plot_radius_comparison(panels, figure, title="digits, 40% label noise, SGD: rho at the end of each epoch")
-    return "\n".join(lines)
+    return table
 
 
 def main(argv: Sequence[str] = None) -> None:

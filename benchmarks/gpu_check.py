@@ -31,7 +31,6 @@ import datetime
 import gc
 import json
 import math
-import sys
 import tempfile
 import time
 import traceback
@@ -40,12 +39,9 @@ from typing import Callable, Dict
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_steps import MAIN, Runner, block_steps, deberta_config, deberta_workload, markdown, measure  # noqa: E402
-from bench_steps import resnet_workload  # noqa: E402
-from timing import machine_line  # noqa: E402
+from benchmarks.bench_steps import MAIN, Runner, block_steps, deberta_config, deberta_workload, markdown, measure
+from benchmarks.bench_steps import resnet_workload
+from benchmarks.timing import machine_line
 
 
 def deberta_v3_base_config(tiny: bool):

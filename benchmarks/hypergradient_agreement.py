@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lets_hf import LETSOptimizer, LETSRadius  # noqa: E402
-from lets_hf.foreach import dot  # noqa: E402
-from lets_hf.radius.hvp import get_hvp  # noqa: E402
-from minilm_mrpc import minilm_mrpc  # noqa: E402
+from benchmarks.minilm_mrpc import minilm_mrpc
+from lets_hf import LETSOptimizer, LETSRadius
+from lets_hf.foreach import dot
+from lets_hf.radius.hvp import get_hvp
 
 
 class Workload(NamedTuple):

@@ -26,10 +26,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_steps import MAIN, Runner, block_steps, deberta_config, deberta_workload  # noqa: E402
-from timing import machine_line  # noqa: E402
+from benchmarks.bench_steps import MAIN, Runner, block_steps, deberta_config, deberta_workload
+from benchmarks.timing import machine_line
 
 
 def max_rss_bytes() -> int:

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_steps import MAIN, deberta_config, deberta_workload, measure, summary  # noqa: E402
-from timing import machine_line, ordering_warnings  # noqa: E402
+from benchmarks.bench_steps import MAIN, deberta_config, deberta_workload, measure, summary
+from benchmarks.timing import machine_line, ordering_warnings
 
 SIZES = {  # name: (hidden, layers, vocab)
     "1M": (128, 2, 4000), "3M": (256, 2, 4000), "10M": (384, 4, 8000), "30M": (512, 6, 16000),

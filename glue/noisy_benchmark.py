@@ -25,9 +25,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/noisy_benchmark.py` imports glue.*
-
-from glue.evidence import default_model, parse_runner_arguments, run_protocol  # noqa: E402
+from glue.evidence import default_model, parse_runner_arguments, run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 # From where SAM trains as ERM does to where it stops training. The first six were fixed first; seed 0 put the best

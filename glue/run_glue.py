@@ -23,26 +23,23 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import List, Optional, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/run_glue.py` imports glue.*
+import transformers
+from transformers import DataCollatorWithPadding, default_data_collator, set_seed
 
-import transformers  # noqa: E402
-from transformers import DataCollatorWithPadding, default_data_collator, set_seed  # noqa: E402
-
-from glue.data import hold_out, load_glue, with_label_noise  # noqa: E402
-from glue.errors import GlueInputError  # noqa: E402
-from glue.metrics import compute_metrics_for  # noqa: E402
-from glue.model import load_model_and_tokenizer  # noqa: E402
-from glue.presets import PRESETS, preset_defaults  # noqa: E402
-from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished,  # noqa: E402
+from glue.data import hold_out, load_glue, with_label_noise
+from glue.errors import GlueInputError
+from glue.metrics import compute_metrics_for
+from glue.model import load_model_and_tokenizer
+from glue.presets import PRESETS, preset_defaults
+from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished,
                           run_label, write_results)
-from glue.tasks import TASKS, GlueTask, get_task  # noqa: E402
-from lets_hf.arguments import LETSArgumentParser, LETSArguments  # noqa: E402
-from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint  # noqa: E402
-from lets_hf.precision import training_precision  # noqa: E402
-from lets_hf.trainer import LETSTrainer  # noqa: E402
+from glue.tasks import TASKS, GlueTask, get_task
+from lets_hf.arguments import LETSArgumentParser, LETSArguments
+from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint
+from lets_hf.precision import training_precision
+from lets_hf.trainer import LETSTrainer
 
 logger = logging.getLogger("run_glue")
 

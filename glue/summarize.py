@@ -17,27 +17,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python glue/summarize.py` imports glue.*
-
-from glue.results import load_results  # noqa: E402
-from glue.tasks import TASKS  # noqa: E402
-from lets_hf.plots import plot_radius_comparison  # noqa: E402
-
-METHOD_ORDER = ("ERM", "SAM", "LETS-SAM", "ASAM", "LETS-ASAM")
-
-
-def mean_std(values: Sequence[float]) -> str:
-    """``"85.3 ± 0.4"`` (sample std over runs), or ``"85.3"`` for a single run."""
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+from glue.results import load_results
+from glue.tasks import TASKS
+from lets_hf.plots import plot_radius_comparison
+from lets_hf.reporting import markdown_table, mean_std, method_rank, without_start_radius
 
 
 def _group(runs: Sequence[Mapping]) -> Dict[str, Dict[str, List[Mapping]]]:
@@ -46,11 +34,6 @@ def _group(runs: Sequence[Mapping]) -> Dict[str, Dict[str, List[Mapping]]]:
     for run in runs:
         groups[run["label"]][run["task"]].append(run)
     return groups
-
-
-def _label_order(label: str):
-    method = label.split(" (")[0]
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), label)
 
 
 def score_cell(runs: Sequence[Mapping]) -> str:
@@ -76,34 +59,33 @@ def scores_table(runs: Sequence[Mapping]) -> str:
     tasks = [name for name in TASKS if any(name in by_task for by_task in groups.values())]
     show_avg = len(tasks) > 1
     header = ["Method"] + [TASKS[name].display_name for name in tasks] + (["Avg"] if show_avg else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label in sorted(groups, key=_label_order):
+    rows = []
+    for label in sorted(groups, key=method_rank):
         by_task = groups[label]
         row = [label] + [score_cell(by_task[name]) if name in by_task else "" for name in tasks]
         if show_avg:
             averages = [task_average(by_task[name]) for name in tasks if name in by_task]
             complete = len(averages) == len(tasks) and all(a is not None for a in averages)
             row.append(f"{statistics.mean(averages):.1f}" if complete else "")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 def cost_table(runs: Sequence[Mapping]) -> str:
     """Per label and task: runs (seeds), mean wall time, the final rho (mean ± std) and the mean dev loss
     (finer-grained than the task's metric when a model is still near the majority class)."""
     groups = _group(runs)
-    lines = ["| Method | Task | runs | wall time (s) | final rho | dev loss |", "|---|---|---|---|---|---|"]
-    for label in sorted(groups, key=_label_order):
+    rows = []
+    for label in sorted(groups, key=method_rank):
         for name in (task for task in TASKS if task in groups[label]):
             group = groups[label][name]
             rhos = [run["rho_final"] for run in group if run.get("rho_final") is not None]
-            rho = "" if not rhos else (f"{rhos[0]:.4g}" if len(rhos) == 1 else
-                                       f"{statistics.mean(rhos):.4g} ± {statistics.stdev(rhos):.2g}")
+            rho = mean_std(rhos, ".4g", ".2g") if rhos else ""
             wall = statistics.mean(run["wall_time_s"] for run in group)
             losses = [run["metrics"]["eval_loss"] for run in group if run["metrics"].get("eval_loss") is not None]
             loss = f"{statistics.mean(losses):.4f}" if losses else ""
-            lines.append(f"| {label} | {TASKS[name].display_name} | {len(group)} | {wall:.0f} | {rho} | {loss} |")
-    return "\n".join(lines)
+            rows.append([label, TASKS[name].display_name, str(len(group)), f"{wall:.0f}", rho, loss])
+    return markdown_table(["Method", "Task", "runs", "wall time (s)", "final rho", "dev loss"], rows)
 
 
 def rho_reach(settings: Mapping) -> Optional[float]:
@@ -117,24 +99,19 @@ def rho_reach(settings: Mapping) -> Optional[float]:
 
 def radius_table(runs: Sequence[Mapping]) -> str:
     """Per learned-radius run: where rho went against how far it could go, and how noisy the logged gap was."""
-    lines = ["| Method | Task | seed | rho_0 -> final rho | log(final / rho_0) | reach of log rho | "
-             "gap L(V) - L(B): mean ± std (logged steps) |", "|---|---|---|---|---|---|---|"]
+    rows = []
     learned = [run for run in runs if run["method"].startswith("LETS") and run.get("rho_final")]
-    for run in sorted(learned, key=lambda run: (_label_order(run["label"]), run["task"], run["seed"])):
+    for run in sorted(learned, key=lambda run: (method_rank(run["label"]), run["task"], run["seed"])):
         gaps = [gap for gap in run["trajectory"]["lets_gap"] if gap is not None]
-        gap = "" if len(gaps) < 2 else f"{statistics.mean(gaps):+.4f} ± {statistics.stdev(gaps):.4f} ({len(gaps)})"
+        gap = "" if len(gaps) < 2 else f"{mean_std(gaps, '+.4f', '.4f')} ({len(gaps)})"
         reach = rho_reach(run.get("settings", {}))
-        lines.append(f"| {run['label']} | {TASKS[run['task']].display_name} | {run['seed']} | "
-                     f"{run['rho_initial']:.4g} -> {run['rho_final']:.4g} | "
-                     f"{math.log(run['rho_final'] / run['rho_initial']):+.3f} | "
-                     f"{'' if reach is None else f'{reach:.3g}'} | {gap} |")
-    return "\n".join(lines)
-
-
-def rule_of(label: str) -> str:
-    """A learned-radius label without its starting radius: ``LETS-SAM (rho0=0.1, robust)`` -> ``LETS-SAM (robust)``."""
-    rule = re.sub(r"rho0=[^,)]*(, )?", "", label)
-    return rule.replace(" ()", "").replace(", )", ")")
+        rows.append([run["label"], TASKS[run["task"]].display_name, str(run["seed"]),
+                     f"{run['rho_initial']:.4g} -> {run['rho_final']:.4g}",
+                     f"{math.log(run['rho_final'] / run['rho_initial']):+.3f}", "" if reach is None else f"{reach:.3g}",
+                     gap])
+    header = ["Method", "Task", "seed", "rho_0 -> final rho", "log(final / rho_0)", "reach of log rho",
+              "gap L(V) - L(B): mean ± std (logged steps)"]
+    return markdown_table(header, rows)
 
 
 def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
@@ -162,7 +139,8 @@ def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> List[str]:
         for run in sorted(task_runs, key=lambda run: (run["rho_initial"] or 0, run["seed"])):
             if run["method"].startswith("LETS") and run["trajectory"]["step"]:
                 line = f"rho0={run['rho_initial']:g}, seed {run['seed']}"
-                panels[rule_of(run["label"])].append((line, run["trajectory"]["step"], run["trajectory"]["rho"]))
+                trajectory = run["trajectory"]
+                panels[without_start_radius(run["label"])].append((line, trajectory["step"], trajectory["rho"]))
         if panels:
             path = str(Path(folder) / f"rho_{task}.png")
             title = f"{TASKS[task].display_name}: the learned radius from each rho_0"

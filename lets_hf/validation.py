@@ -18,9 +18,7 @@ from typing import Any, Callable, List, Sequence
 
 import torch
 
-from .seeding import mix_seed
-
-VALIDATION_STREAM = 0x4C455453  # "LETS": keeps these permutations apart from every other seeded stream
+from .seeding import VALIDATION_STREAM, generator
 
 
 class ValidationBatches:
@@ -38,8 +36,8 @@ class ValidationBatches:
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._order[0] != epoch:
-            generator = torch.Generator().manual_seed(mix_seed(VALIDATION_STREAM, self.seed, epoch))
-            self._order = (epoch, torch.randperm(len(self.dataset), generator=generator))
+            order = torch.randperm(len(self.dataset), generator=generator(VALIDATION_STREAM, self.seed, epoch))
+            self._order = (epoch, order)
         return self._order[1]
 
     def indices(self, k: int) -> List[int]:

@@ -1,4 +1,5 @@
-"""Tiny models and data shared by the tests (a module of its own: every test folder has its own conftest)."""
+"""Tiny models and data, and one plain LETS step, shared by the tests (a module of its own: every test folder has its
+own conftest)."""
 import pathlib
 import socket
 
@@ -13,6 +14,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+loss_fn = torch.nn.functional.cross_entropy
+
+
+def lets_step(model, opt, batch, val_batch, closure_for_exact=False):
+    """One LETS step of the plain API on ``batch`` (ascent, descent, hyper step on ``val_batch``); returns the
+    hyper step's result."""
+    x, y = batch
+    loss_fn(model(x), y).backward()
+    opt.first_step(zero_grad=True)
+    loss_fn(model(x), y).backward()
+    closure = (lambda: loss_fn(model(x), y)) if closure_for_exact else None
+    opt.second_step(zero_grad=True, loss_closure=closure)
+    xv, yv = val_batch
+    return opt.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
 
 
 def tiny_mlp(seed: int = 0, dtype=torch.float64, width: int = 6) -> torch.nn.Module:

@@ -1,14 +1,9 @@
 """Smoke tests of the benchmark scripts (no timing asserts) and exact checks of their statistics."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import bench_steps  # noqa: E402
-import timing  # noqa: E402
+from benchmarks import bench_steps, timing
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios_with_a_bootstrap_interval():
@@ -55,7 +50,7 @@ def test_quick_mode_writes_every_method_with_load_and_threads(tmp_path):
 
 
 def test_gpu_check_runs_on_cpu_in_its_tiny_setting(tmp_path):
-    import gpu_check
+    from benchmarks import gpu_check
 
     results = gpu_check.main(["--tiny", "--device", "cpu", "--out", str(tmp_path)])
     failed = {name: r.get("error", r) for name, r in results.items() if isinstance(r, dict) and not r["passed"]}
@@ -69,7 +64,7 @@ def test_gpu_check_runs_on_cpu_in_its_tiny_setting(tmp_path):
 
 
 def test_peak_memory_runs_one_process_per_method(tmp_path):
-    import peak_memory
+    from benchmarks import peak_memory
 
     rows = peak_memory.main(["--methods", "ERM", "SAM", "--hidden", "32", "--layers", "1", "--vocab", "100",
                              "--batch-size", "2", "--length", "8", "--steps", "1", "--json", str(tmp_path / "m.json")])
@@ -79,7 +74,7 @@ def test_peak_memory_runs_one_process_per_method(tmp_path):
 
 
 def test_scaling_writes_a_table_and_a_plot(tmp_path):
-    import scaling
+    from benchmarks import scaling
 
     records = scaling.main(["--sizes", "tiny", "--rounds", "2", "--batch-size", "2", "--length", "8",
                             "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])

@@ -5,8 +5,7 @@ import torch
 
 from lets_hf import LETSOptimizer, LETSRadius
 
-from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
-from test_optimizer import loss_fn
+from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 

@@ -1,13 +1,9 @@
 """The digits benchmark of the learned radius: its data, its runs and its records (two-epoch runs)."""
 import json
-import pathlib
-import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import digits_noisy  # noqa: E402
+from benchmarks import digits_noisy
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from torch.func import functional_call, grad
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.perturbation import build_perturbation
 
-from lets_testing import tiny_batches, tiny_mlp
-from test_optimizer import lets_step, loss_fn
+from lets_testing import lets_step, loss_fn, tiny_batches, tiny_mlp
 
 RHO, LR, MOMENTUM, WEIGHT_DECAY = 0.2, 0.5, 0.9, 5e-3
 

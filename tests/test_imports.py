@@ -153,3 +153,81 @@ def test_the_torch_bound_admits_the_pinned_wheel_and_ci_installs_dev():
     assert torch.specifier.contains("2.13.0")
     ci = (ROOT / ".ci" / "run").read_text()
     assert '"torch==2.13.0"' in ci and '-e ".[dev]"' in ci
+
+
+# -- packages, not path edits ------------------------------------------------------------------------------
+PACKAGES = ("lets_hf", "glue", "translation", "vision", "benchmarks")  # setup.cfg installs each of them
+
+
+def module_names():
+    """``{dotted module name: path}`` of every module of :data:`PACKAGES`."""
+    names = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def imported_modules(name, path, known):
+    """The modules of ``known`` that module ``name`` imports, at module level or inside a function."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found |= {f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names}
+    return found & set(known) - {name}
+
+
+def test_no_import_circle():
+    """Each module imports only modules below it: no cycle, counting the imports inside functions too."""
+    known = module_names()
+    graph = {name: imported_modules(name, path, known) for name, path in known.items()}
+    done, active = set(), []
+
+    def visit(name):
+        if name in active:
+            cycle = active[active.index(name):] + [name]
+            pytest.fail("import circle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        active.append(name)
+        for other in sorted(graph[name]):
+            if not (other.startswith(name + ".") or name.startswith(other + ".")):  # a package and its own modules
+                visit(other)
+        active.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_no_script_edits_sys_path():
+    for folder in (*PACKAGES, "examples"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert "sys.path" not in path.read_text(), f"{path.relative_to(ROOT)} edits sys.path"
+
+
+@pytest.fixture(scope="module")
+def installed_python(tmp_path_factory):
+    """The interpreter of a fresh environment where this checkout is installed as the READMEs say (editable);
+    the packages of this one stay visible, so nothing is downloaded."""
+    env = tmp_path_factory.mktemp("env")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True)
+    python = str(env / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e",
+                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    return python
+
+
+@pytest.mark.parametrize("script", ["glue/run_glue.py", "translation/summarize.py", "vision/train.py",
+                                    "benchmarks/scaling.py"])
+def test_a_script_runs_from_any_folder_without_pythonpath(script, installed_python, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([installed_python, str(ROOT / script), "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr[-2000:]

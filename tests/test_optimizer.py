@@ -9,21 +9,7 @@ from lets_hf import ASAM, LETSOptimizer, LETSRadius
 from lets_hf.foreach import dot
 from lets_hf.perturbation import get_perturbation
 
-from lets_testing import tiny_batches, tiny_mlp
-
-loss_fn = torch.nn.functional.cross_entropy
-
-
-def lets_step(model, opt, batch, val_batch, closure_for_exact=False):
-    x, y = batch
-    loss_fn(model(x), y).backward()
-    opt.first_step(zero_grad=True)
-    loss_fn(model(x), y).backward()
-    closure = (lambda: loss_fn(model(x), y)) if closure_for_exact else None
-    opt.second_step(zero_grad=True, loss_closure=closure)
-    xv, yv = val_batch
-    return opt.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
-
+from lets_testing import lets_step, loss_fn, tiny_batches, tiny_mlp
 
 def reference_hypergradient(model, rule, rho, lr, batch, val_batch, objective, weight_decay=0.0):
     """d objective / d rho through one unrolled SGD step of SAM or ASAM, by torch.func autograd."""

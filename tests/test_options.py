@@ -16,7 +16,6 @@ import torch
 
 from lets_testing import ROOT
 
-sys.path.insert(0, str(ROOT))  # `import vision` wherever pytest is started from
 from lets_hf.arguments import SAM_FAMILY, LETSArgumentParser, LETSArguments
 from lets_hf.methods import build_method, method_label, method_options
 from lets_hf.options import Option, merge_options

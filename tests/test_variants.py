@@ -11,8 +11,7 @@ from lets_hf.foreach import dot
 from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS,
                                   get_perturbation, sharpness_sensitive_subset, variant_options)
 
-from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
-from test_optimizer import loss_fn
+from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 

@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+import datasets
+import numpy as np
+from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, set_seed
 
-import datasets  # noqa: E402
-import numpy as np  # noqa: E402
-from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, set_seed  # noqa: E402
-
-from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments  # noqa: E402
-from lets_hf.methods import method_label  # noqa: E402
-from lets_hf.precision import training_precision  # noqa: E402
-from lets_hf.trainer import LETSSeq2SeqTrainer  # noqa: E402
-from translation.bleu import corpus_bleu, remove_bpe  # noqa: E402
-from translation.data import ParallelSplit, read_splits  # noqa: E402
-from translation.model import ArchitectureSizes, build_model  # noqa: E402
-from translation.report import data_label, write_run_report  # noqa: E402
-from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text  # noqa: E402
+from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments
+from lets_hf.methods import method_label
+from lets_hf.precision import training_precision
+from lets_hf.trainer import LETSSeq2SeqTrainer
+from translation.bleu import corpus_bleu, remove_bpe
+from translation.data import ParallelSplit, read_splits
+from translation.model import ArchitectureSizes, build_model
+from translation.report import data_label, write_run_report
+from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Table 8 from a folder of runs: BLEU mean +- std over seeds per method, as Markdown.
+"""Table 8 from a folder of runs: BLEU mean ± std over seeds per method, as Markdown.
 
     python translation/summarize.py runs/iwslt14 [--output runs/iwslt14/table8.md]
 
@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
+
+from lets_hf.reporting import markdown_table, mean_std, method_rank
 
 PAPER_TABLE8 = {"ERM": 34.60, "SAM": 34.70, "LETS-SAM": 34.85, "ASAM": 34.60, "LETS-ASAM": 34.72}
-METHOD_ORDER = list(PAPER_TABLE8)
 
 
 def load_runs(folder: str) -> List[Dict]:
     """Every ``results.json`` under ``folder`` that holds a BLEU score."""
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(folder).rglob("results.json"))]
     return [run for run in runs if run.get("bleu")]
-
-
-def mean_std(values: Sequence[float], fmt: str = ".2f") -> str:
-    """``"34.60 +- 0.12"`` (sample std), or just the mean for one value."""
-    mean = format(statistics.fmean(values), fmt)
-    return mean if len(values) < 2 else f"{mean} +- {format(statistics.stdev(values), fmt)}"
 
 
 def group_runs(runs: List[Dict]) -> Dict[Tuple[str, str], List[Dict]]:
@@ -41,24 +35,21 @@ def group_runs(runs: List[Dict]) -> Dict[Tuple[str, str], List[Dict]]:
     return groups
 
 
-def method_rank(method: str) -> Tuple[int, str]:
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
-
-
 def table(runs: List[Dict]) -> str:
     """The Markdown table: one row per (data, method), BLEU and final rho over seeds, the paper's BLEU."""
-    lines = ["| data (train->scored) | method | seeds | BLEU | final rho | paper's BLEU (Table 8, train->test) |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     ordered = sorted(group_runs(runs).items(), key=lambda item: (item[0][0], method_rank(item[0][1])))
     for (label, method), group in ordered:
         rhos = [run["rho_final"] for run in group if run.get("rho_final") is not None]
         seeds = ", ".join(str(run["seed"]) for run in group)
-        bleu = mean_std([run["bleu"]["score"] for run in group])
+        bleu = mean_std([run["bleu"]["score"] for run in group], ".2f")
         rho = mean_std(rhos, ".4g") if rhos else "-"
         paper = "-" if method not in PAPER_TABLE8 else f"{PAPER_TABLE8[method]:.2f}"
-        lines.append(f"| {label} | {method} | {seeds} | {bleu} | {rho} | {paper} |")
+        rows.append([label, method, seeds, bleu, rho, paper])
+    header = ["data (train->scored)", "method", "seeds", "BLEU", "final rho", "paper's BLEU (Table 8, train->test)"]
     signatures = sorted({run["bleu"]["signature"] for run in runs})
-    return "\n".join(lines + ["", "BLEU: sacrebleu " + "; ".join(signatures) + " (tokenized, lowercased, BPE removed)"])
+    return "\n".join([markdown_table(header, rows), "",
+                      "BLEU: sacrebleu " + "; ".join(signatures) + " (tokenized, lowercased, BPE removed)"])
 
 
 def main(argv: Optional[List[str]] = None) -> str:

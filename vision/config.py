@@ -3,7 +3,10 @@
 Every option defaults to ``None`` on the parser, so that "not given" is distinguishable from a value:
 the run's configuration is :data:`~vision.presets.DEFAULTS`, then the ``--preset``, then the flags.
 Bad values (an unknown model, method or dataset, a noise rate outside [0, 1), fp16) stop the
-script with a message naming the option, before any data is read.
+script with a message naming the option, before any data is read. The library's own checks run on
+what a configuration builds (its rule and radius, :meth:`VisionSettings.build_method`, and its base
+optimizer, :data:`BASE_OPTIMIZERS` with :func:`base_optimizer_arguments`), so those builders live
+here and ``vision/train.py`` imports them (never the other way round).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from .presets import PRESETS, default_rho, preset_config
 
 # method -> (perturbation rule, learned radius); ERM uses the base optimizer alone.
 METHODS = {"erm": (None, False), **{name: parse_sam_family(name) for name in SAM_FAMILY}}
-OPTIMIZERS = ("sgd", "adam", "adamw")
+BASE_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMIZERS = tuple(BASE_OPTIMIZERS)
 # What vision's defaults of the library's options add to their help (the defaults themselves: vision/presets.py).
 VISION_NOTES = {"rho": "Vision's default: 0.05 for SAM methods, 0.5 for ASAM ones.",
                 "lets_preset": "Vision's default: paper_vision."}
@@ -93,6 +97,14 @@ TrainConfig = dataclasses.make_dataclass("TrainConfig", [(o.name, o.type) for o 
                                          bases=(VisionSettings,))
 TrainConfig.__doc__ = "One run's settings; see ``python vision/train.py --help`` for each field."
 TrainConfig.__module__ = __name__  # so that pickle finds it
+
+
+def base_optimizer_arguments(config: TrainConfig) -> Dict[str, Any]:
+    """The keyword arguments of ``--optimizer``'s torch class (:data:`BASE_OPTIMIZERS`)."""
+    kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "sgd":
+        kwargs["momentum"] = config.momentum
+    return kwargs
 
 
 def _noise_rate(text: str) -> float:
@@ -165,8 +177,6 @@ def _check(config: TrainConfig, parser: argparse.ArgumentParser) -> None:
         parser.error("argument --mixed_precision: fp16 is not supported (its loss scale would have to be undone "
                      "before the perturbation and the hypergradient); use bf16 or no")
     if config.perturbation is not None:  # the library's own checks, with its messages
-        from .train import BASE_OPTIMIZERS, base_optimizer_arguments
-
         try:
             _, radius = config.build_method(total_steps=1000)
         except ValueError as error:

@@ -13,11 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 from typing import Dict, List, Optional, Sequence
-
-if __package__ in (None, ""):  # `python vision/curves.py`: make the repository root importable
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from vision.checkpoints import RunLog
 

@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from . import synthetic
+
 
 class DataError(ValueError):
     """The data folder is missing or not in the expected format."""
@@ -234,13 +236,19 @@ def load_imagenet(data_dir: pathlib.Path, image_size: int = 224) -> VisionData:
     return VisionData("imagenet", train, test, len(train.classes), mean, std, augment_on_device=False)
 
 
+def load_synthetic() -> VisionData:
+    """``--dataset synthetic`` (:mod:`vision.synthetic`), normalised by the train split's statistics and augmented on
+    the device as CIFAR is."""
+    train, test = (TensorImages(images, labels) for images, labels in synthetic.synthetic_splits())
+    mean, std = synthetic.channel_statistics(train.images)
+    return VisionData("synthetic", train, test, synthetic.NUM_CLASSES, mean, std, augment_on_device=True)
+
+
 def load_dataset(name: str, data_dir: pathlib.Path, download: bool = False, image_size: int = 224) -> VisionData:
     """The dataset ``name`` (one of :data:`DATASETS`) from ``data_dir``."""
     if name not in DATASETS:
         raise DataError(f"--dataset must be one of {list(DATASETS)}, got {name!r}")
     if name == "synthetic":
-        from .synthetic import load_synthetic  # it builds on this module's dataset classes
-
         return load_synthetic()
     data_dir = pathlib.Path(data_dir)
     if name == "imagenet":

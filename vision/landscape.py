@@ -17,11 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 from typing import Callable, Iterable, List, Sequence, Tuple
-
-if __package__ in (None, ""):  # `python vision/landscape.py`: make the repository root importable
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch

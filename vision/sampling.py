@@ -7,18 +7,24 @@ device-side augmentation (:mod:`vision.augment`). Nothing depends on a generator
 so a run resumed at an epoch boundary draws exactly the batches an uninterrupted run draws.
 
 LETS's validation batches come from the training set (Wang et al., ECCV 2024, Sec. 5: "the
-validation set is sampled from the training set"): :class:`ValidationStream` is a second,
-independently shuffled pass over it that cycles forever and remembers how far it got.
+validation set is sampled from the training set"): :class:`ValidationStream` draws them with the
+library's sampler, :class:`lets_hf.validation.ValidationBatches` (the one the Trainer uses: its own
+seeded stream, a fresh permutation per pass, batch ``k`` a pure function of ``(seed, k, rank)``),
+loads them with this module's workers and remembers how many it drew. Every seed comes from
+:mod:`lets_hf.seeding`.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
-from lets_hf.seeding import mix_seed
+from lets_hf.seeding import VALIDATION_STREAM, generator, mix_seed
+from lets_hf.validation import ValidationBatches
+
 
 class ShardedBatches:
     """The batches of one pass (``epoch``) over ``dataset`` for this rank.
@@ -48,8 +54,7 @@ class ShardedBatches:
         """This rank's example indices for pass ``epoch``, one tensor per batch."""
         if not self.shuffle:
             return list(torch.arange(self.rank, len(self.dataset), self.world_size).split(self.local_batch))
-        generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
-        order = torch.randperm(len(self.dataset), generator=generator)[:len(self) * self.global_batch]
+        order = torch.randperm(len(self.dataset), generator=generator(self.seed, epoch))[:len(self) * self.global_batch]
         return list(order.view(len(self), self.world_size, self.local_batch)[:, self.rank])
 
     def batch_seed(self, epoch: int, index: int) -> int:
@@ -67,25 +72,33 @@ class ShardedBatches:
 class ValidationStream:
     """Batches from the training set in an order of their own, cycling forever (LETS's ``V``).
 
-    ``transform(images, seed)`` runs on the batch after it is moved to ``device``.
+    Batch ``k`` holds the examples of ``ValidationBatches(dataset, batch_size / world_size, seed=seed,
+    rank=rank, world_size=world_size).indices(k)``; ``transform(images, seed)`` runs on it after it is
+    moved to ``device``, with the seed ``mix_seed(VALIDATION_STREAM, seed, k, rank)``.
     """
 
-    def __init__(self, batches: ShardedBatches, transform: Callable[[Tensor, Optional[int]], Tensor],
-                 device: torch.device):
-        self.batches, self.transform, self.device = batches, transform, device
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int,
+                 transform: Callable[[Tensor, Optional[int]], Tensor], device: torch.device, *, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
+        self.batches = ValidationBatches(dataset, batch_size // world_size, default_collate, seed=seed, rank=rank,
+                                         world_size=world_size)
+        self.transform, self.device = transform, device
+        self.num_workers, self.pin_memory = num_workers, pin_memory
         self.drawn = 0
-        self._iterator: Optional[Iterator[Tuple[int, Tensor, Tensor]]] = None
+        self._iterator: Optional[Iterator[Tuple[Tensor, Tensor]]] = None
 
     def __iter__(self) -> "ValidationStream":
         return self
 
     def __next__(self) -> Tuple[Tensor, Tensor]:
-        cycle, index = divmod(self.drawn, len(self.batches))
-        if self._iterator is None or index == 0:
-            self._iterator = self.batches.iterate(cycle, start=index)
-        _, images, labels = next(self._iterator)
+        if self._iterator is None:
+            indices = (self.batches.indices(k) for k in itertools.count(self.drawn))
+            self._iterator = iter(DataLoader(self.batches.dataset, batch_sampler=indices, num_workers=self.num_workers,
+                                             pin_memory=self.pin_memory))
+        images, labels = next(self._iterator)
+        seed = mix_seed(VALIDATION_STREAM, self.batches.seed, self.drawn, self.batches.rank)
         self.drawn += 1
-        images = self.transform(images.to(self.device, non_blocking=True), self.batches.batch_seed(cycle, index))
+        images = self.transform(images.to(self.device, non_blocking=True), seed)
         return images, labels.to(self.device, non_blocking=True)
 
     def state_dict(self) -> Dict[str, int]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import statistics
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
+
+from lets_hf.methods import method_label
+from lets_hf.reporting import markdown_table, mean_std, method_rank
 
 IGNORED_FIELDS = {"seed", "output_dir", "data_dir", "resume", "download", "num_workers", "save_every",
                   "keep_checkpoints"}
@@ -56,22 +58,24 @@ def group_runs(results: List[dict], rows: Sequence[str], cols: Sequence[str],
     return table
 
 
-def format_cell(values: List[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+def _shown(field: str, value: Any) -> str:
+    """A key's value in the table: a ``method`` by the paper's name (``lets_sam`` -> ``LETS-SAM``)."""
+    return method_label(value) if field == "method" else str(value)
 
 
-def markdown_table(table: Dict[Tuple, Dict[Tuple, List[float]]], rows: Sequence[str], cols: Sequence[str]) -> str:
-    columns = sorted({c for cells in table.values() for c in cells}, key=str)
-    header = [" / ".join(rows)] + ["/".join(map(str, c)) for c in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in sorted(table, key=str):
-        cells = [format_cell(table[row].get(c, [])) for c in columns]
-        lines.append("| " + " | ".join([" / ".join(map(str, row))] + cells) + " |")
-    return "\n".join(lines) + "\n"
+def _order(fields: Sequence[str]):
+    """Sort key of a row or column key: methods in the paper's order, other values by their text."""
+    return lambda key: tuple(method_rank(_shown(f, v)) if f == "method" else (0, str(v)) for f, v in zip(fields, key))
+
+
+def summary_table(table: Dict[Tuple, Dict[Tuple, List[float]]], rows: Sequence[str], cols: Sequence[str]) -> str:
+    """The Markdown table: one row per ``rows`` key, one column per ``cols`` key, mean ± std (``-``: no run)."""
+    columns = sorted({c for cells in table.values() for c in cells}, key=_order(cols))
+    header = [" / ".join(rows)] + ["/".join(_shown(f, v) for f, v in zip(cols, c)) for c in columns]
+    lines = [[" / ".join(_shown(f, v) for f, v in zip(rows, row))]
+             + [mean_std(table[row][c], ".2f") if table[row].get(c) else "-" for c in columns]
+             for row in sorted(table, key=_order(rows))]
+    return markdown_table(header, lines) + "\n"
 
 
 def main(argv=None) -> str:
@@ -83,7 +87,7 @@ def main(argv=None) -> str:
     parser.add_argument("--out", type=pathlib.Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     rows, cols = args.rows.split(","), args.cols.split(",")
-    text = markdown_table(group_runs(find_results(args.root), rows, cols, args.metric), rows, cols)
+    text = summary_table(group_runs(find_results(args.root), rows, cols, args.metric), rows, cols)
     if args.out:
         args.out.write_text(text)
     sys.stdout.write(text)

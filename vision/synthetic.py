@@ -13,8 +13,6 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .data import TensorImages, VisionData
-
 NUM_CLASSES = 10
 TRAIN_IMAGES, TEST_IMAGES = 1280, 256
 
@@ -34,10 +32,7 @@ def channel_statistics(images: Tensor) -> Tuple[Tuple[float, ...], Tuple[float, 
     return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())
 
 
-def load_synthetic() -> VisionData:
-    """The train and test splits (:data:`TRAIN_IMAGES`, :data:`TEST_IMAGES`), normalised by the train split's
-    statistics and augmented on the device as CIFAR is."""
+def synthetic_splits() -> Tuple[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor]]:
+    """``(images, labels)`` of the train and test splits (:data:`TRAIN_IMAGES`, :data:`TEST_IMAGES`)."""
     generator = torch.Generator().manual_seed(0)
-    train, test = (TensorImages(*banded_images(count, generator)) for count in (TRAIN_IMAGES, TEST_IMAGES))
-    mean, std = channel_statistics(train.images)
-    return VisionData("synthetic", train, test, NUM_CLASSES, mean, std, augment_on_device=True)
+    return banded_images(TRAIN_IMAGES, generator), banded_images(TEST_IMAGES, generator)

@@ -30,9 +30,6 @@ import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
-if __package__ in (None, ""):  # `python vision/train.py`: make the repository root importable
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -44,17 +41,16 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lets_hf import LETSOptimizer, frozen_batchnorm_stats
+from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
 from vision.checkpoints import (RunLog, RunState, checkpoint_dir, latest_checkpoint, load_run_state, prune_checkpoints,
                                 save_run_state)
-from vision.config import ConfigError, TrainConfig, parse_config
+from vision.config import BASE_OPTIMIZERS, ConfigError, TrainConfig, base_optimizer_arguments, parse_config
 from vision.data import DataError, VisionData, load_dataset
 from vision.models import build_model, count_parameters
 from vision.noise import with_label_noise
-from lets_hf.seeding import mix_seed
 from vision.sampling import ShardedBatches, ValidationStream
 
-BASE_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 PRECISIONS = {"no": "fp32", "bf16": "bf16"}  # --mixed_precision -> results.json's "precision" (fp16 is refused)
 
 
@@ -65,14 +61,6 @@ def load_data(config: TrainConfig) -> VisionData:
     if config.label_noise > 0:
         data.train = with_label_noise(data.train, config.label_noise, data.num_classes, seed=config.seed)
     return data
-
-
-def base_optimizer_arguments(config: TrainConfig) -> Dict[str, Any]:
-    """The keyword arguments of ``--optimizer``'s torch class."""
-    kwargs: Dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
-    if config.optimizer == "sgd":
-        kwargs["momentum"] = config.momentum
-    return kwargs
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, total_steps: int) -> Optimizer:
@@ -109,7 +97,7 @@ def device_transforms(config: TrainConfig, data: VisionData) -> Tuple[DeviceTran
 def train_eval_subset(config: TrainConfig, data: VisionData) -> Subset:
     """A fixed, seeded subset of the training set, evaluated each epoch for the gap ``L(test) - L(train)``."""
     size = min(config.train_eval_size, len(data.train))
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(mix_seed(config.seed, 7)))
+    order = torch.randperm(len(data.train), generator=generator(config.seed, TRAIN_EVAL_STREAM))
     return Subset(data.train, order[:size].tolist())
 
 
@@ -277,9 +265,8 @@ def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
     train_tf, eval_tf = device_transforms(config, data)
     val_stream = None
     if config.learns_radius:
-        val_batches = ShardedBatches(data.train, config.batch_size, mix_seed(config.seed, 1), shuffle=True,
-                                     pin_memory=pin, **loader_options)
-        val_stream = ValidationStream(val_batches, train_tf, accelerator.device)
+        val_stream = ValidationStream(data.train, config.batch_size, config.seed, train_tf, accelerator.device,
+                                      pin_memory=pin, **loader_options)
     state = RunState()
     checkpointed = {"optimizer": optimizer, "scheduler": scheduler, "run": state,
                     **({"validation": val_stream} if val_stream else {})}

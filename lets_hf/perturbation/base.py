@@ -19,15 +19,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Sequence, Tuple
 
-import torch
 from torch import Tensor
 
 from ..options import Option
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A CPU generator that depends on ``(seed, step)`` only: every rank draws the same numbers."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 class PerturbationRule(ABC):

@@ -43,7 +43,7 @@ from torch import Tensor
 from ..checks import choice, number
 from ..foreach import copy_
 from ..options import Option
-from .base import step_generator
+from ..seeding import step_generator
 from .sam import SAM
 
 ESAM_FORMS = ("official", "clean_unselected")

@@ -12,7 +12,7 @@ import torch
 
 from ..checks import number
 from ..options import Option
-from .base import step_generator
+from ..seeding import step_generator
 from .sam import SAM
 
 

@@ -1,12 +1,9 @@
-"""Fixtures for the GLUE tests: the repository root on ``sys.path``, the real GLUE files, a tiny DeBERTa."""
+"""Fixtures for the GLUE tests: the real GLUE files, a tiny DeBERTa."""
 import pathlib
-import sys
 
 import pytest
 
-from glue_helpers import GLUE_DATA, ROOT, build_tiny_deberta
-
-sys.path.insert(0, str(ROOT))  # `import glue` wherever pytest is started from
+from glue_helpers import GLUE_DATA, build_tiny_deberta
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,18 @@ import pytest
 
 from glue.results import RESULTS_FILE, build_results, load_results, run_label, task_scores
 from glue import summarize
-from glue.summarize import best_fixed_radius, main, mean_std, rule_of
+from glue.noisy_benchmark import label_of
+from glue.summarize import best_fixed_radius, main
 from glue.tasks import get_task
 
 
-def fake_run(root, task, optim, seed, scores, rho=None, wall=10.0, fraction=0.0, rho0=0.05, preset="paper"):
+def fake_run(root, task, optim, seed, scores, rho=None, wall=10.0, fraction=0.0, rho0=0.05, preset="paper", label=None):
     """Write a glue_results.json as run_glue.py does, for given eval metrics (``rho``: the final radius)."""
     task = get_task(task)
     metrics = {f"eval_{name}": value for name, value in scores.items()}
     log = [{"step": 0, "rho": rho0}, {"step": 1, "loss": 0.7, "rho": rho, "lets_gap": 0.01}] if rho else []
-    results = build_results(task, label=run_label(optim, rho0, fraction, preset), optim=optim, seed=seed, model="m",
+    label = label or run_label(optim, rho0, fraction, preset)
+    results = build_results(task, label=label, optim=optim, seed=seed, model="m",
                             rho_initial=rho0 if rho else None, rho_final=rho, metrics=metrics, log_history=log,
                             wall_time_s=wall, settings={})
     folder = root / task.name / f"{optim}-{preset}-rho{rho0}-{seed}"
@@ -32,11 +34,6 @@ def test_task_scores_and_labels():
     assert run_label("asam", 0.5, 0.0, "robust", 0.1) == "ASAM (rho=0.5)"  # a fixed radius has no LETS rule
     assert run_label("lets_sam", 0.05, 0.0, rho_lr=5e-4) == "LETS-SAM (rho0=0.05, rho_lr=0.0005)"
     assert run_label("lets_sam", 0.01, 0.0, "robust", lets_descent="adam") == "LETS-SAM (rho0=0.01, robust, adam step)"
-
-
-def test_mean_std():
-    assert mean_std([80.0, 82.0, 84.0]) == "82.0 ± 2.0"
-    assert mean_std([71.25]) == "71.2"
 
 
 def test_table_from_a_folder_of_runs(tmp_path, capsys):
@@ -67,12 +64,6 @@ def test_empty_folder(tmp_path):
         main([str(tmp_path)])
 
 
-def test_rule_of_a_label_drops_the_starting_radius():
-    assert rule_of("LETS-SAM (rho0=0.1, robust)") == "LETS-SAM (robust)"
-    assert rule_of("LETS-SAM (rho0=0.05)") == "LETS-SAM"
-    assert rule_of("LETS-SAM (rho0=0.05, rho_lr=0.001, held-out 10%)") == "LETS-SAM (rho_lr=0.001, held-out 10%)"
-
-
 def test_rho_plots_put_each_rule_in_a_panel_with_the_best_sam_radius(tmp_path, monkeypatch):
     for rho, acc in ((0.01, 0.70), (0.1, 0.74)):
         fake_run(tmp_path, "cola", "sam", 0, {"matthews_correlation": acc}, rho=rho, rho0=rho)
@@ -93,6 +84,19 @@ def test_rho_plots_put_each_rule_in_a_panel_with_the_best_sam_radius(tmp_path, m
                                "LETS-SAM (robust)": [("rho0=0.01, seed 0", [0, 1], [0.01, 0.2]),
                                                      ("rho0=0.5, seed 0", [0, 1], [0.5, 0.3])]}
     assert drawn["reference"][1] == 0.1
+
+
+def test_every_start_of_a_noisy_benchmark_rule_shares_its_panel(tmp_path, monkeypatch):
+    """noisy_benchmark.py labels its runs ``LETS-SAM <rule> (rho_0=<rho>)``: one panel per rule, a line per start."""
+    for rho0, final in ((0.01, 0.02), (0.1, 0.05)):
+        fake_run(tmp_path, "cola", "lets_sam", 0, {"matthews_correlation": 0.7}, rho=final, rho0=rho0,
+                 label=label_of(f"lets_sam_robust_adam_i4-rho{rho0:g}"))
+    drawn = {}
+    monkeypatch.setattr(summarize, "plot_radius_comparison",
+                        lambda panels, path, title, reference: drawn.update(panels))
+    summarize.plot_learned_radii(summarize.load_results(str(tmp_path)), str(tmp_path))
+    assert drawn == {"LETS-SAM robust_adam_i4": [("rho0=0.01, seed 0", [0, 1], [0.01, 0.02]),
+                                                 ("rho0=0.1, seed 0", [0, 1], [0.1, 0.05])]}
 
 
 def test_rho_plots_from_the_command_line(tmp_path, capsys):

@@ -1,12 +1,9 @@
-"""Fixtures for ``translation/``: the repository root on ``sys.path`` and the real IWSLT'14 folder."""
+"""Fixtures for ``translation/``: the real IWSLT'14 folder."""
 import pathlib
-import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `import translation` wherever pytest is started from
 IWSLT14 = ROOT.parent / "shared" / "data" / "iwslt14" / "iwslt14.tokenized.de-en"
 
 

@@ -102,6 +102,6 @@ def test_summary_is_mean_and_sample_std_over_seeds(tmp_path, capsys):
     table = summarize([str(tmp_path), "--output", str(tmp_path / "table.md")])
     rows = table.splitlines()
     assert rows[2] == "| valid->test (not the paper's training data) | ERM | 2 | 29.50 | - | 34.60 |"
-    assert rows[3] == "| valid->test (not the paper's training data) | LETS-SAM | 0, 1 | 31.00 +- 1.41 | " \
-                      "0.15 +- 0.07071 | 34.85 |"
+    assert rows[3] == "| valid->test (not the paper's training data) | LETS-SAM | 0, 1 | 31.00 ± 1.41 | " \
+                      "0.15 ± 0.07071 | 34.85 |"
     assert (tmp_path / "table.md").read_text().startswith(rows[0])

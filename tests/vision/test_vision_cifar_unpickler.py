@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vision_testing import Payload  # first: it puts the repository root on the path
+from vision_testing import Payload
 from vision.data import CifarUnpickler, DataError, load_cifar
 
 

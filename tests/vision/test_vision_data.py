@@ -4,8 +4,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 import vision_testing
+from lets_hf.seeding import VALIDATION_STREAM, mix_seed
+from lets_hf.validation import ValidationBatches
 from vision.augment import DeviceTransform, random_crop, random_flip
 from vision.data import DataError, load_dataset
 from vision.noise import symmetric_noise, with_label_noise
@@ -118,19 +121,26 @@ def test_sharded_batches_cover_each_example_once():
         ShardedBatches(dataset, 10, seed=0, shuffle=True, world_size=3)
 
 
-def test_validation_stream_cycles_and_resumes_exactly():
+def test_validation_stream_draws_the_librarys_batches_and_resumes_exactly():
     dataset = torch.utils.data.TensorDataset(torch.arange(18).view(18, 1, 1, 1).to(torch.uint8), torch.arange(18))
-    make = lambda: ValidationStream(ShardedBatches(dataset, 6, seed=5, shuffle=True),
-                                    lambda x, seed: x.float() + seed % 7, torch.device("cpu"))
+    make = lambda: ValidationStream(dataset, 6, 5, lambda x, seed: x.float() + seed % 7, torch.device("cpu"))
     stream = make()
-    drawn = [next(stream) for _ in range(7)]  # 3 batches per cycle: more than two cycles
-    assert sorted(int(y) for _, labels in drawn[:3] for y in labels) == sorted(
-        int(y) for _, labels in drawn[3:6] for y in labels)
+    drawn = [next(stream) for _ in range(7)]  # 3 batches per pass: more than two passes
+    library = ValidationBatches(dataset, 6, default_collate, seed=5)  # the Trainer's sampler, the same batches
+    assert [labels.tolist() for _, labels in drawn] == [library.indices(k) for k in range(7)]
+    assert sorted(int(y) for _, labels in drawn[:3] for y in labels) == list(range(18))  # a pass sees each once
+    augmented = [images.flatten() - labels for images, labels in drawn]  # the transform's seed, per batch
+    assert [int(a[0]) for a in augmented] == [mix_seed(VALIDATION_STREAM, 5, k, 0) % 7 for k in range(7)]
     resumed = make()
     resumed.load_state_dict({"drawn": 4})
     for expected in drawn[4:]:
         images, labels = next(resumed)
         assert torch.equal(images, expected[0]) and torch.equal(labels, expected[1])
+    ranks = [ValidationStream(dataset, 6, 5, lambda x, seed: x, torch.device("cpu"), rank=r, world_size=3)
+             for r in range(3)]
+    first = [next(rank)[1].tolist() for rank in ranks]  # one global batch of 6 split over 3 ranks
+    assert first == [ValidationBatches(dataset, 2, default_collate, seed=5, rank=r, world_size=3).indices(0)
+                     for r in range(3)] and len({i for part in first for i in part}) == 6
 
 
 def test_image_folder_reads_the_imagenet_layout(tmp_path):

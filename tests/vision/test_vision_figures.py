@@ -86,9 +86,9 @@ def test_summary_table_is_mean_and_std_over_seeds(tmp_path):
     fake_result(tmp_path, "wrn", 0, 0.5, model="wrn28_10")
     table = summarize.main([str(tmp_path)])
     lines = table.splitlines()
-    assert lines[0] == "| dataset / model | lets_sam | sam |"
-    assert lines[2] == "| cifar10 / resnet18 | 95.00 ± 1.00 | 96.00 ± 1.00 |"
-    assert lines[3] == "| cifar10 / wrn28_10 | - | 50.00 |"
+    assert lines[0] == "| dataset / model | SAM | LETS-SAM |"  # the paper's names, in its order
+    assert lines[2] == "| cifar10 / resnet18 | 96.00 ± 1.00 | 95.00 ± 1.00 |"
+    assert lines[3] == "| cifar10 / wrn28_10 | 50.00 | - |"
     fake_result(tmp_path, "other-rho", 5, 0.9, rho=0.1)
     with pytest.raises(ValueError, match=r"differ in \['rho'\]"):
         summarize.main([str(tmp_path)])

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import vision_testing  # noqa: F401  (puts the repository root on sys.path)
 from vision.models import MODELS, build_model, check_model_name, count_parameters
 
 # (model, classes, published size, relative tolerance)

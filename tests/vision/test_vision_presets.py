@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import vision_testing  # noqa: F401  (puts the repository root on sys.path)
 from vision import train
 from vision.config import parse_config
 

@@ -28,8 +28,8 @@ RUNS = {  # id -> method and model flags
     "lets_asam-vit": ["--method", "lets_asam", *VIT],
     "lets_looksam-resnet18": ["--method", "lets_looksam", "--looksam_k", "2", "--model", "resnet18", *RESNET],
     "lets_esam-sds-resnet18": ["--method", "lets_esam", "--esam_gamma", "0.5", "--model", "resnet18", *RESNET],
-    "lets_sam-robust-next-resnet18": ["--method", "lets_sam", "--lets_train_term", "next", "--lets_objective", "gap2",
-                                      "--model", "resnet18", *RESNET],
+    "lets_sam-robust-next-resnet18": ["--method", "lets_sam", "--lets_preset", "robust", "--lets_train_term", "next",
+                                      "--lets_objective", "gap2", "--model", "resnet18", *RESNET],
 }
 
 

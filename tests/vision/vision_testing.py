@@ -1,17 +1,14 @@
-"""Helpers for the vision tests: tiny CIFAR-format pickle archives and the script's import path."""
+"""Helpers for the vision tests: tiny CIFAR-format pickle archives."""
 from __future__ import annotations
 
 import pathlib
 import pickle
-import sys
 
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from vision.synthetic import banded_images
 
-from vision.synthetic import banded_images  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def write_cifar10(root: pathlib.Path, n_train: int = 160, n_test: int = 64, seed: int = 0) -> pathlib.Path:

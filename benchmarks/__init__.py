@@ -1,0 +1,1 @@
+"""Benchmarks of time, memory and hypergradient agreement (see README.md); each module is a script too."""
