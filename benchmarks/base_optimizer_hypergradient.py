@@ -107,8 +107,11 @@ def adam_step_derivative(optimizer: torch.optim.Optimizer, params, b):
     """(preconditioner term, full) ``d theta_{t+1} / d rho`` through the Adam step just taken, with ``g_hat`` in
     ``.grad``: ``-eta`` times the first term and times the whole of ``--lets_descent adam``'s ``J b``."""
     (group,) = optimizer.param_groups
-    terms = [AdamJacobian.terms(optimizer.state[p], p.grad, bi, group) for p, bi in zip(params, b)]
-    return [-group["lr"] * first for first, _ in terms], [-group["lr"] * (first - second) for first, second in terms]
+    first, full = [bi.clone() for bi in b], [bi.clone() for bi in b]
+    for p, f, j in zip(params, first, full):
+        AdamJacobian.product_(optimizer.state[p], p.grad, f, group, second_term=False)
+        AdamJacobian.product_(optimizer.state[p], p.grad, j, group)
+    return [-group["lr"] * f for f in first], [-group["lr"] * j for j in full]
 
 
 def dot(xs, ys) -> float:

@@ -7,6 +7,7 @@ and the dot product are global, summed over every rank's shards (:mod:`lets_hf.s
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -30,21 +31,25 @@ def _norm(tensors: Sequence[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
 
-def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+def dot(a: Sequence[Tensor], b: Sequence[Tensor], *, into_a: bool = False) -> Tensor:
     """The inner product ``sum_i <a_i, b_i>`` of two aligned tensor lists, as a 0-dim float64 tensor.
 
     Tensor by tensor: the temporary products are one tensor's size at a time, not the whole list's
-    (a model's worth of memory at the peak of a LETS step, ``benchmarks/peak_memory.py``)."""
+    (a model's worth of memory at the peak of a LETS step, ``benchmarks/peak_memory.py``). With
+    ``into_a`` the products are written into ``a`` (a list the caller no longer needs), so that the
+    only temporary is the float64 copy that the sum makes of one tensor; the value is the same bit for bit."""
     if not a:
         return torch.zeros((), dtype=torch.float64)
+    partial_sum = functools.partial(_dot, into_a=into_a)
     if sharding.contains_sharded(a):
-        return sharding.sum_over_shards(_dot, a, b)
-    return _dot(a, b)
+        return sharding.sum_over_shards(partial_sum, a, b)
+    return partial_sum(a, b)
 
 
-def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+def _dot(a: Sequence[Tensor], b: Sequence[Tensor], into_a: bool) -> Tensor:
     device = a[0].device
-    return torch.stack([torch.mul(x, y).sum(dtype=torch.float64).to(device) for x, y in zip(a, b)]).sum()
+    product = torch.Tensor.mul_ if into_a else torch.mul
+    return torch.stack([product(x, y).sum(dtype=torch.float64).to(device) for x, y in zip(a, b)]).sum()
 
 
 def copy_(targets: Sequence[Tensor], sources: Sequence[Tensor]) -> None:

@@ -199,6 +199,8 @@ class LETSOptimizer(Optimizer):
             ascent = self._buffers(self._ascent, params) if self.rule.needs_ascent_gradient else []
             self.rule.descent_derivative_(params, b, grads, ascent)  # b: the derivative of the rule's descent
         foreach.copy_(params, self._buffers(self._saved, params))
+        if self._learning:  # theta_t's copy is dead until the next ascent: its memory serves the hyper passes
+            self._saved.clear()
         if self.rule.needs_ascent_gradient:
             self.rule.descent_gradient_(params, [p.grad for p in params], self._buffers(self._ascent, params))
         self._perturbed = []
@@ -282,16 +284,19 @@ class LETSOptimizer(Optimizer):
             raise ValueError("with train_term='next', pass this batch's loss: first_step(train_loss=loss)")
         val_loss, val_total = self._pending
         self._pending = None
-        return self._update_radius(val_total - self._weighted_dot_with_b(inv_grad_scale), val_loss,
-                                   train_loss.detach())
+        val_minus_train = val_total - self._weighted_dot_with_b(inv_grad_scale, overwrite_b=True)
+        return self._update_radius(val_minus_train, val_loss, train_loss.detach())
 
-    def _weighted_dot_with_b(self, inv_grad_scale: Optional[Tensor]) -> Optional[Tensor]:
-        """``sum_groups eta_group <grad_group, b_group>`` over parameters that have both."""
+    def _weighted_dot_with_b(self, inv_grad_scale: Optional[Tensor], overwrite_b: bool = False) -> Optional[Tensor]:
+        """``sum_groups eta_group <grad_group, b_group>`` over parameters that have both; the products overwrite
+        the gradients, or ``b`` with ``overwrite_b`` (the one the caller no longer needs: no model-sized temporary)."""
         total = None
         for group, lr in zip(self.param_groups, self._step_lrs):
             pairs = [(p.grad, self._kept[p]) for p in group["params"] if p.grad is not None and p in self._kept]
             if pairs:
-                term = lr * foreach.dot([a for a, _ in pairs], [b for _, b in pairs])
+                grads, bs = [a for a, _ in pairs], [b for _, b in pairs]
+                dead, other = (bs, grads) if overwrite_b else (grads, bs)
+                term = lr * foreach.dot(dead, other, into_a=True)
                 total = term if total is None else total + term
         if total is not None and inv_grad_scale is not None:
             total = total * inv_grad_scale.to(total)

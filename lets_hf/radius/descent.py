@@ -28,7 +28,7 @@ applied before the step, is not differentiated (as in the paper).
 from __future__ import annotations
 
 from abc import ABC
-from typing import Dict, Tuple
+from typing import Dict
 
 import torch
 from torch import Tensor
@@ -94,24 +94,35 @@ class AdamJacobian(DescentJacobian):
         for group in base_optimizer.param_groups:
             for p in group["params"]:
                 if p in b and p.grad is not None:
-                    first, second = self.terms(base_optimizer.state[p], p.grad, b[p], group)
-                    torch.sub(first, second, out=b[p])
+                    self.product_(base_optimizer.state[p], p.grad, b[p], group)
 
     @staticmethod
-    def terms(state, g_hat: Tensor, b: Tensor, group) -> Tuple[Tensor, Tensor]:
-        """The two terms of ``J b = first - second`` for one tensor (module docstring); both 0 where ``v`` is
-        still 0 (no gradient yet, where ``sqrt(v)`` has no derivative)."""
+    def product_(state, g_hat: Tensor, b: Tensor, group, second_term: bool = True) -> None:
+        """``b <- J b = first - second`` for one tensor (module docstring), or ``b <- first`` without
+        ``second_term``; both terms 0 where ``v`` is still 0 (no gradient yet, where ``sqrt(v)`` has no derivative).
+
+        In place, with two temporaries of ``b``'s size (``sqrt(v_hat)`` is recomputed rather than kept): on a
+        model whose word embedding is most of its parameters a temporary per factor would be several times
+        the parameters' bytes at the peak of a step (``benchmarks/peak_memory.py``). The operations and their
+        order are those of the formula, so the result is the same bit for bit."""
         beta1, beta2 = group["betas"]
         step = state["step"]  # a tensor, on the device for fused/capturable AdamW: no host sync
         c1, c2 = 1 - beta1 ** step, 1 - beta2 ** step
-        tiny = torch.finfo(b.dtype).tiny
-        root_v = (state["exp_avg_sq"] / c2).sqrt()
-        denominator = (root_v + group["eps"]).clamp_min(tiny)
-        started = root_v > 0
-        first = torch.where(started, (1 - beta1) / c1 * b / denominator, 0.0)
-        second = torch.where(started, state["exp_avg"] / c1 / denominator ** 2 * (1 - beta2) * g_hat * b
-                             / (c2 * root_v.clamp_min(tiny)), 0.0)
-        return first, second
+        tiny, eps, v = torch.finfo(b.dtype).tiny, group["eps"], state["exp_avg_sq"]
+        scratch = torch.empty_like(b)
+
+        def root_v():  # sqrt(v_hat), into scratch
+            return torch.div(v, c2, out=scratch).sqrt_()
+
+        not_started = (root_v() > 0).logical_not_()
+        second = None
+        if second_term:  # m_hat / D^2 * (1 - beta2) g_hat b / (c2 sqrt(v_hat)), D = sqrt(v_hat) + eps
+            second = torch.div(state["exp_avg"], c1)
+            second.div_(root_v().add_(eps).clamp_min_(tiny).pow_(2)).mul_(1 - beta2).mul_(g_hat).mul_(b)
+            second.div_(root_v().clamp_min_(tiny).mul_(c2)).masked_fill_(not_started, 0.0)
+        b.mul_((1 - beta1) / c1).div_(root_v().add_(eps).clamp_min_(tiny)).masked_fill_(not_started, 0.0)  # first
+        if second is not None:
+            b.sub_(second)
 
 
 DESCENT_FORMS = {form.name: form for form in (SGDJacobian, AdamJacobian)}
