@@ -60,12 +60,14 @@ def _b_after_unperturb(hvp, rho=0.2):
     loss_fn(model(x), y).backward()
     g = [p.grad.clone() for p in model.parameters()]
     opt.first_step(zero_grad=True)
-    e = [p.detach() - s for p, s in zip(model.parameters(), opt._buffers(opt._saved, list(model.parameters())))]
+    theta_t = opt.buffers("theta_t")
+    e = [p.detach() - theta_t[p] for p in model.parameters()]
     loss_fn(model(x), y).backward()
     g_hat = [p.grad.clone() for p in model.parameters()]
     closure = lambda: loss_fn(model(x), y)
     opt.unperturb(loss_closure=closure)
-    return [opt._kept[p].clone() for p in model.parameters()], g, g_hat, e
+    b = opt.buffers("tangent")
+    return [b[p].clone() for p in model.parameters()], g, g_hat, e
 
 
 def test_diag_and_finite_difference_follow_their_formulas():
