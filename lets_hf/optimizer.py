@@ -201,7 +201,7 @@ class LETSOptimizer(Optimizer):
     # -- the whole step ----------------------------------------------------------------------
     def step(self, closure: Optional[Closure] = None, val_closure: Optional[Closure] = None, *,
              model: Optional[nn.Module] = None, loss: Optional[Tensor] = None,
-             max_grad_norm: Optional[float] = None) -> Optional[Tensor]:
+             max_grad_norm: Optional[float] = None) -> Any:
         """One whole SAM / LETS step with ``closure``; without it, the base optimizer's step alone.
 
         ``closure()`` returns the training batch's loss at the current weights with its graph, no
@@ -221,6 +221,10 @@ class LETSOptimizer(Optimizer):
                 raise ValueError("val_closure, model, loss and max_grad_norm belong to step(closure, ...): pass the "
                                  "training closure too, or call step() alone for the base optimizer's step")
             return self._base_step()
+        return self._whole_step(closure, val_closure, model, loss, max_grad_norm)
+
+    def _whole_step(self, closure: Closure, val_closure: Optional[Closure], model: Optional[nn.Module],
+                    loss: Optional[Tensor], max_grad_norm: Optional[float]) -> Tensor:
         if isinstance(self.radius, LearnedRadius) and val_closure is None:
             raise ValueError("a learned radius needs val_closure: a function returning a validation batch's loss "
                              "(with its graph, no backward), e.g. step(closure, lambda: loss_fn(model(xv), yv))")
@@ -249,12 +253,17 @@ class LETSOptimizer(Optimizer):
         self.zero_grad()
         if self.hyper_step_due:
             with _labelled("hyper_passes"), no_sync(), frozen():
-                val_loss = val_closure()
-                parts = (closure() for _ in range(1)) if self.radius.hyper_train_pass else ()
-                train_loss = self.radius.objective.backward(val_loss, parts)
+                val_loss, train_loss = self._hyper_passes(closure, val_closure)
             with _labelled("apply_hypergradient"):
                 self.apply_hypergradient(val_loss.detach(), train_loss)
         return loss.detach()
+
+    def _hyper_passes(self, closure: Closure, val_closure: Closure) -> Tuple[Tensor, Optional[Tensor]]:
+        """``a`` into ``.grad`` at ``theta_{t+1}`` by the objective's backward: ``l_v``, then ``-l_r`` where the
+        objective takes it now (its graph built after ``l_v``'s is freed); returns ``l_v`` and ``l_r``."""
+        val_loss = val_closure()
+        parts = (closure() for _ in range(1)) if self.radius.hyper_train_pass else ()
+        return val_loss, self.radius.objective.backward(val_loss, parts)
 
     # -- the parts ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -357,7 +366,7 @@ class LETSOptimizer(Optimizer):
         if zero_grad:
             self.zero_grad()
 
-    def _base_step(self) -> None:
+    def _base_step(self) -> Any:
         """The base optimizer's step; on a LETS step the tangent goes from ``b`` to ``J b``."""
         if self.phase is Phase.PERTURBED:
             raise RuntimeError("step() called on perturbed weights: call unperturb() (or second_step()) first")
@@ -427,7 +436,8 @@ class LETSOptimizer(Optimizer):
         return self._update_radius(total, val_loss, train_loss)
 
     @torch.no_grad()
-    def finish_hyper_step(self, train_loss: Optional[Tensor], inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
+    def finish_hyper_step(self, train_loss: Optional[Tensor],
+                          inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
         """``train_term="next"``: with ``grad L(B_{t+1}; theta_{t+1})`` in ``.grad`` and its loss, update ``rho``."""
         if self.phase is not Phase.TRAIN_TERM_DUE:
             return None

@@ -43,7 +43,8 @@ def build(case: str, model: torch.nn.Module) -> LETSOptimizer:
 
 
 def batches():
-    return [(tiny_batches(10 + i, dtype=torch.float32), tiny_batches(50 + i, dtype=torch.float32)) for i in range(STEPS)]
+    f32 = dict(dtype=torch.float32)
+    return [(tiny_batches(10 + i, **f32), tiny_batches(50 + i, **f32)) for i in range(STEPS)]
 
 
 def parts_loop(model, optimizer, data, max_grad_norm=None):
