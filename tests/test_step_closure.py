@@ -123,6 +123,22 @@ def test_step_runs_each_pass_once_and_leaves_the_gradients_none():
     assert optimizer.phase is Phase.READY and all(p.grad is None for p in model.parameters())
 
 
+def test_a_nonfinite_ascent_gradient_skips_the_perturbed_and_hyper_passes():
+    model = tiny_mlp(dtype=torch.float32)
+    optimizer = build("lets_sam-paper", model)
+    (x, y), (xv, yv) = batches()[0]
+    calls = []
+
+    def closure():
+        calls.append(optimizer.phase)
+        loss = loss_fn(model(x), y)
+        return loss * float("nan") if len(calls) == 1 else loss
+
+    optimizer.step(closure, lambda: calls.append("val") or loss_fn(model(xv), yv))
+    assert calls == [Phase.READY]  # the ascent pass only: a stock step on g, no hyper step
+    assert (optimizer.skipped_ascents, optimizer.steps, optimizer.radius.updates) == (1, 1, 0)
+
+
 def test_phases_and_buffer_bytes_follow_the_diagram():
     model = tiny_mlp(dtype=torch.float32)
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
