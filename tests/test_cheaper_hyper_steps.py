@@ -63,15 +63,9 @@ def test_b_is_allocated_once_and_the_copy_of_theta_t_is_freed_for_the_hyper_pass
     pointers = []
     for step in range(3):
         _loop(opt, model, [tiny_batches(step)], [tiny_batches(10 + step)], next_mode=False)
-<<<<<<< HEAD
-        assert not opt._saved  # restored, so dead until the next ascent: its memory serves the hyper passes
-        pointers.append(sorted(t.data_ptr() for t in opt._kept.values()))
+        assert not opt.buffers("theta_t")  # restored, so dead until the next ascent: its memory serves the hyper passes
+        pointers.append(sorted(t.data_ptr() for t in opt.buffers("tangent").values()))
     assert pointers[0] == pointers[1] == pointers[2] and len(pointers[0]) == len(list(model.parameters()))
-=======
-        held = list(opt.buffers("theta_t").values()) + list(opt.buffers("tangent").values())
-        pointers.append(sorted(t.data_ptr() for t in held))
-    assert pointers[0] == pointers[1] == pointers[2] and len(pointers[0]) == 2 * len(list(model.parameters()))
->>>>>>> c6ba3d0 (LETSOptimizer.step(closure, val_closure): the whole SAM/LETS protocol in one call; named phases and buffer roles; LearnedRadius declared)
 
 
 def _count_forward_calls(trainer):
