@@ -12,9 +12,10 @@ method with more forward+backward passes measured faster than one with fewer, an
 load. ``--quick`` runs a tiny model for a few seconds (the test suite's smoke test; its times
 mean nothing).
 
-The LETS step is the Trainer's: after the descent step, the validation pass's backward, then the
-training pass's (``-loss``) backward into the same gradients, then ``apply_hypergradient`` (one
-graph alive at a time; ``hyper_step(val_loss, train_loss)`` of the plain API would hold both).
+SAM and LETS steps are ``LETSOptimizer.step(closure, val_closure)``, whose hyper step is the
+Trainer's: after the descent step, the validation pass's backward, then the training pass's
+(``-loss``) backward into the same gradients, then ``apply_hypergradient`` (one graph alive at a
+time). ``--profile`` names its parts by the optimizer's profiler ranges (``LETSOptimizer.*``).
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ from benchmarks.timing import (LoadRecord, clock, interleaved, machine_line, ord
 from lets_hf import LETSOptimizer, LETSRadius
 
 Batch = Dict[str, torch.Tensor]
-PHASES = ["ascent pass", "first_step", "descent pass", "second_step", "base step", "hyper pass: validation",
-          "hyper pass: training", "apply_hypergradient"]  # the record_function labels of a step
+PHASES = ["ascent pass", "first_step", "descent pass", "second_step", "base step"] + [  # ERM and the reference
+    f"LETSOptimizer.{part}" for part in ("ascent_pass", "first_step", "perturbed_pass", "unperturb", "base_step",
+                                         "hyper_passes", "apply_hypergradient")]  # LETSOptimizer.step's ranges
 
 
 @dataclass(frozen=True)
@@ -125,41 +127,27 @@ class Runner:
 
     def step(self, batch: Batch, val_batch: Batch) -> None:
         opt = self.optimizer
-        loss = self._pass("ascent pass", batch)
-        if self.method.perturbation is None and not self.method.reference_sam:
+        if isinstance(opt, LETSOptimizer):
+            opt.step(lambda: self.loss_fn(self.model, batch), lambda: self.loss_fn(self.model, val_batch))
+            return
+        self._pass("ascent pass", batch)
+        if not self.method.reference_sam:
             with record_function("base step"):
                 opt.step()
                 opt.zero_grad()
             return
-        lets = isinstance(opt, LETSOptimizer)
         with record_function("first_step"):
-            opt.first_step(zero_grad=True, **({"train_loss": loss.detach()} if lets else {}))
+            opt.first_step(zero_grad=True)
         self._pass("descent pass", batch)
         with record_function("second_step"):
             opt.second_step(zero_grad=True)
-        if lets and opt.hyper_step_due:
-            self.hyper_step(opt, batch, val_batch)
-
-    def hyper_step(self, opt: LETSOptimizer, batch: Batch, val_batch: Batch) -> None:
-        """The Trainer's hyper step: ``grad l_v``, minus ``grad l_r`` where the objective takes it here
-        (``second_step(zero_grad=True)`` left the gradients None, as the Trainer's hyper step sets them)."""
-        val_loss = self._pass("hyper pass: validation", val_batch)
-        train_loss = None
-        if opt.radius.objective.needs_train_loss and not opt.radius.train_term_from_next_step:
-            with record_function("hyper pass: training"):
-                train_loss = self.loss_fn(self.model, batch)
-                (-train_loss).backward()
-            train_loss = train_loss.detach()
-        with record_function("apply_hypergradient"):
-            opt.apply_hypergradient(val_loss.detach(), train_loss)
 
     def held_bytes(self) -> int:
         """Bytes of tensors the optimizer keeps between steps (its state and SAM buffers)."""
         opt = self.optimizer
         tensors = [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
-        if isinstance(opt, LETSOptimizer):
-            tensors += list(opt._saved.values()) + list(opt._kept.values())
-        return sum(t.numel() * t.element_size() for t in tensors)
+        buffers = sum(opt.buffer_bytes().values()) if isinstance(opt, LETSOptimizer) else 0
+        return sum(t.numel() * t.element_size() for t in tensors) + buffers
 
 
 @dataclass

@@ -117,7 +117,8 @@ def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=N
                 optimizer.zero_grad()
             else:
                 v = torch.randint(len(x_val), (val_batch,), generator=val_generator)
-                sam_step(optimizer, lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]))
+                optimizer.step(lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]),
+                               loss=loss)  # g is in .grad: the step takes it from there
             schedule.step()
         rhos.append(optimizer.rho if method != "erm" else None)
     with torch.no_grad():
@@ -125,16 +126,6 @@ def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=N
     return {"method": method, "rule": rule, "rho_initial": rho if method != "erm" else None, "seed": seed,
             "test_accuracy": accuracy, "rho_final": rhos[-1], "rho_per_epoch": rhos, "steps": total,
             "held_out": held_out, "wall_time_s": time.perf_counter() - start}
-
-
-def sam_step(optimizer: LETSOptimizer, batch_loss, val_loss) -> None:
-    """The second pass and (LETS) the hyper step, with ``g`` already in ``.grad``."""
-    optimizer.first_step(zero_grad=True)
-    batch_loss().backward()
-    optimizer.second_step(zero_grad=True)
-    if optimizer.hyper_step_due:
-        needs_train = optimizer.radius.objective.needs_train_loss
-        optimizer.hyper_step(val_loss(), batch_loss() if needs_train else None)
 
 
 def run_name(method: str, rho: float, rule: Optional[str], held_out: float = 0.0) -> str:

@@ -78,7 +78,8 @@ def products_at_perturbation(w: Workload, batch) -> Dict[str, List[torch.Tensor]
     w.loss(batch).backward()
     g = [p.grad.clone() for p in params]
     opt.first_step(zero_grad=True)
-    e = [p.detach() - s for p, s in zip(params, opt._buffers(opt._saved, params))]
+    theta_t = opt.buffers("theta_t")
+    e = [p.detach() - theta_t[p] for p in params]
     rho = torch.sqrt(dot(e, e))
     w.loss(batch).backward()
     g_hat = [p.grad.clone() for p in params]

@@ -31,14 +31,9 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0) -> None:
     print(f"epoch  rho      gap       test acc   ({radius})")
     for epoch in range(epochs):
         for idx in train[torch.randperm(len(train))].split(batch_size):
-            xb, yb = x[idx], y[idx]
-            loss_fn(model(xb), yb).backward()            # g at theta_t
-            optimizer.first_step(zero_grad=True)         # theta_t + rho d
-            if optimizer.is_perturbed:                   # False for a non-finite g: a stock step follows
-                loss_fn(model(xb), yb).backward()        # g_hat
-            optimizer.second_step(zero_grad=True)        # theta_{t+1}
-            v = train[next(val_iter)]
-            optimizer.hyper_step(loss_fn(model(x[v]), y[v]), loss_fn(model(xb), yb))  # rho_{t+1}
+            xb, yb, v = x[idx], y[idx], train[next(val_iter)]
+            # the ascent, perturbed and hyper passes of one LETS step: theta_{t+1} and rho_{t+1}
+            optimizer.step(lambda: loss_fn(model(xb), yb), lambda: loss_fn(model(x[v]), y[v]), model=model)
         with torch.no_grad():
             acc = (model(x[test]).argmax(-1) == y[test]).float().mean().item()
         print(f"{epoch:5d}  {optimizer.rho:.5f}  {optimizer.last_gap.item():+.5f}  {acc:.4f}")

@@ -39,6 +39,7 @@ from glue.tasks import TASKS, GlueTask, get_task
 from lets_hf.arguments import LETSArgumentParser, LETSArguments
 from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint
 from lets_hf.precision import training_precision
+from lets_hf.radius import LETSRadius
 from lets_hf.trainer import LETSTrainer
 
 logger = logging.getLogger("run_glue")
@@ -174,7 +175,7 @@ def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments,
         "precision": training_precision(training_args),
     }
     radius = getattr(trainer.lets_optimizer, "radius", None)
-    if getattr(radius, "learns", False):
+    if isinstance(radius, LETSRadius):  # its settings, as the run used them
         settings.update({
             "lets_preset": training_args.lets_preset, "rho_lr": radius.lr, "rho_lr_decay": radius.lr_decay,
             "lets_hvp": radius.hvp.name, "lets_objective": radius.objective.name, "lets_interval": radius.interval,

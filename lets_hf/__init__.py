@@ -10,14 +10,14 @@ import importlib
 from .batchnorm import frozen_batchnorm_stats
 from .optimizer import LETSOptimizer
 from .perturbation import ASAM, SAM, PerturbationRule, get_perturbation
-from .radius import FixedRadius, LETSRadius, RadiusController
+from .radius import FixedRadius, LearnedRadius, LETSRadius, RadiusController
 
 __version__ = "0.1.0"
 
 _HUGGING_FACE_EXPORTS = {"LETSTrainer": "trainer", "LETSSeq2SeqTrainer": "trainer", "LETSArguments": "arguments",
                          "LETSSeq2SeqArguments": "arguments", "LETSArgumentParser": "arguments"}
 
-__all__ = ["ASAM", "FixedRadius", "LETSOptimizer", "LETSRadius", "PerturbationRule", "RadiusController", "SAM",
+__all__ = ["ASAM", "FixedRadius", "LearnedRadius", "LETSOptimizer", "LETSRadius", "PerturbationRule", "RadiusController", "SAM",
            "frozen_batchnorm_stats", "get_perturbation", *_HUGGING_FACE_EXPORTS]
 
 

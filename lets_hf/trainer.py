@@ -61,6 +61,7 @@ from transformers.utils import logging
 from . import checkpoints, parallel
 from .batchnorm import frozen_batchnorm_stats
 from .optimizer import LETSOptimizer
+from .radius import LearnedRadius
 from .validation import ValidationBatches
 
 logger = logging.get_logger(__name__)
@@ -124,7 +125,8 @@ class LETSTrainerMixin:
             raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
                              "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
         radius = args.build_radius(total_steps=self._lets_total_steps)
-        stuck = radius.stuck_warning(self._lets_total_steps) if radius.learns and self._lets_total_steps else None
+        learned = isinstance(radius, LearnedRadius)
+        stuck = radius.stuck_warning(self._lets_total_steps) if learned and self._lets_total_steps else None
         if stuck:
             logger.warning(stuck)
         perturbation = args.build_perturbation(total_steps=self._lets_total_steps)
@@ -247,7 +249,7 @@ class LETSTrainerMixin:
         lost = "the optimizer state (e.g. Adam's moments) starts from zero and the learning-rate schedule from its " \
                "first step"
         optimizer = self.lets_optimizer
-        if optimizer is not None and optimizer.radius.learns:
+        if optimizer is not None and isinstance(optimizer.radius, LearnedRadius):
             reached = checkpoints.last_logged(checkpoint, "rho")
             lost += (f"; rho restarts at rho_0={optimizer.rho:.4g} with a fresh Adam state"
                      + (f" (the checkpoint's run had reached rho={reached:.4g})" if reached is not None else ""))
@@ -298,7 +300,8 @@ class LETSTrainerMixin:
         self._passes["forward_backward"] += batches
 
     def _exact_closure(self, model):
-        if self.lets_optimizer.radius.learns and self.lets_optimizer.radius.hvp.name == "exact":
+        radius = self.lets_optimizer.radius
+        if isinstance(radius, LearnedRadius) and radius.hvp.name == "exact":
             self._count_passes(1)
             return lambda: self._batch_loss(model)
         return None
@@ -357,22 +360,14 @@ class LETSTrainerMixin:
         optimizer = self.lets_optimizer
         if not optimizer.hyper_step_due:
             return
-        model = self.model_wrapped
-        scale = self._loss_scale()
-        scaled = (lambda loss: loss) if scale is None else (lambda loss: loss * scale.to(loss.dtype))
+        model, radius = self.model_wrapped, optimizer.radius
         optimizer.zero_grad()  # None: the validation pass writes fresh gradients instead of adding them to zeros
         with parallel.sync_scope(self, model), frozen_batchnorm_stats(model):
             val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
-            scaled(val_loss).backward()
-            self._count_passes(1)
-            train_loss = None
-            if optimizer.radius.objective.needs_train_loss and not optimizer.radius.train_term_from_next_step:
-                train_loss = val_loss.new_zeros(())
-                for batch in self._micro_batches:
-                    loss = self._micro_batch_loss(model, batch, self._num_items_in_batch)
-                    scaled(-loss).backward()
-                    train_loss = train_loss + loss.detach()
-                self._count_passes(1)
+            parts = (self._micro_batch_loss(model, batch, self._num_items_in_batch) for batch in self._micro_batches)
+            train_loss = radius.objective.backward(val_loss, parts if radius.hyper_train_pass else (),
+                                                   scale=self._loss_scale())
+        self._count_passes(1 + int(train_loss is not None))
         optimizer.apply_hypergradient(val_loss.detach(), train_loss, inv_grad_scale=self._inv_grad_scale())
 
     # -- the public radius ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""One rank of the 2-process DDP tests: trains a tiny DeBERTa with LETSTrainer, saves what it ended with.
+"""One rank of the 2-process DDP tests: trains a tiny DeBERTa with LETSTrainer (or, ``optim="plain"``, a tiny
+MLP with ``LETSOptimizer.step(closure)`` and with the loop in parts), saves what it ended with.
 
 Run by tests/test_trainer_ddp.py under ``torch.distributed.run`` or ``accelerate launch``.
 """
@@ -12,7 +13,7 @@ import torch
 from lets_hf.plots import radius_trajectory
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lets_testing import tiny_deberta, token_dataset  # noqa: E402
+from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient  # noqa: E402
 
 
@@ -40,5 +41,40 @@ def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
     torch.distributed.destroy_process_group()
 
 
+def plain(out: str) -> None:
+    """3 LETS steps of a DDP-wrapped MLP on this rank's rows: ``step(closure, model=ddp)`` and the loop in parts
+    with ``no_sync`` written out (the ascent and hyper passes per worker); saves both weights and rhos."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from lets_hf import LETSOptimizer, LETSRadius
+
+    torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank()
+    loss_fn = torch.nn.functional.cross_entropy
+    ends = {}
+    for loop in ("closure", "parts"):
+        model = DistributedDataParallel(tiny_mlp(dtype=torch.float32))
+        optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9,
+                                  radius=LETSRadius(rho=0.1, lr=0.2, hvp="finite_difference"))
+        for step in range(3):
+            (x, y), (xv, yv) = (tiny_batches(10 * step + rank, dtype=torch.float32),
+                                tiny_batches(100 + 10 * step + rank, dtype=torch.float32))
+            if loop == "closure":
+                optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model)
+                continue
+            with model.no_sync():
+                loss = loss_fn(model(x), y)
+                loss.backward()
+            optimizer.first_step(zero_grad=True, train_loss=loss.detach())
+            loss_fn(model(x), y).backward()
+            optimizer.second_step(zero_grad=True)
+            with model.no_sync():
+                optimizer.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
+        ends[loop] = {"weights": torch.cat([p.detach().flatten() for p in model.parameters()]), "rho": optimizer.rho}
+    torch.save(ends, pathlib.Path(out) / f"plain-{rank}.pt")
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    plain(sys.argv[1]) if sys.argv[2] == "plain" else main(*sys.argv[1:5])

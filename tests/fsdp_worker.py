@@ -56,11 +56,7 @@ def train(model, optimizer, rows):
     rhos = [optimizer.rho]
     for step in range(STEPS):
         batch = slice(16 * step, 16 * (step + 1))
-        loss(x[batch], y[batch]).backward()
-        optimizer.first_step(zero_grad=True)
-        loss(x[batch], y[batch]).backward()
-        optimizer.second_step(zero_grad=True)
-        optimizer.hyper_step(loss(vx[batch], vy[batch]), loss(x[batch], y[batch]))
+        optimizer.step(lambda: loss(x[batch], y[batch]), lambda: loss(vx[batch], vy[batch]))
         rhos.append(optimizer.rho)
     return rhos
 

@@ -19,17 +19,12 @@ def free_port() -> int:
 loss_fn = torch.nn.functional.cross_entropy
 
 
-def lets_step(model, opt, batch, val_batch, closure_for_exact=False):
-    """One LETS step of the plain API on ``batch`` (ascent, descent, hyper step on ``val_batch``); returns the
-    hyper step's result."""
-    x, y = batch
-    loss_fn(model(x), y).backward()
-    opt.first_step(zero_grad=True)
-    loss_fn(model(x), y).backward()
-    closure = (lambda: loss_fn(model(x), y)) if closure_for_exact else None
-    opt.second_step(zero_grad=True, loss_closure=closure)
-    xv, yv = val_batch
-    return opt.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
+def lets_step(model, opt, batch, val_batch):
+    """One LETS step of the plain API, ``opt.step(closure, val_closure)`` on ``batch`` and ``val_batch``; returns
+    its hypergradient."""
+    (x, y), (xv, yv) = batch, val_batch
+    opt.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv))
+    return opt.last_hypergradient
 
 
 def tiny_mlp(seed: int = 0, dtype=torch.float64, width: int = 6) -> torch.nn.Module:

@@ -67,17 +67,9 @@ def plain_case(rule: str, learned: bool, preset: str = "paper", base: str = "sgd
     optimizer = LETSOptimizer(model.parameters(), base_class, radius=radius,
                               perturbation=build_perturbation(rule, {}, seed=0, total_steps=STEPS), **base_kwargs)
     loss_of = lambda batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
-    for step in range(STEPS):
+    for step in range(STEPS):  # the record was made with the loop in parts (first_step, ..., hyper_step)
         train, val = batches[2 * step], batches[2 * step + 1]
-        loss = loss_of(train)
-        loss.backward()
-        optimizer.first_step(zero_grad=True, train_loss=loss.detach())
-        if optimizer.is_perturbed:
-            loss_of(train).backward()
-        optimizer.second_step(zero_grad=True, loss_closure=lambda: loss_of(train))
-        if optimizer.hyper_step_due:
-            from_next = optimizer.radius.train_term_from_next_step
-            optimizer.hyper_step(loss_of(val), None if from_next else loss_of(train))
+        optimizer.step(lambda: loss_of(train), lambda: loss_of(val), model=model)
     return fingerprint(model, optimizer.rho)
 
 

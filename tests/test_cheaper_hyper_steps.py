@@ -11,21 +11,12 @@ from trainer_helpers import SequentialLETSTrainer, lets_args
 
 def _loop(opt, model, batches, val_batches, next_mode):
     hypergradients = []
-    for batch, val_batch in zip(batches, val_batches):
-        x, y = batch
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        updates = opt.radius.updates
-        opt.first_step(zero_grad=True, train_loss=loss if next_mode else None)
+    for (x, y), (xv, yv) in zip(batches, val_batches):
+        updates = opt.radius.updates  # at most one update a step: the pending one (next) or this step's
+        opt.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv))
         if opt.radius.updates > updates:
             hypergradients.append(opt.last_hypergradient)
-        loss_fn(model(x), y).backward()
-        opt.second_step(zero_grad=True)
-        if opt.hyper_step_due:
-            xv, yv = val_batch
-            h = opt.hyper_step(loss_fn(model(xv), yv), None if next_mode else loss_fn(model(x), y))
-            if h is not None:
-                hypergradients.append(h)
+    assert opt.radius.train_term_from_next_step == next_mode
     return hypergradients
 
 
@@ -72,8 +63,8 @@ def test_b_is_allocated_once_and_the_copy_of_theta_t_is_freed_for_the_hyper_pass
     pointers = []
     for step in range(3):
         _loop(opt, model, [tiny_batches(step)], [tiny_batches(10 + step)], next_mode=False)
-        assert not opt._saved  # restored, so dead until the next ascent: its memory serves the hyper passes
-        pointers.append(sorted(t.data_ptr() for t in opt._kept.values()))
+        assert not opt.buffers("theta_t")  # restored, so dead until the next ascent: its memory serves the hyper passes
+        pointers.append(sorted(t.data_ptr() for t in opt.buffers("tangent").values()))
     assert pointers[0] == pointers[1] == pointers[2] and len(pointers[0]) == len(list(model.parameters()))
 
 

@@ -100,7 +100,7 @@ def _perturbing_step(name, options, batch, val_batch):
         rule = build_perturbation(name, options, seed=seed, total_steps=10)
         opt = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=rule, lr=LR, momentum=MOMENTUM,
                             weight_decay=WEIGHT_DECAY, radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"))
-        h = lets_step(model, opt, batch, val_batch, closure_for_exact=True)
+        h = lets_step(model, opt, batch, val_batch)
         proper = name != "esam" or 0 < sum(rule.selected) < len(rule.selected)
         if h is not None and proper:
             return h, reference, rule
@@ -157,10 +157,10 @@ def test_sgd_descent_hypergradient_equals_autograd_through_torch_sgd(sgd):
     opt = LETSOptimizer(model.parameters(), torch.optim.SGD,
                         radius=LETSRadius(rho=RHO, lr=1e-12, hvp="exact", objective="gap2"), **sgd)
     for seed in (3, 4):
-        lets_step(model, opt, tiny_batches(seed), tiny_batches(seed + 10), closure_for_exact=True)
+        lets_step(model, opt, tiny_batches(seed), tiny_batches(seed + 10))
     before, rho = copy.deepcopy(model), opt.rho
     buffers = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
-    h = lets_step(model, opt, tiny_batches(1), tiny_batches(2), closure_for_exact=True)
+    h = lets_step(model, opt, tiny_batches(1), tiny_batches(2))
     expected = through_torch_sgd(before, buffers, rho, sgd, tiny_batches(1), tiny_batches(2))
     assert abs(expected.item()) > 1e-8
     torch.testing.assert_close(h, expected, rtol=1e-6, atol=0)
@@ -191,7 +191,7 @@ def test_nesterov_first_step_counts_the_new_buffer():
     reference = copy.deepcopy(model)
     opt = LETSOptimizer(model.parameters(), torch.optim.SGD,
                         radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"), **sgd)
-    h = lets_step(model, opt, batch, val_batch, closure_for_exact=True)
+    h = lets_step(model, opt, batch, val_batch)
     delta = 1e-5
     up, down = (objective_after_real_sgd_step(reference, sgd, RHO * (1 + s * delta), batch, val_batch)
                 for s in (1, -1))

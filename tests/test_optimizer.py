@@ -46,7 +46,7 @@ def test_exact_hypergradient_equals_autograd_through_one_step(rule, objective, s
     opt = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=rule, lr=lr,
                         radius=LETSRadius(rho=rho, hvp="exact", objective=objective), **sgd)
     batch, val_batch = tiny_batches(1), tiny_batches(2)
-    h = lets_step(model, opt, batch, val_batch, closure_for_exact=True)
+    h = lets_step(model, opt, batch, val_batch)
     expected = reference_hypergradient(reference_model, get_perturbation(rule), rho, lr, batch, val_batch,
                                        objective, sgd.get("weight_decay", 0.0))
     assert abs(expected.item()) > 1e-8
@@ -60,12 +60,14 @@ def _b_after_unperturb(hvp, rho=0.2):
     loss_fn(model(x), y).backward()
     g = [p.grad.clone() for p in model.parameters()]
     opt.first_step(zero_grad=True)
-    e = [p.detach() - s for p, s in zip(model.parameters(), opt._buffers(opt._saved, list(model.parameters())))]
+    theta_t = opt.buffers("theta_t")
+    e = [p.detach() - theta_t[p] for p in model.parameters()]
     loss_fn(model(x), y).backward()
     g_hat = [p.grad.clone() for p in model.parameters()]
     closure = lambda: loss_fn(model(x), y)
     opt.unperturb(loss_closure=closure)
-    return [opt._kept[p].clone() for p in model.parameters()], g, g_hat, e
+    b = opt.buffers("tangent")
+    return [b[p].clone() for p in model.parameters()], g, g_hat, e
 
 
 def test_diag_and_finite_difference_follow_their_formulas():
@@ -229,9 +231,9 @@ def test_adam_descent_hypergradient_equals_a_finite_difference_through_adamw(obj
         opt = LETSOptimizer(model.parameters(), torch.optim.AdamW, lr=0.01, weight_decay=0.1,
                             radius=LETSRadius(rho=rho, lr=1e-12, hvp="exact", objective=objective, descent=descent))
         for seed in (3, 4, 5):
-            lets_step(model, opt, tiny_batches(seed), tiny_batches(seed + 10), closure_for_exact=True)
+            lets_step(model, opt, tiny_batches(seed), tiny_batches(seed + 10))
         before, state = copy.deepcopy(model), copy.deepcopy(opt.base_optimizer.state_dict())
-        results[descent] = lets_step(model, opt, tiny_batches(1), tiny_batches(2), closure_for_exact=True)
+        results[descent] = lets_step(model, opt, tiny_batches(1), tiny_batches(2))
     up, down = (adamw_sam_objective(before, state, rho * (1 + s * delta), tiny_batches(1), tiny_batches(2),
                                     objective) for s in (1, -1))
     expected = (up - down) / (2 * delta * rho)

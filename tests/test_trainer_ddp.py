@@ -48,6 +48,21 @@ def test_a_nonfinite_ascent_gradient_on_one_rank_skips_the_ascent_on_every_rank(
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0, equal_nan=True)
 
 
+def test_step_with_a_closure_under_ddp_is_the_loop_in_parts(tmp_path):
+    """``LETSOptimizer.step(closure, model=ddp)``: its no_sync passes are the hand-written loop's, bit for bit, and
+    the ranks (on different rows) end with one rho and the same weights."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    command = LAUNCHERS["torchrun"] + [str(free_port()), WORKER, str(tmp_path), "plain"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ends = [torch.load(tmp_path / f"plain-{rank}.pt") for rank in (0, 1)]
+    for rank in ends:
+        assert torch.equal(rank["closure"]["weights"], rank["parts"]["weights"])
+        assert rank["closure"]["rho"] == rank["parts"]["rho"] != pytest.approx(0.1, rel=1e-3)
+    assert torch.equal(ends[0]["closure"]["weights"], ends[1]["closure"]["weights"])
+    assert ends[0]["closure"]["rho"] == ends[1]["closure"]["rho"]
+
+
 def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
     """With average_tokens_across_devices=False (the scripts' setting), a model that ignores num_items_in_batch is
     not scaled by the world size (Trainer's default doubles it on 2 processes)."""

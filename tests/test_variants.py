@@ -8,6 +8,7 @@ import torch
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.arguments import SAM_FAMILY
 from lets_hf.foreach import dot
+from lets_hf.optimizer import Phase
 from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS,
                                   get_perturbation, sharpness_sensitive_subset, variant_options)
 
@@ -87,10 +88,7 @@ def test_esam_follows_the_authors_update_for_ten_steps(form):
     draws = []
     for step in range(10):
         x, y = tiny_batches(20 + step)
-        loss_fn(model(x), y).backward()
-        opt.first_step(zero_grad=True)
-        loss_fn(model(x), y).backward()
-        opt.second_step(zero_grad=True)
+        opt.step(lambda: loss_fn(model(x), y))
         draws.append(sum(rule.selected))
         authors_esam_step(reference, base, x, y, rule.selected, rho=0.1, beta=0.5, form=form)
     assert any(0 < n < 4 for n in draws)  # some steps perturb a proper subset
@@ -151,11 +149,7 @@ def test_looksam_per_tensor_equals_pytorch_optimizer(split):
     theirs = ReferenceLookSAM(reference.parameters(), torch.optim.SGD, rho=0.5, k=3, alpha=0.7, **sgd)
 
     def our_step(net, x, y):
-        loss_fn(net(x), y).backward()
-        ours.first_step(zero_grad=True)
-        if ours.is_perturbed:
-            loss_fn(net(x), y).backward()
-        ours.second_step(zero_grad=True)
+        ours.step(lambda: loss_fn(net(x), y))
 
     def their_step(net, x, y):
         def closure():
@@ -190,19 +184,16 @@ def _count_loop(rule_name, steps=10, learned=False):
     rule = get_perturbation(rule_name, **({"total_steps": steps} if rule_name.startswith("ae_") else {}))
     opt = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, perturbation=rule, radius=radius)
     passes = 0
+
+    def closure():  # counts the ascent and perturbed passes, not the hyper step's
+        nonlocal passes
+        passes += opt.phase is not Phase.HYPER_DUE
+        return loss_fn(model(x), y)
+
     for step in range(steps):
         x, y = tiny_batches(step)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        passes += 1
-        opt.first_step(zero_grad=True)
-        if opt.is_perturbed:
-            loss_fn(model(x), y).backward()
-            passes += 1
-        opt.second_step(zero_grad=True)
-        if opt.hyper_step_due:
-            xv, yv = tiny_batches(100 + step)
-            opt.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
+        xv, yv = tiny_batches(100 + step)
+        opt.step(closure, lambda: loss_fn(model(xv), yv))
     return opt, passes
 
 

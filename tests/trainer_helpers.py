@@ -5,7 +5,6 @@ from transformers.data.data_collator import default_data_collator
 
 from lets_hf import LETSOptimizer
 from lets_hf.arguments import LETSArguments
-from lets_hf.batchnorm import frozen_batchnorm_stats
 from lets_hf.trainer import LETSTrainer
 from lets_hf.validation import ValidationBatches
 
@@ -39,17 +38,8 @@ def reference_loop(model, data, args: LETSArguments, steps: int):
     bs = args.per_device_train_batch_size * args.gradient_accumulation_steps
     for step in range(steps):
         batch = default_data_collator(data[step * bs:(step + 1) * bs])
-        loss(batch).backward()
-        optimizer.first_step(zero_grad=True)
-        with frozen_batchnorm_stats(model):
-            loss(batch).backward()
-        optimizer.unperturb()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad()
-        if optimizer.radius.learns:
-            with frozen_batchnorm_stats(model):
-                optimizer.hyper_step(loss(validation.batch(step)), loss(batch))
+        optimizer.step(lambda: loss(batch), lambda: loss(validation.batch(step)), model=model,
+                       max_grad_norm=args.max_grad_norm or None)  # as Trainer: clip g_hat where max_grad_norm > 0
     return optimizer
 
 

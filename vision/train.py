@@ -11,17 +11,18 @@ validation batch ``V`` drawn from the training set:
 1. ``L(B; theta_t)`` forward and backward under ``no_sync`` (each process perturbs with its own
    gradient, as in SAM); ``first_step`` moves to ``theta_t + rho_t d``.
 2. ``L(B; theta_t + rho_t d)`` forward and backward (gradients averaged over processes), with
-   BatchNorm statistics frozen; ``second_step`` restores ``theta_t`` and takes the base step.
+   BatchNorm statistics frozen; ``theta_t`` is restored and the base step taken.
    ESAM with ``--esam_gamma`` < 1 runs this pass on the examples its data selection keeps only.
-3. At ``theta_{t+1}``: ``L(V)`` and ``L(B)`` under ``no_sync`` with BatchNorm frozen;
-   ``hyper_step`` updates ``rho`` (the hypergradient is averaged over processes).
+3. At ``theta_{t+1}``: ``L(V)`` and ``L(B)`` under ``no_sync`` with BatchNorm frozen; ``rho`` is
+   updated (the hypergradient is averaged over processes).
+
+:class:`Stepper` runs all three with one ``LETSOptimizer.step(closure, val_closure, model=model)``.
 
 Only the clean first pass moves BatchNorm's running statistics. SAM and ASAM are steps 1 and 2
 with a fixed radius; ERM is one pass with the base optimizer. See ``vision/README.md``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -40,7 +41,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from lets_hf import LETSOptimizer, frozen_batchnorm_stats
+from lets_hf import LearnedRadius, LETSOptimizer
 from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
 from vision.checkpoints import (RunLog, RunState, checkpoint_dir, latest_checkpoint, load_run_state, prune_checkpoints,
@@ -109,7 +110,7 @@ class Stepper:
                  val_stream: Optional[ValidationStream]):
         self.model, self.optimizer, self.accelerator, self.val_stream = model, optimizer, accelerator, val_stream
         self.sharpness_aware = isinstance(optimizer, LETSOptimizer)
-        self.learns = self.sharpness_aware and optimizer.radius.learns
+        self.learns = self.sharpness_aware and isinstance(optimizer.radius, LearnedRadius)
 
     def example_losses(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
         logits = self.model(images)
@@ -138,35 +139,26 @@ class Stepper:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             return loss.detach(), logits.detach()
-        planned = self.optimizer.sam_step_planned  # else a variant's ERM step: one pass, synced as usual
-        with self.accelerator.no_sync(self.model) if planned else contextlib.nullcontext():
-            losses, logits = self.example_losses(images, labels)
-            loss = losses.mean()
-            self.accelerator.backward(loss)
-        self.optimizer.first_step(zero_grad=True, train_loss=loss.detach())
-        with frozen_batchnorm_stats(self.model):
-            kept_images, kept_labels = images, labels
+        clean: Dict[str, Any] = {}
+
+        def closure() -> Tensor:
+            """The batch's loss for each pass of ``LETSOptimizer.step``: the clean pass keeps its per-example
+            losses and logits; the perturbed pass runs on ESAM's kept examples; the hyper pass on the batch."""
             if self.optimizer.is_perturbed:
-                kept_images, kept_labels = self.descent_batch(images, labels, losses.detach())
-                self.accelerator.backward(self.loss(kept_images, kept_labels)[0])
-            closure = (lambda: self.loss(kept_images, kept_labels)[0]) if self._exact_hvp else None
-            self.optimizer.second_step(zero_grad=True, loss_closure=closure)
-        if self.optimizer.hyper_step_due:
-            self._hyper_step(images, labels)
-        return loss.detach(), logits.detach()
+                if "kept" not in clean:
+                    clean["kept"] = self.descent_batch(images, labels, clean["losses"])
+                return self.loss(*clean["kept"])[0]
+            if clean:
+                return self.loss(images, labels)[0]
+            losses, logits = self.example_losses(images, labels)
+            clean.update(losses=losses.detach(), logits=logits.detach())
+            return losses.mean()
 
-    @property
-    def _exact_hvp(self) -> bool:
-        return self.learns and self.optimizer.radius.hvp.name == "exact"
+        loss = self.optimizer.step(closure, self._val_loss if self.learns else None, model=self.model)
+        return loss, clean["logits"]
 
-    def _hyper_step(self, images: Tensor, labels: Tensor) -> None:
-        val_images, val_labels = next(self.val_stream)
-        radius = self.optimizer.radius
-        same_batch_term = radius.objective.needs_train_loss and not radius.train_term_from_next_step
-        with frozen_batchnorm_stats(self.model), self.accelerator.no_sync(self.model):
-            val_loss = self.loss(val_images, val_labels)[0]
-            train_loss = self.loss(images, labels)[0] if same_batch_term else None
-            self.optimizer.hyper_step(val_loss, train_loss)
+    def _val_loss(self) -> Tensor:
+        return self.loss(*next(self.val_stream))[0]
 
 
 # -- epochs ------------------------------------------------------------------------------------

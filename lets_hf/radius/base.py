@@ -15,13 +15,18 @@ probing its neighbourhood, so a larger value is a mistake (``1e30`` for ``1e-3``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from ..checks import positive
 from ..options import Option
+
+if TYPE_CHECKING:
+    from .descent import DescentJacobian
+    from .hvp import HessianVectorProduct
+    from .objectives import UpperObjective
 
 RHO_LIMIT = 100.0
 # The options every controller with a radius shares (declared once, here).
@@ -51,7 +56,8 @@ def state_dtype(device: torch.device) -> torch.dtype:
 
 
 class RadiusController(ABC):
-    """Supplies ``rho`` to the optimizer wrapper; ``learns`` says whether a hyper step updates it.
+    """Supplies ``rho`` to the optimizer wrapper; ``learns`` says whether a hyper step updates it (True exactly for
+    a :class:`LearnedRadius`, the interface the optimizer drives a learned controller through).
 
     ``name`` is the controller's name (``--rho_schedule`` for those that do not learn), ``paper`` where it comes
     from, ``options`` its command-line options (:class:`~lets_hf.options.Option`; defaults: the constructor's).
@@ -81,3 +87,60 @@ class RadiusController(ABC):
     @abstractmethod
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         ...
+
+
+class LearnedRadius(RadiusController):
+    """The contract between :class:`~lets_hf.optimizer.LETSOptimizer` and a radius learned by a hyper step.
+
+    The optimizer reads only these members (:class:`~lets_hf.radius.LETSRadius` is one implementation):
+
+    - ``hvp`` (a :class:`~lets_hf.radius.hvp.HessianVectorProduct`): how ``b = H d`` is formed, and
+      which buffer it needs from the ascent (``hvp.keeps``);
+    - ``descent`` (a :class:`~lets_hf.radius.descent.DescentJacobian`): ``J`` of the base step, ``b -> J b``;
+    - ``objective`` (a :class:`~lets_hf.radius.objectives.UpperObjective`): the upper objective, its
+      differentiation (``objective.backward``) and the factor of ``<a, b>``;
+    - :attr:`train_term_from_next_step`, :attr:`hyper_train_pass`, :meth:`hyper_step_due`: which
+      passes the hyper step needs and when it is due;
+    - :meth:`update`: the hypergradient ``h = d objective / d rho`` (a 0-dim tensor, averaged over
+      ranks, possibly not finite) changes ``rho``;
+    - :meth:`stuck_warning`: read by the Trainer before training.
+    """
+
+    learns = True
+    hvp: "HessianVectorProduct"
+    descent: "DescentJacobian"
+    objective: "UpperObjective"
+
+    @property
+    def train_term_from_next_step(self) -> bool:
+        """Whether the training term of the hypergradient comes from the next step's ascent pass."""
+        return False
+
+    @property
+    def hyper_train_pass(self) -> bool:
+        """Whether the hyper step runs a training pass of its own at ``theta_{t+1}``: the objective has a
+        training term and it does not come from the next step's ascent pass."""
+        return self.objective.needs_train_loss and not self.train_term_from_next_step
+
+    def hyper_step_due(self, step_number: int) -> bool:
+        """Whether optimizer step number ``step_number`` (1-based) gets a hyper step (default: every step)."""
+        return True
+
+    @abstractmethod
+    def update(self, hypergradient: Tensor) -> None:
+        """Change ``rho`` from ``h = d objective / d rho`` (on the parameters' device; skip a non-finite one)."""
+
+    def stuck_warning(self, total_steps: int) -> Optional[str]:
+        """A message when ``rho`` cannot move over a run of ``total_steps`` steps (default: None)."""
+        return None
+
+
+LEARNED_MEMBERS = ("hvp", "descent", "objective")
+
+
+def check_learned_radius(radius: LearnedRadius) -> None:
+    """A ValueError naming the members of :class:`LearnedRadius` that ``radius`` does not set."""
+    missing = [name for name in LEARNED_MEMBERS if getattr(radius, name, None) is None]
+    if missing:
+        raise ValueError(f"radius {type(radius).__name__} is a LearnedRadius but does not set {missing} "
+                         f"(see lets_hf.radius.base.LearnedRadius)")

@@ -14,7 +14,6 @@ class FixedRadius(RadiusController):
 
     name, paper = "constant", "Foret et al., ICLR 2021"
     options = (RHO,)
-    learns = False
 
     def __init__(self, rho: float = 0.05):
         self._rho = check_radius("rho", rho)

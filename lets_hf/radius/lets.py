@@ -41,7 +41,7 @@ from torch import Tensor
 
 from ..checks import choice, integer, non_negative, number, positive
 from ..options import Option
-from .base import RHO, RHO_MIN, RadiusController, check_radius, check_state_keys, state_dtype
+from .base import RHO, RHO_MIN, LearnedRadius, check_radius, check_state_keys, state_dtype
 from .descent import DESCENT_FORMS, get_descent
 from .hvp import HVP_MODES, get_hvp
 from .objectives import OBJECTIVES, get_objective
@@ -61,7 +61,7 @@ def _state_scalar(key: str, value: Any) -> float:
     return number(f"LETSRadius state {key!r}", value)
 
 
-class LETSRadius(RadiusController):
+class LETSRadius(LearnedRadius):
     """A radius learned by Adam on ``log rho`` from the LETS hypergradient."""
 
     name, paper = "lets", "Wang et al., ECCV 2024"
@@ -79,7 +79,6 @@ class LETSRadius(RadiusController):
                                        "step's ascent pass (next: one pass less)", arg="train_term",
                choices=TRAIN_TERMS, paper="next: ours"),
     )
-    learns = True
 
     def __init__(self, rho: float = 0.05, lr: float = 1e-4, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 0.0, lr_decay: float = 1.0, rho_min: float = 1e-4, rho_max: float = 5.0,

@@ -12,12 +12,13 @@ gap    ``l_v - l_r``                  ``-eta_t <grad(l_v - l_r), b>``
 val    ``l_v``                        ``-eta_t <grad l_v, b>``
 ====== ============================== ==========================================
 
-``differentiated`` is the scalar whose gradient is ``a``; ``factor`` multiplies ``<a, b>``.
+``backward`` accumulates ``a``, the gradient of ``l_v - l_r`` (``l_v`` for ``val``), into ``.grad``;
+``factor`` multiplies ``<a, b>``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from torch import Tensor
 
@@ -30,13 +31,25 @@ class UpperObjective:
     needs_train_loss: bool
     squares_gap: bool
 
-    def differentiated(self, val_loss: Tensor, train_loss: Optional[Tensor]) -> Tensor:
-        """``l_v - l_r``, or ``l_v`` for ``val``."""
+    def backward(self, val_loss: Tensor, train_losses: Iterable[Tensor] = (),
+                 scale: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Accumulate ``a = grad(l_v - l_r)`` (``grad l_v`` for ``val``) into ``.grad``, one term at a time.
+
+        ``l_r`` is the sum of ``train_losses`` (the parts of the training batch, e.g. its
+        micro-batches): each part is backpropagated as ``-l`` before the next is drawn, so a
+        generator keeps one graph alive at a time; none at all where the training term comes from
+        elsewhere (``train_term="next"``), and they are not drawn for ``val``. ``scale`` (a loss
+        scale) multiplies every term. Returns ``l_r`` detached, or None when no part was drawn.
+        """
+        scaled = (lambda loss: loss) if scale is None else (lambda loss: loss * scale.to(loss.dtype))
+        scaled(val_loss).backward()
         if not self.needs_train_loss:
-            return val_loss
-        if train_loss is None:
-            raise ValueError(f"lets_objective={self.name!r} needs the training loss at theta_{{t+1}}")
-        return val_loss - train_loss
+            return None
+        total = None
+        for loss in train_losses:
+            scaled(-loss).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        return total
 
     def factor(self, gap: Tensor) -> Tensor:
         """What multiplies ``-eta <a, b>``: the gap for ``gap2``, else 1."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lets_hf import LETSOptimizer
+from lets_hf import LETSOptimizer, frozen_batchnorm_stats
 from lets_hf.perturbation import ESAM
 from vision import train
 from vision.config import parse_config
@@ -39,7 +39,7 @@ def authors_sds_step(model, base, images, labels, kept_only):
     e = [RHO * gi / norm for gi in g]
     with torch.no_grad():
         torch._foreach_add_(params, e)
-    with train.frozen_batchnorm_stats(model):  # the library's convention: only the clean pass moves the statistics
+    with frozen_batchnorm_stats(model):  # the library's convention: only the clean pass moves the statistics
         with torch.no_grad():
             rise = F.cross_entropy(model(images), labels, reduction="none") - clean.detach()
         kept = torch.topk(rise, math.ceil(GAMMA * len(labels))).indices
