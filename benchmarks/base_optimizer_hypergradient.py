@@ -22,27 +22,31 @@ Workloads: ``digits``, a tanh MLP on scikit-learn's digits (float64, batches of 
 ``minilm-mrpc``, the MiniLM of the evidence protocol on real MRPC (``minilm_mrpc.py``; float32,
 batch 32, AdamW at the protocol's lr 1e-4, eps 1e-6 and weight decay 0.01, delta 1e-2).
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
 import statistics
-from typing import Callable, Dict, List, NamedTuple, Tuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
 from lets_hf.radius.descent import AdamJacobian
 
-DIGITS_BASES = {"sgd": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9),
-                "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)}
+DIGITS_BASES = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01),
+}
 
 
 class Workload(NamedTuple):
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     loss: Callable[[object], torch.Tensor]  # a batch's mean loss at the model's current weights
-    train: List[object]
-    val: List[object]
+    train: list[object]
+    val: list[object]
     relative_step: float  # delta of the finite difference in rho
 
 
@@ -55,8 +59,9 @@ def digits_workload(base: str, steps: int) -> Workload:
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 10)).double()
     batches = [[torch.randperm(len(x))[:64] for _ in range(2)] for _ in range(steps)]  # (train, val) per step
     loss = lambda idx: torch.nn.functional.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
-    return Workload(model, DIGITS_BASES[base](model.parameters()), loss, [t for t, _ in batches],
-                    [v for _, v in batches], 1e-4)
+    return Workload(
+        model, DIGITS_BASES[base](model.parameters()), loss, [t for t, _ in batches], [v for _, v in batches], 1e-4
+    )
 
 
 def minilm_mrpc_workload(base: str, steps: int) -> Workload:
@@ -118,14 +123,16 @@ def dot(xs, ys) -> float:
     return float(sum((x * y).sum() for x, y in zip(xs, ys)))
 
 
-def measure(w: Workload, steps: int, rho: float = 0.05) -> Tuple[Dict[str, int], Dict[str, float]]:
+def measure(w: Workload, steps: int, rho: float = 0.05) -> tuple[dict[str, int], dict[str, float]]:
     """Per formula, the number of steps whose hypergradient sign equals the finite difference's, and the
     median over steps of its size relative to the finite difference's."""
     is_adam = isinstance(w.optimizer, torch.optim.Adam)  # AdamW subclasses Adam
-    counts = {"SGD-step formula (LETS)": 0, **({"Adam, preconditioner term only": 0,
-                                                 "Adam, full step derivative": 0} if is_adam else {}),
-              "(one-sided differences agree)": 0}
-    sizes: Dict[str, List[float]] = {}
+    counts = {
+        "SGD-step formula (LETS)": 0,
+        **({"Adam, preconditioner term only": 0, "Adam, full step derivative": 0} if is_adam else {}),
+        "(one-sided differences agree)": 0,
+    }
+    sizes: dict[str, list[float]] = {}
     params = list(w.model.parameters())
     delta = w.relative_step
     for t in range(steps):
@@ -136,8 +143,9 @@ def measure(w: Workload, steps: int, rho: float = 0.05) -> Tuple[Dict[str, int],
         lr = w.optimizer.param_groups[0]["lr"]  # one group in both workloads
         forms = {"SGD-step formula (LETS)": [-lr * bi for bi in b]}  # d theta_{t+1} / d rho
         if is_adam:  # while .grad still holds g_hat
-            forms["Adam, preconditioner term only"], forms["Adam, full step derivative"] = \
-                adam_step_derivative(w.optimizer, params, b)
+            forms["Adam, preconditioner term only"], forms["Adam, full step derivative"] = adam_step_derivative(
+                w.optimizer, params, b
+            )
         w.model.zero_grad()
         at_rho = w.loss(val)
         at_rho.backward()
@@ -148,15 +156,20 @@ def measure(w: Workload, steps: int, rho: float = 0.05) -> Tuple[Dict[str, int],
             counts[name] += int((value > 0) == (finite_difference > 0))
             sizes.setdefault(name, []).append(abs(value / finite_difference))
         counts["(one-sided differences agree)"] += int((up > at_rho) == (at_rho > down))
-        print(f"  step {t + 1}/{steps}: finite difference {finite_difference:+.3e}, "
-              + ", ".join(f"{name} {value:+.3e}" for name, value in values.items()), flush=True)
+        print(
+            f"  step {t + 1}/{steps}: finite difference {finite_difference:+.3e}, "
+            + ", ".join(f"{name} {value:+.3e}" for name, value in values.items()),
+            flush=True,
+        )
     return counts, {name: statistics.median(values) for name, values in sizes.items()}
 
 
 def main(workload: str, base: str, steps: int) -> None:
     counts, sizes = measure(WORKLOADS[workload](base, steps), steps)
-    print(f"{workload}, {base}, {steps} steps: sign agreement with the finite difference through the real step "
-          "(median size relative to it)")
+    print(
+        f"{workload}, {base}, {steps} steps: sign agreement with the finite difference through the real step "
+        "(median size relative to it)"
+    )
     for name, agree in counts.items():
         size = f" ({sizes[name]:.3g}x)" if name in sizes else ""
         print(f"  {name:32s} {agree:4d} / {steps} ({agree / steps:.1%}){size}")

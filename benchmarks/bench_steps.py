@@ -17,27 +17,45 @@ Trainer's: after the descent step, the validation pass's backward, then the trai
 (``-loss``) backward into the same gradients, then ``apply_hypergradient`` (one graph alive at a
 time). ``--profile`` names its parts by the optimizer's profiler ranges (``LETSOptimizer.*``).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import torch
 from torch.profiler import record_function
 
-from benchmarks.timing import (LoadRecord, clock, interleaved, machine_line, ordering_warnings, paired_ratio,
-                               quartiles, read_load)
+from benchmarks.timing import (
+    LoadRecord,
+    clock,
+    interleaved,
+    machine_line,
+    ordering_warnings,
+    paired_ratio,
+    quartiles,
+    read_load,
+)
 from lets_hf import LETSOptimizer, LETSRadius
 
-Batch = Dict[str, torch.Tensor]
+Batch = dict[str, torch.Tensor]
 PHASES = ["ascent pass", "first_step", "descent pass", "second_step", "base step"] + [  # ERM and the reference
-    f"LETSOptimizer.{part}" for part in ("ascent_pass", "first_step", "perturbed_pass", "unperturb", "base_step",
-                                         "hyper_passes", "apply_hypergradient")]  # LETSOptimizer.step's ranges
+    f"LETSOptimizer.{part}"
+    for part in (
+        "ascent_pass",
+        "first_step",
+        "perturbed_pass",
+        "unperturb",
+        "base_step",
+        "hyper_passes",
+        "apply_hypergradient",
+    )
+]  # LETSOptimizer.step's ranges
 
 
 @dataclass(frozen=True)
@@ -45,9 +63,9 @@ class Method:
     """How one method builds its optimizer; ``radius`` is None for ERM. ``lets`` holds LETSRadius's options."""
 
     name: str
-    perturbation: Optional[str] = None
+    perturbation: str | None = None
     rho: float = 0.05
-    lets: Optional[dict] = None
+    lets: dict | None = None
     reference_sam: bool = False
 
     @property
@@ -90,14 +108,16 @@ MAIN = [
 INTERVALS = (1, 2, 5, 10, 20)
 INTERVAL = [Method("ERM"), Method("SAM", "sam")] + [
     Method(f"LETS-SAM ({name}, interval {k})", "sam", lets={**options, "interval": k})
-    for name, options in (("paper", {}), ("next", {"train_term": "next"}), ("robust", ROBUST)) for k in INTERVALS]
+    for name, options in (("paper", {}), ("next", {"train_term": "next"}), ("robust", ROBUST))
+    for k in INTERVALS
+]
 METHOD_SETS = {"main": MAIN, "interval": INTERVAL}
 
 
 class Runner:
     """One method's model, optimizer and step function; ``step(i)`` takes the i-th batch of a cycle."""
 
-    def __init__(self, method: Method, workload: "Workload"):
+    def __init__(self, method: Method, workload: Workload):
         self.method, self.workload = method, workload
         self.model = workload.make_model()
         self.loss_fn = workload.loss
@@ -110,8 +130,9 @@ class Runner:
         elif method.perturbation is None:
             self.optimizer = base(params, **base_kwargs)
         else:
-            self.optimizer = LETSOptimizer(params, base, perturbation=method.perturbation, radius=method.radius(),
-                                           **base_kwargs)
+            self.optimizer = LETSOptimizer(
+                params, base, perturbation=method.perturbation, radius=method.radius(), **base_kwargs
+            )
 
     def steps(self, count: int) -> None:
         for _ in range(count):
@@ -156,20 +177,27 @@ class Workload:
 
     make_model: Callable[[], torch.nn.Module]
     loss: Callable[[torch.nn.Module, Batch], torch.Tensor]
-    batches: List[Batch]
-    val_batches: List[Batch]
+    batches: list[Batch]
+    val_batches: list[Batch]
     base: type
     base_kwargs: dict
 
 
-def deberta_config(hidden: int = 128, layers: int = 2, vocab: int = 1000, heads: Optional[int] = None):
+def deberta_config(hidden: int = 128, layers: int = 2, vocab: int = 1000, heads: int | None = None):
     """A DeBERTa-v2 classification config (no dropout, so that every method sees the same function)."""
     from transformers import DebertaV2Config
 
-    return DebertaV2Config(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-                           num_attention_heads=heads or max(hidden // 32, 1), intermediate_size=4 * hidden,
-                           max_position_embeddings=512, num_labels=2, hidden_dropout_prob=0.0,
-                           attention_probs_dropout_prob=0.0)
+    return DebertaV2Config(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads or max(hidden // 32, 1),
+        intermediate_size=4 * hidden,
+        max_position_embeddings=512,
+        num_labels=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
 
 
 def deberta_workload(device, config=None, batch_size: int = 16, length: int = 64, cycle: int = 10) -> Workload:
@@ -184,12 +212,20 @@ def deberta_workload(device, config=None, batch_size: int = 16, length: int = 64
 
     def batch(seed):
         g = torch.Generator().manual_seed(seed)
-        return {"input_ids": torch.randint(0, config.vocab_size, (batch_size, length), generator=g).to(device),
-                "attention_mask": torch.ones(batch_size, length, dtype=torch.long).to(device),
-                "labels": torch.randint(0, 2, (batch_size,), generator=g).to(device)}
+        return {
+            "input_ids": torch.randint(0, config.vocab_size, (batch_size, length), generator=g).to(device),
+            "attention_mask": torch.ones(batch_size, length, dtype=torch.long).to(device),
+            "labels": torch.randint(0, 2, (batch_size,), generator=g).to(device),
+        }
 
-    return Workload(make_model, lambda model, b: model(**b).loss, [batch(i) for i in range(cycle)],
-                    [batch(1000 + i) for i in range(cycle)], torch.optim.AdamW, {"lr": 2e-5})
+    return Workload(
+        make_model,
+        lambda model, b: model(**b).loss,
+        [batch(i) for i in range(cycle)],
+        [batch(1000 + i) for i in range(cycle)],
+        torch.optim.AdamW,
+        {"lr": 2e-5},
+    )
 
 
 def resnet_workload(device, arch: str = "resnet32", batch_size: int = 32, cycle: int = 10) -> Workload:
@@ -202,17 +238,29 @@ def resnet_workload(device, arch: str = "resnet32", batch_size: int = 32, cycle:
 
     def batch(seed):
         g = torch.Generator().manual_seed(seed)
-        return {"x": torch.randn(batch_size, 3, 32, 32, generator=g).to(device),
-                "y": torch.randint(0, 10, (batch_size,), generator=g).to(device)}
+        return {
+            "x": torch.randn(batch_size, 3, 32, 32, generator=g).to(device),
+            "y": torch.randint(0, 10, (batch_size,), generator=g).to(device),
+        }
 
     loss = lambda model, b: torch.nn.functional.cross_entropy(model(b["x"]), b["y"])
-    return Workload(make_model, loss, [batch(i) for i in range(cycle)], [batch(1000 + i) for i in range(cycle)],
-                    torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4})
+    return Workload(
+        make_model,
+        loss,
+        [batch(i) for i in range(cycle)],
+        [batch(1000 + i) for i in range(cycle)],
+        torch.optim.SGD,
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+    )
 
 
-WORKLOADS = {"deberta": deberta_workload, "resnet": resnet_workload,
-             "tiny": lambda device: deberta_workload(device, deberta_config(hidden=32, layers=1, vocab=100),
-                                                     batch_size=4, length=16, cycle=4)}
+WORKLOADS = {
+    "deberta": deberta_workload,
+    "resnet": resnet_workload,
+    "tiny": lambda device: deberta_workload(
+        device, deberta_config(hidden=32, layers=1, vocab=100), batch_size=4, length=16, cycle=4
+    ),
+}
 
 
 def block_steps(method: Method, steps: int) -> int:
@@ -220,8 +268,9 @@ def block_steps(method: Method, steps: int) -> int:
     return method.interval * math.ceil(steps / method.interval)
 
 
-def measure(workload: Workload, methods: List[Method], device, rounds: int, steps: int,
-            clock_kind: str = "cpu") -> dict:
+def measure(
+    workload: Workload, methods: list[Method], device, rounds: int, steps: int, clock_kind: str = "cpu"
+) -> dict:
     """Times (seconds per step, one per round) of every method, interleaved, with the load meanwhile."""
     runners = {m.name: Runner(m, workload) for m in methods}
     counts = {m.name: block_steps(m, steps) for m in methods}
@@ -230,21 +279,30 @@ def measure(workload: Workload, methods: List[Method], device, rounds: int, step
     times = interleaved(blocks, rounds, clock(device, clock_kind), load=load)
     load.end = read_load()[0]
     param_bytes = sum(p.numel() * p.element_size() for p in next(iter(runners.values())).model.parameters())
-    return {"times": {name: [t / counts[name] for t in ts] for name, ts in times.items()},
-            "passes": {m.name: m.passes for m in methods}, "families": {m.name: m.family for m in methods},
-            "steps_per_block": counts,
-            "held_bytes": {name: r.held_bytes() for name, r in runners.items()}, "param_bytes": param_bytes,
-            "load": load}
+    return {
+        "times": {name: [t / counts[name] for t in ts] for name, ts in times.items()},
+        "passes": {m.name: m.passes for m in methods},
+        "families": {m.name: m.family for m in methods},
+        "steps_per_block": counts,
+        "held_bytes": {name: r.held_bytes() for name, r in runners.items()},
+        "param_bytes": param_bytes,
+        "load": load,
+    }
 
 
-def summary(result: dict) -> List[dict]:
+def summary(result: dict) -> list[dict]:
     """Per method: median ms/step with its IQR, and its ratios to ERM and SAM with bootstrap 95% intervals."""
     times = result["times"]
     rows = []
     for name, ts in times.items():
         q1, median, q3 = quartiles(ts)
-        row = {"method": name, "passes": result["passes"][name], "ms": 1000 * median, "ms_iqr": [1000 * q1, 1000 * q3],
-               "held_over_params": result["held_bytes"][name] / result["param_bytes"]}
+        row = {
+            "method": name,
+            "passes": result["passes"][name],
+            "ms": 1000 * median,
+            "ms_iqr": [1000 * q1, 1000 * q3],
+            "held_over_params": result["held_bytes"][name] / result["param_bytes"],
+        }
         for reference in ("ERM", "SAM"):
             if reference in times:
                 row[f"over_{reference}"] = paired_ratio(ts, times[reference])
@@ -255,15 +313,19 @@ def summary(result: dict) -> List[dict]:
 def markdown(result: dict, title: str) -> str:
     rows = summary(result)
     held_sam = next((r["held_over_params"] for r in rows if r["method"] == "SAM"), 0.0)
-    ratio = lambda r, ref: ("" if f"over_{ref}" not in r else
-                            "{:.3f} [{:.3f}, {:.3f}]".format(*r[f"over_{ref}"]))
-    lines = [f"**{title}**", "",
-             "| method | passes | ms / step [IQR] | / ERM [95% CI] | / SAM [95% CI] | held vs SAM / param bytes |",
-             "|---|---|---|---|---|---|"]
+    ratio = lambda r, ref: "" if f"over_{ref}" not in r else "{:.3f} [{:.3f}, {:.3f}]".format(*r[f"over_{ref}"])
+    lines = [
+        f"**{title}**",
+        "",
+        "| method | passes | ms / step [IQR] | / ERM [95% CI] | / SAM [95% CI] | held vs SAM / param bytes |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         q1, q3 = r["ms_iqr"]
-        lines.append(f"| {r['method']} | {r['passes']:g} | {r['ms']:.1f} [{q1:.1f}, {q3:.1f}] | "
-                     f"{ratio(r, 'ERM')} | {ratio(r, 'SAM')} | {r['held_over_params'] - held_sam:+.2f} |")
+        lines.append(
+            f"| {r['method']} | {r['passes']:g} | {r['ms']:.1f} [{q1:.1f}, {q3:.1f}] | "
+            f"{ratio(r, 'ERM')} | {ratio(r, 'SAM')} | {r['held_over_params'] - held_sam:+.2f} |"
+        )
     rounds = len(next(iter(result["times"].values())))
     lines += ["", f"{rounds} rounds; {result['load'].describe()}"]
     lines += ordering_warnings(result["times"], result["passes"], result["families"])
@@ -306,17 +368,29 @@ def trainer_overhead(workload: Workload, device, steps: int, rounds: int = 3, cl
         def _get_train_sampler(self, *args, **kwargs):
             return SequentialSampler(self.train_dataset)
 
-    def trainer_steps() -> List[float]:
+    def trainer_steps() -> list[float]:
         with tempfile.TemporaryDirectory() as out:
-            args = LETSArguments(output_dir=out, optim="lets_sam", lets_base_optim="adamw_torch", learning_rate=2e-5,
-                                 rho=0.05, per_device_train_batch_size=batch_size, max_steps=steps, max_grad_norm=0.0,
-                                 lr_scheduler_type="constant", logging_steps=10 ** 6, save_strategy="no",
-                                 report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu")
+            args = LETSArguments(
+                output_dir=out,
+                optim="lets_sam",
+                lets_base_optim="adamw_torch",
+                learning_rate=2e-5,
+                rho=0.05,
+                per_device_train_batch_size=batch_size,
+                max_steps=steps,
+                max_grad_norm=0.0,
+                lr_scheduler_type="constant",
+                logging_steps=10**6,
+                save_strategy="no",
+                report_to=[],
+                disable_tqdm=True,
+                use_cpu=device.type == "cpu",
+            )
             timer = _StepTimer(now)
             Sequential(model=workload.make_model(), args=args, train_dataset=examples, callbacks=[timer]).train()
         return timer.durations[1:]
 
-    def loop_steps() -> List[float]:
+    def loop_steps() -> list[float]:
         runner, durations = Runner(MAIN[2], workload), []
         for _ in range(steps):
             start = now()
@@ -329,8 +403,10 @@ def trainer_overhead(workload: Workload, device, steps: int, rounds: int = 3, cl
         trainer += trainer_steps()
         loop += loop_steps()
     trainer_ms, loop_ms = 1000 * statistics.median(trainer), 1000 * statistics.median(loop)
-    return (f"LETSTrainer step {trainer_ms:.1f} ms, hand-written loop {loop_ms:.1f} ms: ratio "
-            f"{trainer_ms / loop_ms:.2f} (LETS-SAM, {rounds} alternating rounds of {steps} steps)")
+    return (
+        f"LETSTrainer step {trainer_ms:.1f} ms, hand-written loop {loop_ms:.1f} ms: ratio "
+        f"{trainer_ms / loop_ms:.2f} (LETS-SAM, {rounds} alternating rounds of {steps} steps)"
+    )
 
 
 def profile(workload: Workload, device, method: Method, steps: int) -> str:
@@ -352,15 +428,21 @@ def profile(workload: Workload, device, method: Method, steps: int) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=sorted(WORKLOADS) + ["all"], default="all",
-                        help="'all' is deberta and resnet")
-    parser.add_argument("--methods", choices=sorted(METHOD_SETS), default="main",
-                        help="main: the methods of the table; interval: the cost of interval k (1 to 20)")
+    parser.add_argument(
+        "--workload", choices=sorted(WORKLOADS) + ["all"], default="all", help="'all' is deberta and resnet"
+    )
+    parser.add_argument(
+        "--methods",
+        choices=sorted(METHOD_SETS),
+        default="main",
+        help="main: the methods of the table; interval: the cost of interval k (1 to 20)",
+    )
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (one block per method each)")
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per block")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--clock", choices=["cpu", "wall"], default=None,
-                        help="default: cpu (process CPU time) on CPU, wall on CUDA")
+    parser.add_argument(
+        "--clock", choices=["cpu", "wall"], default=None, help="default: cpu (process CPU time) on CPU, wall on CUDA"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--profile", metavar="METHOD", help="print torch.profiler's tables for one method instead")
     parser.add_argument("--no-trainer", action="store_true", help="skip the LETSTrainer-against-loop measurement")
@@ -378,8 +460,10 @@ def main(argv=None) -> dict:
         for name in workloads:
             print(f"### {name}: {method.name}\n{profile(WORKLOADS[name](device), device, method, args.steps)}")
         return {}
-    header = (f"machine: {machine_line(device, clock_kind)}; {args.rounds} rounds x {args.steps} steps "
-              f"(interval k: a multiple of k)")
+    header = (
+        f"machine: {machine_line(device, clock_kind)}; {args.rounds} rounds x {args.steps} steps "
+        f"(interval k: a multiple of k)"
+    )
     print(header + "\n", flush=True)
     report = {"machine": header, "tables": {}}
     for name in workloads:
@@ -387,12 +471,22 @@ def main(argv=None) -> dict:
         result = measure(workload, METHOD_SETS[args.methods], device, args.rounds, args.steps, clock_kind)
         table = markdown(result, name)
         print(table, "\n", flush=True)
-        report["tables"][name] = {"markdown": table, "rows": summary(result), "times_s": result["times"],
-                                  "load": result["load"].as_dict(), "threads": torch.get_num_threads(),
-                                  "warnings": ordering_warnings(result["times"], result["passes"], result["families"])}
+        report["tables"][name] = {
+            "markdown": table,
+            "rows": summary(result),
+            "times_s": result["times"],
+            "load": result["load"].as_dict(),
+            "threads": torch.get_num_threads(),
+            "warnings": ordering_warnings(result["times"], result["passes"], result["families"]),
+        }
         if name in ("deberta", "tiny") and args.methods == "main" and not args.no_trainer:
-            report["trainer_overhead"] = trainer_overhead(workload, device, steps=max(args.rounds * args.steps, 3),
-                                                          rounds=1 if args.quick else 3, clock_kind=clock_kind)
+            report["trainer_overhead"] = trainer_overhead(
+                workload,
+                device,
+                steps=max(args.rounds * args.steps, 3),
+                rounds=1 if args.quick else 3,
+                clock_kind=clock_kind,
+            )
             print(report["trainer_overhead"], flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

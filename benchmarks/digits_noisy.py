@@ -12,6 +12,7 @@ the last epoch's test accuracy (no model selection). Every run is one call of :f
 ``<record_dir>/<run>-seed<seed>.json`` (a finished run is skipped, so the command can be stopped and rerun).
 One run takes seconds on one CPU thread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -39,7 +40,7 @@ EPOCHS, BATCH, NOISE = 60, 64, 0.4
 HELD_OUT = 0.1  # the held-out arms' share of the training rows kept for validation batches
 
 # The learned-radius settings compared: LETSRadius settings, and the validation batch size.
-LEARNED_RULES: Dict[str, Dict[str, object]] = {
+LEARNED_RULES: dict[str, dict[str, object]] = {
     "paper": {"preset": "paper", "val_batch": BATCH},
     "robust": {"preset": "robust", "val_batch": BATCH},
     "robust_vq": {"preset": "robust", "val_batch": BATCH // 4},  # the val pass at a quarter of a pass
@@ -63,31 +64,38 @@ def noisy_digits(noise: float = NOISE):
 
 
 def mlp() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
-                               torch.nn.Linear(256, 10))
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+    )
 
 
-def build_optimizer(model: torch.nn.Module, rho: float, rule: Optional[str], total_steps: int) -> LETSOptimizer:
+def build_optimizer(model: torch.nn.Module, rho: float, rule: str | None, total_steps: int) -> LETSOptimizer:
     """SGD (momentum 0.9, weight decay 5e-4) inside SAM at a fixed ``rho``, or LETS-SAM with ``rule``."""
     radius = rho
     if rule is not None:
         settings = dict(LEARNED_RULES[rule])
         preset, interval = settings.pop("preset"), int(settings.pop("interval", 1))
         overrides = {k: v for k, v in settings.items() if k not in ("val_batch", "held_out")}  # objective=...
-        radius = LETSRadius(rho=rho, **radius_settings(preset, total_steps=total_steps, interval=interval,
-                                                       **overrides))
+        radius = LETSRadius(rho=rho, **radius_settings(preset, total_steps=total_steps, interval=interval, **overrides))
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
 def split_off(x: torch.Tensor, y: torch.Tensor, fraction: float):
     """``(x, y)`` without ``fraction`` of its rows, and those rows: a fixed draw (seed 0), the same for every run."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    kept, held = order[round(fraction * len(x)):], order[:round(fraction * len(x))]
+    kept, held = order[round(fraction * len(x)) :], order[: round(fraction * len(x))]
     return (x[kept], y[kept]), (x[held], y[held])
 
 
-def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=None, epochs: int = EPOCHS,
-          held_out: float = 0.0) -> dict:
+def train(
+    method: str,
+    rho: float,
+    seed: int,
+    rule: str | None = None,
+    data=None,
+    epochs: int = EPOCHS,
+    held_out: float = 0.0,
+) -> dict:
     """One run: ``method`` is ``erm``, ``sam`` or ``lets_sam`` (with ``rule``); returns its record. With
     ``held_out`` (or a rule that sets it), the model trains on the rest and validation batches come from it."""
     x, y, x_test, y_test = data or noisy_digits()
@@ -117,23 +125,33 @@ def train(method: str, rho: float, seed: int, rule: Optional[str] = None, data=N
                 optimizer.zero_grad()
             else:
                 v = torch.randint(len(x_val), (val_batch,), generator=val_generator)
-                optimizer.step(lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]),
-                               loss=loss)  # g is in .grad: the step takes it from there
+                optimizer.step(
+                    lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]), loss=loss
+                )  # g is in .grad: the step takes it from there
             schedule.step()
         rhos.append(optimizer.rho if method != "erm" else None)
     with torch.no_grad():
         accuracy = (model(x_test).argmax(-1) == y_test).float().mean().item()
-    return {"method": method, "rule": rule, "rho_initial": rho if method != "erm" else None, "seed": seed,
-            "test_accuracy": accuracy, "rho_final": rhos[-1], "rho_per_epoch": rhos, "steps": total,
-            "held_out": held_out, "wall_time_s": time.perf_counter() - start}
+    return {
+        "method": method,
+        "rule": rule,
+        "rho_initial": rho if method != "erm" else None,
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "rho_final": rhos[-1],
+        "rho_per_epoch": rhos,
+        "steps": total,
+        "held_out": held_out,
+        "wall_time_s": time.perf_counter() - start,
+    }
 
 
-def run_name(method: str, rho: float, rule: Optional[str], held_out: float = 0.0) -> str:
+def run_name(method: str, rho: float, rule: str | None, held_out: float = 0.0) -> str:
     name = "erm" if method == "erm" else f"{method}{'_' + rule if rule else ''}-rho{rho:g}"
     return f"{name}-heldout" if held_out and not rule else name
 
 
-def planned_runs(arms: Sequence[str]) -> List[tuple]:
+def planned_runs(arms: Sequence[str]) -> list[tuple]:
     """``(method, rho, rule, held-out share)`` for every run of ``arms``: ``grid``, ``grid_heldout`` (the grid
     trained on the rows the held-out rules train on) or a learned rule."""
     runs = []
@@ -157,27 +175,38 @@ def label(record: dict) -> str:
     return f"LETS-SAM {record['rule']} (rho_0={record['rho_initial']:g})"
 
 
-def summarize(records: Sequence[dict], figure: Optional[str] = None) -> str:
+def summarize(records: Sequence[dict], figure: str | None = None) -> str:
     """A Markdown table (test accuracy mean ± std over seeds, final rho), and the rho figure if asked."""
-    groups: Dict[str, List[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for record in records:
         groups.setdefault(label(record), []).append(record)
     rows = []
     for name, group in groups.items():
         rhos = [r["rho_final"] for r in group if r["rho_final"] is not None]
-        rho = ", ".join(f"{value:.3g}" for value in rhos) if group[0]["method"] == "lets_sam" else (
-            f"{rhos[0]:g}" if rhos else "-")
-        rows.append([name, str(len(group)), mean_std([100 * r["test_accuracy"] for r in group]), rho,
-                     f"{statistics.mean(r['wall_time_s'] for r in group):.1f}"])
+        rho = (
+            ", ".join(f"{value:.3g}" for value in rhos)
+            if group[0]["method"] == "lets_sam"
+            else (f"{rhos[0]:g}" if rhos else "-")
+        )
+        rows.append(
+            [
+                name,
+                str(len(group)),
+                mean_std([100 * r["test_accuracy"] for r in group]),
+                rho,
+                f"{statistics.mean(r['wall_time_s'] for r in group):.1f}",
+            ]
+        )
     table = markdown_table(["run", "seeds", "test accuracy (%)", "final rho", "s / run"], rows)
     if figure:
-        panels: Dict[str, list] = {}
+        panels: dict[str, list] = {}
         for record in records:
             if record["method"] == "lets_sam":
                 rhos = record["rho_per_epoch"]
                 steps = [(epoch + 1) * record["steps"] // len(rhos) for epoch in range(len(rhos))]
                 panels.setdefault(record["rule"], []).append(
-                    (f"rho_0={record['rho_initial']:g} seed {record['seed']}", steps, rhos))
+                    (f"rho_0={record['rho_initial']:g} seed {record['seed']}", steps, rhos)
+                )
         if panels:
             plot_radius_comparison(panels, figure, title="digits, 40% label noise, SGD: rho at the end of each epoch")
     return table
@@ -192,8 +221,12 @@ def main(argv: Sequence[str] = None) -> None:
     args = parser.parse_args(argv)
     records = Path(args.record_dir)
     if args.summarize:
-        print(summarize([json.loads(p.read_text()) for p in sorted(records.glob("*.json"))],
-                        figure=str(records / "rho_digits.png")))
+        print(
+            summarize(
+                [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))],
+                figure=str(records / "rho_digits.png"),
+            )
+        )
         return
     try:
         runs = planned_runs(args.arms.split(","))
@@ -209,8 +242,11 @@ def main(argv: Sequence[str] = None) -> None:
                 continue
             record = train(method, rho, seed, rule, data, held_out=held_out)
             path.write_text(json.dumps(record, indent=1))
-            print(f"{path.name}: test accuracy {100 * record['test_accuracy']:.1f}, rho {record['rho_final']}, "
-                  f"{record['wall_time_s']:.1f} s", flush=True)
+            print(
+                f"{path.name}: test accuracy {100 * record['test_accuracy']:.1f}, rho {record['rho_final']}, "
+                f"{record['wall_time_s']:.1f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ Writes ``gpu_check_<device>.json`` and ``gpu_check_<device>.md`` (tables with th
 the date) into ``--out``. ``--tiny`` shrinks every model and step count so that the whole script
 runs in seconds on CPU (the test suite runs it so, so that it cannot rot).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,31 +35,54 @@ import math
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict
 
 import torch
 
-from benchmarks.bench_steps import MAIN, Runner, block_steps, deberta_config, deberta_workload, markdown, measure
-from benchmarks.bench_steps import resnet_workload
+from benchmarks.bench_steps import (
+    MAIN,
+    Runner,
+    block_steps,
+    deberta_config,
+    deberta_workload,
+    markdown,
+    measure,
+    resnet_workload,
+)
 from benchmarks.timing import machine_line
 
 
 def deberta_v3_base_config(tiny: bool):
     """DeBERTa-v3-base's architecture (184M parameters with its 128k vocabulary), or a tiny one like it."""
-    config = deberta_config(hidden=32 if tiny else 768, layers=1 if tiny else 12, vocab=100 if tiny else 128100,
-                            heads=2 if tiny else 12)
-    config.update({"relative_attention": True, "position_buckets": 8 if tiny else 256, "norm_rel_ebd": "layer_norm",
-                   "share_att_key": True, "pos_att_type": ["p2c", "c2p"], "position_biased_input": False,
-                   "max_relative_positions": -1, "layer_norm_eps": 1e-7})
+    config = deberta_config(
+        hidden=32 if tiny else 768, layers=1 if tiny else 12, vocab=100 if tiny else 128100, heads=2 if tiny else 12
+    )
+    config.update(
+        {
+            "relative_attention": True,
+            "position_buckets": 8 if tiny else 256,
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "pos_att_type": ["p2c", "c2p"],
+            "position_biased_input": False,
+            "max_relative_positions": -1,
+            "layer_norm_eps": 1e-7,
+        }
+    )
     return config
 
 
 # -- the Trainer checks -------------------------------------------------------------------------
 def _tokens(n: int, length: int, vocab: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(0, vocab, (length,), generator=g),
-             "labels": int(torch.randint(0, 2, (1,), generator=g))} for _ in range(n)]
+    return [
+        {
+            "input_ids": torch.randint(0, vocab, (length,), generator=g),
+            "labels": int(torch.randint(0, 2, (1,), generator=g)),
+        }
+        for _ in range(n)
+    ]
 
 
 def _trainer(out: str, device, tiny: bool, **overrides):
@@ -67,17 +91,35 @@ def _trainer(out: str, device, tiny: bool, **overrides):
     from lets_hf.arguments import LETSArguments
     from lets_hf.trainer import LETSTrainer
 
-    kwargs = dict(output_dir=out, optim="lets_sam", lets_base_optim="adamw_torch", learning_rate=1e-3, rho=0.1,
-                  rho_lr=0.05, lets_hvp="finite_difference", per_device_train_batch_size=8, max_steps=3,
-                  lr_scheduler_type="constant", max_grad_norm=1.0, logging_steps=1, save_strategy="no",
-                  report_to=[], disable_tqdm=True, seed=7, use_cpu=device.type == "cpu")
+    kwargs = dict(
+        output_dir=out,
+        optim="lets_sam",
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+        rho=0.1,
+        rho_lr=0.05,
+        lets_hvp="finite_difference",
+        per_device_train_batch_size=8,
+        max_steps=3,
+        lr_scheduler_type="constant",
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=7,
+        use_cpu=device.type == "cpu",
+    )
     kwargs.update(overrides)
     torch.manual_seed(0)
     config = deberta_config(hidden=32, layers=2, vocab=50, heads=2)
-    trainer = LETSTrainer(model=DebertaV2ForSequenceClassification(config), args=LETSArguments(**kwargs),
-                          train_dataset=_tokens(64, 12, 50))
+    trainer = LETSTrainer(
+        model=DebertaV2ForSequenceClassification(config),
+        args=LETSArguments(**kwargs),
+        train_dataset=_tokens(64, 12, 50),
+    )
     if trainer.args.fp16 and trainer.accelerator.scaler is None:  # CPU: accelerate gives none; use a real one
-        trainer.accelerator.scaler = torch.amp.GradScaler(device.type, init_scale=2.0 ** 10)
+        trainer.accelerator.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10)
         trainer.accelerator.native_amp = True
     return trainer
 
@@ -100,19 +142,32 @@ def check_fp16_scaler(device, tiny: bool) -> dict:
         trainer.train()
         handle.remove()
         optimizer = trainer.lets_optimizer
-        skipped = {"skipped": bool(trainer.accelerator.optimizer_step_was_skipped),
-                   "scale_before": scale, "scale_after": trainer.accelerator.scaler.get_scale(),
-                   "weights_unchanged": bool(torch.equal(_weights(trainer.model), before)),
-                   "rho": optimizer.rho, "rho_updates": optimizer.radius.updates, "backward_passes": len(calls)}
+        skipped = {
+            "skipped": bool(trainer.accelerator.optimizer_step_was_skipped),
+            "scale_before": scale,
+            "scale_after": trainer.accelerator.scaler.get_scale(),
+            "weights_unchanged": bool(torch.equal(_weights(trainer.model), before)),
+            "rho": optimizer.rho,
+            "rho_updates": optimizer.radius.updates,
+            "backward_passes": len(calls),
+        }
     with tempfile.TemporaryDirectory() as out:
         trainer = _trainer(out, device, tiny, fp16=True, max_steps=3)
         trainer.train()
-        learned = {"rho": trainer.lets_optimizer.rho, "rho_updates": trainer.lets_optimizer.radius.updates,
-                   "scaler": type(trainer.accelerator.scaler).__qualname__}
-    passed = (skipped["skipped"] and skipped["weights_unchanged"] and skipped["rho_updates"] == 0
-              and math.isclose(skipped["rho"], 0.1, rel_tol=1e-12)
-              and skipped["scale_after"] == skipped["scale_before"] / 2
-              and learned["rho_updates"] == 3 and learned["rho"] != 0.1)
+        learned = {
+            "rho": trainer.lets_optimizer.rho,
+            "rho_updates": trainer.lets_optimizer.radius.updates,
+            "scaler": type(trainer.accelerator.scaler).__qualname__,
+        }
+    passed = (
+        skipped["skipped"]
+        and skipped["weights_unchanged"]
+        and skipped["rho_updates"] == 0
+        and math.isclose(skipped["rho"], 0.1, rel_tol=1e-12)
+        and skipped["scale_after"] == skipped["scale_before"] / 2
+        and learned["rho_updates"] == 3
+        and learned["rho"] != 0.1
+    )
     return {"passed": passed, "overflow_step": skipped, "three_steps": learned}
 
 
@@ -122,8 +177,12 @@ def check_bf16(device, tiny: bool) -> dict:
         trainer.train()
         optimizer = trainer.lets_optimizer
         finite = all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
-        return {"passed": optimizer.radius.updates == 3 and optimizer.rho != 0.1 and finite,
-                "rho": optimizer.rho, "rho_updates": optimizer.radius.updates, "finite_weights": finite}
+        return {
+            "passed": optimizer.radius.updates == 3 and optimizer.rho != 0.1 and finite,
+            "rho": optimizer.rho,
+            "rho_updates": optimizer.radius.updates,
+            "finite_weights": finite,
+        }
 
 
 def check_fused_adamw(device, tiny: bool) -> dict:
@@ -136,19 +195,36 @@ def check_fused_adamw(device, tiny: bool) -> dict:
         fused = all(group.get("fused") for group in base.param_groups)
         on_device = all(torch.is_tensor(s) and s.device.type == device.type for s in steps)
         counts = sorted({float(s) for s in steps})
-        return {"passed": fused and on_device and counts == [4.0] and optimizer.radius.updates == 4
-                and math.isfinite(optimizer.rho) and optimizer.rho != 0.1,
-                "fused": fused, "step_on_device": on_device, "step_counts": counts, "rho": optimizer.rho,
-                "rho_updates": optimizer.radius.updates, "base_optimizer": type(base).__name__}
+        return {
+            "passed": fused
+            and on_device
+            and counts == [4.0]
+            and optimizer.radius.updates == 4
+            and math.isfinite(optimizer.rho)
+            and optimizer.rho != 0.1,
+            "fused": fused,
+            "step_on_device": on_device,
+            "step_counts": counts,
+            "rho": optimizer.rho,
+            "rho_updates": optimizer.radius.updates,
+            "base_optimizer": type(base).__name__,
+        }
 
 
 # -- step times and peak memory -----------------------------------------------------------------
-def workloads(device, tiny: bool) -> Dict[str, Callable]:
-    return {"deberta-v3-base": lambda: deberta_workload(device, deberta_v3_base_config(tiny),
-                                                        batch_size=2 if tiny else 32, length=8 if tiny else 128,
-                                                        cycle=2 if tiny else 10),
-            "resnet18 (CIFAR)": lambda: resnet_workload(device, "resnet18" if not tiny else "resnet32",
-                                                         batch_size=2 if tiny else 128, cycle=2 if tiny else 10)}
+def workloads(device, tiny: bool) -> dict[str, Callable]:
+    return {
+        "deberta-v3-base": lambda: deberta_workload(
+            device,
+            deberta_v3_base_config(tiny),
+            batch_size=2 if tiny else 32,
+            length=8 if tiny else 128,
+            cycle=2 if tiny else 10,
+        ),
+        "resnet18 (CIFAR)": lambda: resnet_workload(
+            device, "resnet18" if not tiny else "resnet32", batch_size=2 if tiny else 128, cycle=2 if tiny else 10
+        ),
+    }
 
 
 def check_step_times(device, tiny: bool, rounds: int, steps: int) -> dict:
@@ -185,17 +261,20 @@ def check_peak_memory(device, tiny: bool, steps: int) -> dict:
             del runner
         sam = next(peak for name_, peak, _ in rows if name_ == "SAM")
         lines = [f"**{name}**", "", "| method | peak (MiB) | peak - SAM's / param bytes |", "|---|---|---|"]
-        lines += [f"| {m} | {peak / 2 ** 20:.1f} | {(peak - sam) / params:+.2f} |" for m, peak, params in rows]
+        lines += [f"| {m} | {peak / 2**20:.1f} | {(peak - sam) / params:+.2f} |" for m, peak, params in rows]
         tables[name] = "\n".join(lines)
         del workload
     return {"passed": True, "tables": tables}
 
 
-def run_checks(device, tiny: bool, rounds: int, steps: int) -> Dict[str, dict]:
-    checks = {"fp16_scaler": lambda: check_fp16_scaler(device, tiny), "bf16": lambda: check_bf16(device, tiny),
-              "fused_adamw_adam_descent": lambda: check_fused_adamw(device, tiny),
-              "step_times": lambda: check_step_times(device, tiny, rounds, steps),
-              "peak_memory": lambda: check_peak_memory(device, tiny, steps)}
+def run_checks(device, tiny: bool, rounds: int, steps: int) -> dict[str, dict]:
+    checks = {
+        "fp16_scaler": lambda: check_fp16_scaler(device, tiny),
+        "bf16": lambda: check_bf16(device, tiny),
+        "fused_adamw_adam_descent": lambda: check_fused_adamw(device, tiny),
+        "step_times": lambda: check_step_times(device, tiny, rounds, steps),
+        "peak_memory": lambda: check_peak_memory(device, tiny, steps),
+    }
     results = {}
     for name, check in checks.items():
         started = time.perf_counter()
@@ -208,7 +287,7 @@ def run_checks(device, tiny: bool, rounds: int, steps: int) -> Dict[str, dict]:
     return results
 
 
-def report(results: Dict[str, dict], header: str) -> str:
+def report(results: dict[str, dict], header: str) -> str:
     lines = [f"# GPU check: {header}", "", "| check | result | seconds |", "|---|---|---|"]
     lines += [f"| {name} | {'passed' if r['passed'] else 'FAILED'} | {r['seconds']} |" for name, r in results.items()]
     for name in ("fp16_scaler", "bf16", "fused_adamw_adam_descent"):
@@ -222,7 +301,7 @@ def report(results: Dict[str, dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> Dict[str, dict]:
+def main(argv=None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny models and step counts (the CPU smoke test)")
@@ -235,8 +314,10 @@ def main(argv=None) -> Dict[str, dict]:
         torch.cuda.set_device(device)
     rounds, steps = args.rounds or (1 if args.tiny else 10), args.steps or (1 if args.tiny else 5)
     started = time.perf_counter()
-    header = (f"{machine_line(device, 'wall' if device.type == 'cuda' else 'cpu')}; "
-              f"{datetime.date.today().isoformat()}{' (tiny)' if args.tiny else ''}")
+    header = (
+        f"{machine_line(device, 'wall' if device.type == 'cuda' else 'cpu')}; "
+        f"{datetime.date.today().isoformat()}{' (tiny)' if args.tiny else ''}"
+    )
     results = run_checks(device, args.tiny, rounds, steps)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,13 @@ Workloads: ``digits``, a tanh MLP on scikit-learn's bundled handwritten digits (
 AdamW, lr 1e-4, batch 32), in eval mode so that the double backward sees the same function as
 the gradients.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Callable, Dict, List, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -34,8 +36,8 @@ class Workload(NamedTuple):
     model: torch.nn.Module
     optimizer: LETSOptimizer
     loss: Callable[[object], torch.Tensor]  # a batch's mean loss at the model's current weights
-    train: List[object]  # batches in training order (one more than the steps, for the next-batch term)
-    val: List[object]  # the validation batch of each step, from the training set
+    train: list[object]  # batches in training order (one more than the steps, for the next-batch term)
+    val: list[object]  # the validation batch of each step, from the training set
 
 
 def digits_workload(steps: int, seed: int, batch_size: int = 64) -> Workload:
@@ -45,19 +47,27 @@ def digits_workload(steps: int, seed: int, batch_size: int = 64) -> Workload:
     x, y = load_digits(return_X_y=True)
     x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 10))
-    opt = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.05, momentum=0.9,
-                        radius=LETSRadius(rho=0.05, lr=1e-3, hvp="diag"))
+    opt = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, lr=0.05, momentum=0.9, radius=LETSRadius(rho=0.05, lr=1e-3, hvp="diag")
+    )
     epochs = steps // (len(x) // batch_size) + 2
-    order, val_order = ([idx for _ in range(epochs) for idx in torch.randperm(len(x)).split(batch_size)[:-1]]
-                        for _ in range(2))
+    order, val_order = (
+        [idx for _ in range(epochs) for idx in torch.randperm(len(x)).split(batch_size)[:-1]] for _ in range(2)
+    )
     loss = lambda batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])  # noqa: E731
     return Workload(model, opt, loss, [(x[i], y[i]) for i in order], [(x[i], y[i]) for i in val_order])
 
 
 def minilm_mrpc_workload(steps: int, seed: int) -> Workload:
     data = minilm_mrpc(steps + 1, seed)
-    opt = LETSOptimizer(data.model.parameters(), torch.optim.AdamW, lr=1e-4, eps=1e-6, weight_decay=0.01,
-                        radius=LETSRadius(rho=0.05, lr=1e-3, hvp="diag"))
+    opt = LETSOptimizer(
+        data.model.parameters(),
+        torch.optim.AdamW,
+        lr=1e-4,
+        eps=1e-6,
+        weight_decay=0.01,
+        radius=LETSRadius(rho=0.05, lr=1e-3, hvp="diag"),
+    )
     return Workload(data.model, opt, data.loss, data.train, data.val)
 
 
@@ -72,7 +82,7 @@ def loss_and_gradient(w: Workload, batch):
     return loss.detach(), [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
-def products_at_perturbation(w: Workload, batch) -> Dict[str, List[torch.Tensor]]:
+def products_at_perturbation(w: Workload, batch) -> dict[str, list[torch.Tensor]]:
     """One SAM step on ``batch``; ``b`` in each mode, formed at the perturbed weights before the base step."""
     opt, params = w.optimizer, list(w.model.parameters())
     w.loss(batch).backward()
@@ -84,20 +94,29 @@ def products_at_perturbation(w: Workload, batch) -> Dict[str, List[torch.Tensor]
     w.loss(batch).backward()
     g_hat = [p.grad.clone() for p in params]
     exact = [ei.clone() for ei in e]
-    get_hvp("exact").product_(exact, params=params, grads=g_hat, rho=rho.float(), inv_grad_scale=torch.ones(()),
-                              loss_closure=lambda: w.loss(batch))
+    get_hvp("exact").product_(
+        exact,
+        params=params,
+        grads=g_hat,
+        rho=rho.float(),
+        inv_grad_scale=torch.ones(()),
+        loss_closure=lambda: w.loss(batch),
+    )
     opt.second_step(zero_grad=True)
-    return {"diag": [gh * gh * ei / rho for gh, ei in zip(g_hat, e)],
-            "finite_difference": [(gh - gi) / rho for gh, gi in zip(g_hat, g)], "exact": exact}
+    return {
+        "diag": [gh * gh * ei / rho for gh, ei in zip(g_hat, e)],
+        "finite_difference": [(gh - gi) / rho for gh, gi in zip(g_hat, g)],
+        "exact": exact,
+    }
 
 
 def sign(value) -> int:
     return int(torch.sign(torch.as_tensor(value)))
 
 
-def measure(w: Workload, steps: int) -> Dict[str, object]:
+def measure(w: Workload, steps: int) -> dict[str, object]:
     """Per-step sign agreements (as shares of the steps) and the paper's and next-batch values."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     paper_values, next_values, diag_size = [], [], []
 
     def count(name: str, agrees: bool) -> None:
@@ -120,12 +139,18 @@ def measure(w: Workload, steps: int) -> Dict[str, object]:
         count("paper vs: exact b", sign(exact) == sign(paper))
         count("gap2, exact vs: finite_difference b", sign(gap2["finite_difference"]) == sign(exact))
         val_exact = dot(grad_v, b["exact"])
-        count("val, exact vs: finite_difference b (robust)", sign(dot(grad_v, b["finite_difference"])) == sign(val_exact))
+        count(
+            "val, exact vs: finite_difference b (robust)", sign(dot(grad_v, b["finite_difference"])) == sign(val_exact)
+        )
         count("val, exact vs: diag b", sign(dot(grad_v, b["diag"])) == sign(val_exact))
         diag_size.append(float(paper.abs() / exact.abs().clamp_min(1e-30)))
         w.optimizer.hyper_step(w.loss(val), w.loss(batch))
-    return {"agreement": {k: v / steps for k, v in counts.items()}, "paper": paper_values, "next": next_values,
-            "diag_size": statistics.median(diag_size)}
+    return {
+        "agreement": {k: v / steps for k, v in counts.items()},
+        "paper": paper_values,
+        "next": next_values,
+        "diag_size": statistics.median(diag_size),
+    }
 
 
 def main(workload: str, steps: int, seed: int = 0) -> None:
@@ -137,12 +162,15 @@ def main(workload: str, steps: int, seed: int = 0) -> None:
     print(f"  median |h(diag b)| / |h(exact b)|, gap2: {result['diag_size']:.3g}")
     window = 25
     if steps >= 2 * window:
-        paper, nxt = (torch.tensor(result[k][: steps // window * window]).view(-1, window).sum(1)
-                      for k in ("paper", "next"))
+        paper, nxt = (
+            torch.tensor(result[k][: steps // window * window]).view(-1, window).sum(1) for k in ("paper", "next")
+        )
         windows = (torch.sign(paper) == torch.sign(nxt)).float().mean().item()
         correlation = torch.corrcoef(torch.tensor([result["paper"], result["next"]]))[0, 1]
-        print(f"  next batch, sums over {window} steps: {windows:6.1%} sign agreement; "
-              f"per-step correlation {correlation:.2f}")
+        print(
+            f"  next batch, sums over {window} steps: {windows:6.1%} sign agreement; "
+            f"per-step correlation {correlation:.2f}"
+        )
 
 
 if __name__ == "__main__":

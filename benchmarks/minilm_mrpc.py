@@ -5,10 +5,12 @@ a fresh 2-way head, on real MRPC training pairs from ``../shared/data/glue`` (ma
 dynamic padding), in eval mode (no dropout, so repeated passes see one function) with eager
 attention (double backward through it).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -18,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 class MiniLMMRPC(NamedTuple):
     model: torch.nn.Module
     loss: Callable[[dict], torch.Tensor]  # a batch's mean loss at the model's current weights
-    train: List[dict]  # ``count`` training batches, in order
-    val: List[dict]  # ``count`` other batches from the training split, drawn independently
+    train: list[dict]  # ``count`` training batches, in order
+    val: list[dict]  # ``count`` other batches from the training split, drawn independently
 
 
 def minilm_mrpc(count: int, seed: int, batch_size: int = 32) -> MiniLMMRPC:
@@ -41,10 +43,12 @@ def minilm_mrpc(count: int, seed: int, batch_size: int = 32) -> MiniLMMRPC:
     def batch(indices):
         chosen = rows.select(indices.tolist()).to_dict()
         encoded = tokenizer(chosen["sentence1"], chosen["sentence2"], truncation=True, max_length=128)
-        return collate([{**{k: v[i] for k, v in encoded.items()}, "labels": label}
-                        for i, label in enumerate(chosen["label"])])
+        return collate(
+            [{**{k: v[i] for k, v in encoded.items()}, "labels": label} for i, label in enumerate(chosen["label"])]
+        )
 
     order = torch.randperm(len(rows))[: count * batch_size].split(batch_size)
     val_order = torch.randperm(len(rows))[: count * batch_size].split(batch_size)
-    return MiniLMMRPC(model, lambda inputs: model(**inputs).loss, [batch(i) for i in order],
-                      [batch(i) for i in val_order])
+    return MiniLMMRPC(
+        model, lambda inputs: model(**inputs).loss, [batch(i) for i in order], [batch(i) for i in val_order]
+    )

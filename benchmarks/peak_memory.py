@@ -19,6 +19,7 @@ every tensor alive when the steps start plus the running sum of the allocations 
 ``torch.profiler`` records during them (:func:`tensor_peak`), with the phase of the step
 (``bench_steps.PHASES``) at which the peak falls.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,17 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.bench_steps import (MAIN, PHASES, ROBUST, Method, Runner, block_steps, deberta_config,
-                                   deberta_workload, resnet_workload)
+from benchmarks.bench_steps import (
+    MAIN,
+    PHASES,
+    ROBUST,
+    Method,
+    Runner,
+    block_steps,
+    deberta_config,
+    deberta_workload,
+    resnet_workload,
+)
 from benchmarks.timing import machine_line
 
 ADAM_DESCENT = Method("LETS-SAM (robust, adam descent)", "sam", lets={**ROBUST, "descent": "adam"})
@@ -84,8 +94,13 @@ def make_runner(method_name: str, args) -> Runner:
     if args.workload == "resnet":
         workload = resnet_workload(device, batch_size=args.batch_size, cycle=cycle)
     else:
-        workload = deberta_workload(device, deberta_config(args.hidden, args.layers, args.vocab),
-                                    batch_size=args.batch_size, length=args.length, cycle=cycle)
+        workload = deberta_workload(
+            device,
+            deberta_config(args.hidden, args.layers, args.vocab),
+            batch_size=args.batch_size,
+            length=args.length,
+            cycle=cycle,
+        )
     return Runner(method, workload)
 
 
@@ -105,19 +120,29 @@ def one(method_name: str, args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     runner.steps(steps)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else max_rss_bytes()
-    return {**row, "peak_bytes": peak, "rss_before_steps": before,
-            "kind": "cuda max_memory_allocated" if device.type == "cuda" else "max RSS"}
+    return {
+        **row,
+        "peak_bytes": peak,
+        "rss_before_steps": before,
+        "kind": "cuda max_memory_allocated" if device.type == "cuda" else "max RSS",
+    }
 
 
 def markdown(rows, title: str) -> str:
     key = "tensor_peak_bytes" if "tensor_peak_bytes" in rows[0] else "peak_bytes"
     sam = next(r for r in rows if r["method"] == "SAM")
     phase = key == "tensor_peak_bytes"
-    lines = [f"**{title}**", "", "| method | peak (MiB) | peak - SAM's / param bytes |" + (" at |" if phase else ""),
-             "|---|---|---|" + ("---|" if phase else "")]
+    lines = [
+        f"**{title}**",
+        "",
+        "| method | peak (MiB) | peak - SAM's / param bytes |" + (" at |" if phase else ""),
+        "|---|---|---|" + ("---|" if phase else ""),
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r[key] / 2 ** 20:.1f} | {(r[key] - sam[key]) / r['param_bytes']:+.2f} |"
-                     + (f" {r['peak_phase']} |" if phase else ""))
+        lines.append(
+            f"| {r['method']} | {r[key] / 2**20:.1f} | {(r[key] - sam[key]) / r['param_bytes']:+.2f} |"
+            + (f" {r['peak_phase']} |" if phase else "")
+        )
     return "\n".join(lines)
 
 
@@ -125,8 +150,9 @@ def main(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=["deberta", "resnet"], default="deberta")
-    parser.add_argument("--methods", nargs="*", default=None,
-                        help="default: every method the workload's base optimizer allows")
+    parser.add_argument(
+        "--methods", nargs="*", default=None, help="default: every method the workload's base optimizer allows"
+    )
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
@@ -148,19 +174,25 @@ def main(argv=None) -> list:
         return []
     rows = []
     for name in args.methods:
-        command = [sys.executable, __file__, "--one", name] + [a for a in passed if a not in args.methods
-                                                               and a != "--methods"]
+        command = [sys.executable, __file__, "--one", name] + [
+            a for a in passed if a not in args.methods and a != "--methods"
+        ]
         env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if args.live else None
         out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"{name}: {rows[-1].get('tensor_peak_bytes', rows[-1].get('peak_bytes')) / 2 ** 20:.1f} MiB", flush=True)
+        print(f"{name}: {rows[-1].get('tensor_peak_bytes', rows[-1].get('peak_bytes')) / 2**20:.1f} MiB", flush=True)
     params = rows[0]["param_bytes"]
-    model = ("CIFAR ResNet-32, SGD" if args.workload == "resnet" else
-             f"DeBERTa-v2, hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, AdamW")
+    model = (
+        "CIFAR ResNet-32, SGD"
+        if args.workload == "resnet"
+        else f"DeBERTa-v2, hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, AdamW"
+    )
     shape = f"{args.batch_size}" if args.workload == "resnet" else f"{args.batch_size} x {args.length}"
-    title = (f"{model} ({params / 4 / 1e6:.2f}M parameters, {params / 2 ** 20:.1f} MiB), batch {shape}, "
-             f"{args.steps} steps, {rows[0]['kind']}{' (--live)' if args.live else ''}; "
-             f"{machine_line(torch.device(args.device), 'n/a')}")
+    title = (
+        f"{model} ({params / 4 / 1e6:.2f}M parameters, {params / 2**20:.1f} MiB), batch {shape}, "
+        f"{args.steps} steps, {rows[0]['kind']}{' (--live)' if args.live else ''}; "
+        f"{machine_line(torch.device(args.device), 'n/a')}"
+    )
     table = markdown(rows, title)
     print("\n" + table)
     if args.json:

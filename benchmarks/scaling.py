@@ -1,6 +1,7 @@
 """How the step-time ratios SAM / ERM and LETS / SAM change with the model's size (DeBERTa-v2, 1M to 100M).
 
-Run: python benchmarks/scaling.py [--sizes 1M 3M 10M 30M 100M] [--rounds 4] [--steps 1] [--json out.json] [--plot out.png]
+Run: python benchmarks/scaling.py [--sizes 1M 3M 10M 30M 100M] [--rounds 4] [--steps 1] \
+     [--json out.json] [--plot out.png]
 
 For each size, :func:`bench_steps.measure` times ERM, SAM and LETS-SAM (paper rule, ``next``)
 interleaved on batches of the same shape (default 4 x 64 tokens: a fixed batch, so that the
@@ -8,6 +9,7 @@ per-step elementwise work of the optimizers weighs more as the model grows; the 
 with the non-embedding parameters times the tokens). The ratios are paired per round, with
 bootstrap 95% intervals (:mod:`timing`). The plot shows the ratios against the parameter count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,34 +23,52 @@ from benchmarks.bench_steps import MAIN, deberta_config, deberta_workload, measu
 from benchmarks.timing import machine_line, ordering_warnings
 
 SIZES = {  # name: (hidden, layers, vocab)
-    "1M": (128, 2, 4000), "3M": (256, 2, 4000), "10M": (384, 4, 8000), "30M": (512, 6, 16000),
-    "100M": (768, 12, 8000), "tiny": (32, 1, 100)}
+    "1M": (128, 2, 4000),
+    "3M": (256, 2, 4000),
+    "10M": (384, 4, 8000),
+    "30M": (512, 6, 16000),
+    "100M": (768, 12, 8000),
+    "tiny": (32, 1, 100),
+}
 METHODS = [m for m in MAIN if m.name in ("ERM", "SAM", "LETS-SAM (paper)", "LETS-SAM (next)")]
 RATIOS = [("SAM", "ERM"), ("LETS-SAM (paper)", "SAM"), ("LETS-SAM (next)", "SAM")]
 
 
 def measure_size(name: str, device, rounds: int, steps: int, batch_size: int, length: int, clock_kind: str) -> dict:
     hidden, layers, vocab = SIZES[name]
-    workload = deberta_workload(device, deberta_config(hidden, layers, vocab), batch_size=batch_size, length=length,
-                                cycle=max(steps, 2))
+    workload = deberta_workload(
+        device, deberta_config(hidden, layers, vocab), batch_size=batch_size, length=length, cycle=max(steps, 2)
+    )
     started = time.perf_counter()
     result = measure(workload, METHODS, device, rounds, steps, clock_kind)
     rows = {r["method"]: r for r in summary(result)}
     ratios = {f"{a} / {b}": list(rows[a][f"over_{b}"]) for a, b in RATIOS}
-    return {"size": name, "params": result["param_bytes"] // 4, "ms": {k: r["ms"] for k, r in rows.items()},
-            "ratios": ratios, "load": result["load"].as_dict(), "load_text": result["load"].describe(),
-            "warnings": ordering_warnings(result["times"], result["passes"], result["families"]),
-            "seconds": time.perf_counter() - started}
+    return {
+        "size": name,
+        "params": result["param_bytes"] // 4,
+        "ms": {k: r["ms"] for k, r in rows.items()},
+        "ratios": ratios,
+        "load": result["load"].as_dict(),
+        "load_text": result["load"].describe(),
+        "warnings": ordering_warnings(result["times"], result["passes"], result["families"]),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def markdown(records) -> str:
-    lines = ["| size | parameters | ERM ms | SAM ms | " + " | ".join(f"{a} / {b} [95% CI]" for a, b in RATIOS) +
-             " | background load |", "|---|---|---|---|" + "---|" * len(RATIOS) + "---|"]
+    lines = [
+        "| size | parameters | ERM ms | SAM ms | "
+        + " | ".join(f"{a} / {b} [95% CI]" for a, b in RATIOS)
+        + " | background load |",
+        "|---|---|---|---|" + "---|" * len(RATIOS) + "---|",
+    ]
     for r in records:
         cells = " | ".join("{:.3f} [{:.3f}, {:.3f}]".format(*r["ratios"][f"{a} / {b}"]) for a, b in RATIOS)
-        lines.append(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['ms']['ERM']:.1f} | {r['ms']['SAM']:.1f} | "
-                     f"{cells} | "
-                     f"{r['load']['background_runnable_mean']:.2f}{'' if r['load']['quiet'] else ' (not quiet)'} |")
+        lines.append(
+            f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['ms']['ERM']:.1f} | {r['ms']['SAM']:.1f} | "
+            f"{cells} | "
+            f"{r['load']['background_runnable_mean']:.2f}{'' if r['load']['quiet'] else ' (not quiet)'} |"
+        )
     return "\n".join(lines + [w for r in records for w in r["warnings"]])
 
 
@@ -92,14 +112,19 @@ def main(argv=None) -> list:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clock_kind = args.clock or ("wall" if device.type == "cuda" else "cpu")
-    header = (f"{machine_line(device, clock_kind)}; batches {args.batch_size} x {args.length} tokens, AdamW; "
-              f"{args.rounds} rounds x {args.steps} steps")
+    header = (
+        f"{machine_line(device, clock_kind)}; batches {args.batch_size} x {args.length} tokens, AdamW; "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
     print(header, flush=True)
     records = []
     for name in args.sizes:
         records.append(measure_size(name, device, args.rounds, args.steps, args.batch_size, args.length, clock_kind))
-        print(f"{name}: {records[-1]['params'] / 1e6:.1f}M parameters, {records[-1]['seconds']:.0f} s, "
-              f"{records[-1]['load_text']}", flush=True)
+        print(
+            f"{name}: {records[-1]['params'] / 1e6:.1f}M parameters, {records[-1]['seconds']:.0f} s, "
+            f"{records[-1]['load_text']}",
+            flush=True,
+        )
     table = markdown(records)
     print("\n" + table)
     if args.json:

@@ -16,21 +16,22 @@ The load is read from ``/proc/loadavg``: the 1-minute load average at the start 
 table, and at every block the number of runnable tasks other than this one (``background``), whose
 mean says how busy the machine was while the table was taken.
 """
+
 from __future__ import annotations
 
 import os
 import random
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 QUIET_LOAD = 0.5  # above this background load, a table is marked for re-recording on a quiet machine
 
 
-def read_load() -> Tuple[float, int]:
+def read_load() -> tuple[float, int]:
     """``(1-minute load average, runnable tasks other than this one)``; ``(nan, 0)`` off Linux."""
     try:
         fields = open("/proc/loadavg").read().split()
@@ -45,7 +46,7 @@ class LoadRecord:
 
     start: float = float("nan")
     end: float = float("nan")
-    background: List[int] = field(default_factory=list)
+    background: list[int] = field(default_factory=list)
 
     def sample(self) -> None:
         self.background.append(read_load()[1])
@@ -60,12 +61,18 @@ class LoadRecord:
         return self.start <= QUIET_LOAD and self.mean_background <= QUIET_LOAD
 
     def as_dict(self) -> dict:
-        return {"loadavg_1min_start": self.start, "loadavg_1min_end": self.end,
-                "background_runnable_mean": self.mean_background, "quiet": self.quiet}
+        return {
+            "loadavg_1min_start": self.start,
+            "loadavg_1min_end": self.end,
+            "background_runnable_mean": self.mean_background,
+            "quiet": self.quiet,
+        }
 
     def describe(self) -> str:
-        text = (f"load average (1 min) {self.start:.2f} at the start, {self.end:.2f} at the end; "
-                f"other runnable tasks per block {self.mean_background:.2f} on average")
+        text = (
+            f"load average (1 min) {self.start:.2f} at the start, {self.end:.2f} at the end; "
+            f"other runnable tasks per block {self.mean_background:.2f} on average"
+        )
         return text if self.quiet else text + " -- to be re-recorded on a quiet machine"
 
 
@@ -84,14 +91,19 @@ def clock(device: torch.device, kind: str) -> Callable[[], float]:
     return synchronised
 
 
-def interleaved(blocks: Dict[str, Callable[[], None]], rounds: int, now: Callable[[], float],
-                seed: int = 0, load: Optional[LoadRecord] = None) -> Dict[str, List[float]]:
+def interleaved(
+    blocks: dict[str, Callable[[], None]],
+    rounds: int,
+    now: Callable[[], float],
+    seed: int = 0,
+    load: LoadRecord | None = None,
+) -> dict[str, list[float]]:
     """Seconds per block of each named block function: a warm-up round, then ``rounds`` rounds with
     every block once, in a fresh random order per round. ``load`` samples the machine at every block."""
     order = list(blocks)
     for name in order:  # warm-up: allocations, caches, lazy initialisation
         blocks[name]()
-    times: Dict[str, List[float]] = {name: [] for name in order}
+    times: dict[str, list[float]] = {name: [] for name in order}
     shuffle = random.Random(seed)
     for _ in range(rounds):
         shuffle.shuffle(order)
@@ -104,7 +116,7 @@ def interleaved(blocks: Dict[str, Callable[[], None]], rounds: int, now: Callabl
     return times
 
 
-def quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     """``(q1, median, q3)``; a single value gives itself three times."""
     if len(values) < 2:
         return values[0], values[0], values[0]
@@ -112,8 +124,9 @@ def quartiles(values: Sequence[float]) -> Tuple[float, float, float]:
     return q1, q2, q3
 
 
-def paired_ratio(a: Sequence[float], b: Sequence[float], resamples: int = 2000,
-                 seed: int = 0) -> Tuple[float, float, float]:
+def paired_ratio(
+    a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """Median of the per-round ratios ``a_i / b_i`` and a bootstrap 95% interval of that median."""
     ratios = [x / y for x, y in zip(a, b)]
     median = statistics.median(ratios)
@@ -124,8 +137,9 @@ def paired_ratio(a: Sequence[float], b: Sequence[float], resamples: int = 2000,
     return median, medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
-def ordering_warnings(times: Dict[str, List[float]], passes: Dict[str, float],
-                      families: Optional[Dict[str, str]] = None) -> List[str]:
+def ordering_warnings(
+    times: dict[str, list[float]], passes: dict[str, float], families: dict[str, str] | None = None
+) -> list[str]:
     """Pairs where a method with more forward+backward passes per step measured faster (paired median
     ratio below 1) than one with fewer: the table's noise is larger than that difference. With
     ``families``, only methods of one family (the same per-pass work) are compared, and each with
@@ -138,8 +152,10 @@ def ordering_warnings(times: Dict[str, List[float]], passes: Dict[str, float],
             if passes[slow] > passes[fast] and comparable(slow, fast):
                 ratio = statistics.median(x / y for x, y in zip(times[slow], times[fast]))
                 if ratio < 1:
-                    warnings.append(f"WARNING: {slow} ({passes[slow]:g} passes) measured faster than {fast} "
-                                    f"({passes[fast]:g} passes): ratio {ratio:.3f}")
+                    warnings.append(
+                        f"WARNING: {slow} ({passes[slow]:g} passes) measured faster than {fast} "
+                        f"({passes[fast]:g} passes): ratio {ratio:.3f}"
+                    )
     return warnings
 
 

@@ -19,13 +19,15 @@ def main(epochs: int = 30, batch_size: int = 64, seed: int = 0) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     loss_fn = torch.nn.functional.cross_entropy
     radius = LETSRadius(rho=0.05, lr=1e-2, hvp="finite_difference", objective="gap2")
-    optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation="sam", radius=radius,
-                              lr=0.05, momentum=0.9, weight_decay=5e-4)
+    optimizer = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, perturbation="sam", radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4
+    )
 
     # LETS's validation batches come from the training set (the paper's choice), in their own order
     def val_batches():
         while True:
             yield from torch.randperm(len(train)).split(batch_size)
+
     val_iter = val_batches()
 
     print(f"epoch  rho      gap       test acc   ({radius})")

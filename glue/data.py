@@ -6,12 +6,13 @@ the hub's names, or ``float32`` for STS-B), one split ``train`` and the task's e
 (a missing file, split or column, a label outside the task's label set) raises
 :class:`GlueInputError` naming the file and the row.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -28,7 +29,7 @@ def features(task: GlueTask) -> Features:
     return Features({**{key: Value("string") for key in task.text_columns}, "label": label})
 
 
-def label_ids(task: GlueTask, values: Sequence, spellings: Dict[str, int], where: str) -> List:
+def label_ids(task: GlueTask, values: Sequence, spellings: dict[str, int], where: str) -> list:
     """Labels as ids (floats for regression); ``spellings`` maps each accepted text of a label to its id.
 
     Raises :class:`GlueInputError` at the first value outside the task's label set.
@@ -39,8 +40,9 @@ def label_ids(task: GlueTask, values: Sequence, spellings: Dict[str, int], where
     for row, value in enumerate(values):
         key = str(value).strip()
         if key not in spellings:
-            raise GlueInputError(f"{where}, data row {row + 1}: label {value!r} is not one of {task.name}'s labels "
-                                 f"{sorted(spellings)}")
+            raise GlueInputError(
+                f"{where}, data row {row + 1}: label {value!r} is not one of {task.name}'s labels {sorted(spellings)}"
+            )
         ids.append(spellings[key])
     return ids
 
@@ -56,20 +58,22 @@ def _as_score(task: GlueTask, value, where: str, row: int) -> float:
     return number
 
 
-def name_or_id_spellings(task: GlueTask) -> Dict[str, int]:
+def name_or_id_spellings(task: GlueTask) -> dict[str, int]:
     """Spellings accepted in user files and hub copies: the id (``"0"``) or the hub's name (``"equivalent"``)."""
     names = task.label_names or ()
     return {**{str(i): i for i in range(len(names))}, **{name: i for i, name in enumerate(names)}}
 
 
-def _build(task: GlueTask, columns: Dict[str, list], labels: list) -> Dataset:
-    return Dataset.from_dict({**{key: columns[key] for key in task.text_columns}, "label": labels},
-                             features=features(task))
+def _build(task: GlueTask, columns: dict[str, list], labels: list) -> Dataset:
+    return Dataset.from_dict(
+        {**{key: columns[key] for key in task.text_columns}, "label": labels}, features=features(task)
+    )
 
 
 # --- the classic glue_data/<TASK>/*.tsv folder ---------------------------------------------------
 
-def read_tsv(path: str) -> List[List[str]]:
+
+def read_tsv(path: str) -> list[list[str]]:
     """Rows of a GLUE TSV file, verbatim: no quoting (texts hold quote marks), a leading BOM dropped."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         return [row for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
@@ -85,14 +89,15 @@ def read_tsv_split(task: GlueTask, path: str) -> Dataset:
     kept = [row for row in rows if len(row) >= width]
     if len(kept) < len(rows) and not layout.skip_malformed:
         bad = next(n for n, row in enumerate(rows) if len(row) < width)
-        raise GlueInputError(f"{path}, data row {bad + 1}: expected at least {width} tab-separated fields, "
-                             f"found {len(rows[bad])}")
+        raise GlueInputError(
+            f"{path}, data row {bad + 1}: expected at least {width} tab-separated fields, found {len(rows[bad])}"
+        )
     columns = {key: [row[i] for row in kept] for key, i in index.items()}
     spellings = {token: i for i, token in enumerate(layout.label_tokens)}
     return _build(task, columns, label_ids(task, columns["label"], spellings, path))
 
 
-def _column_index(source, header: Optional[List[str]], path: str) -> int:
+def _column_index(source, header: list[str] | None, path: str) -> int:
     if header is None:
         return source
     if source not in header:
@@ -115,13 +120,16 @@ def load_tsv(task: GlueTask, data_dir: str) -> DatasetDict:
     for split in ("train",) + task.eval_splits:
         path = os.path.join(folder, task.tsv.files[split])
         if not os.path.isfile(path):
-            raise GlueInputError(f"{path} not found: the {split} split of {task.display_name} "
-                                 f"(expected the glue_data/{task.tsv.folder}/ layout under --data_dir)")
+            raise GlueInputError(
+                f"{path} not found: the {split} split of {task.display_name} "
+                f"(expected the glue_data/{task.tsv.folder}/ layout under --data_dir)"
+            )
         splits[split] = read_tsv_split(task, path)
     return DatasetDict(splits)
 
 
 # --- user CSV / JSON files ---------------------------------------------------------------------
+
 
 def load_files(task: GlueTask, train_file: str, validation_file: str) -> DatasetDict:
     """``train`` and the first evaluation split of ``task`` from CSV or JSON (lines) files.
@@ -133,7 +141,7 @@ def load_files(task: GlueTask, train_file: str, validation_file: str) -> Dataset
     return DatasetDict({split: _read_user_file(task, path) for split, path in splits.items()})
 
 
-def _read_user_file(task: GlueTask, path: Optional[str]) -> Dataset:
+def _read_user_file(task: GlueTask, path: str | None) -> Dataset:
     import pandas
 
     if not path or not os.path.isfile(path):
@@ -141,8 +149,11 @@ def _read_user_file(task: GlueTask, path: Optional[str]) -> Dataset:
     extension = os.path.splitext(path)[1].lower()
     if extension not in (".csv", ".json", ".jsonl"):
         raise GlueInputError(f"{path}: use a .csv, .json or .jsonl file")
-    frame = (pandas.read_csv(path, dtype=str, keep_default_na=False) if extension == ".csv"
-             else pandas.read_json(path, lines=extension == ".jsonl" or _is_json_lines(path), dtype=False))
+    frame = (
+        pandas.read_csv(path, dtype=str, keep_default_na=False)
+        if extension == ".csv"
+        else pandas.read_json(path, lines=extension == ".jsonl" or _is_json_lines(path), dtype=False)
+    )
     missing = [key for key in task.columns if key not in frame.columns]
     if missing:
         raise GlueInputError(f"{path} lacks column(s) {missing} needed by {task.name} (it has {list(frame.columns)})")
@@ -157,7 +168,8 @@ def _is_json_lines(path: str) -> bool:
 
 # --- the Hub -------------------------------------------------------------------------------------
 
-def load_hub(task: GlueTask, cache_dir: Optional[str] = None) -> DatasetDict:
+
+def load_hub(task: GlueTask, cache_dir: str | None = None) -> DatasetDict:
     """``train`` and the evaluation splits of ``task`` from ``nyu-mll/glue`` (or the local cache)."""
     from datasets import load_dataset
 
@@ -174,8 +186,13 @@ def load_hub(task: GlueTask, cache_dir: Optional[str] = None) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def load_glue(task: GlueTask, data_dir: Optional[str] = None, train_file: Optional[str] = None,
-              validation_file: Optional[str] = None, cache_dir: Optional[str] = None) -> DatasetDict:
+def load_glue(
+    task: GlueTask,
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    cache_dir: str | None = None,
+) -> DatasetDict:
     """The task's data from ``data_dir`` (TSV), else from ``train_file``/``validation_file``, else the hub."""
     if data_dir:
         return load_tsv(task, data_dir)
@@ -207,7 +224,7 @@ def with_label_noise(train: Dataset, rate: float, seed: int) -> Dataset:
     return train.remove_columns("label").add_column("label", noisy.tolist(), feature=label)
 
 
-def hold_out(train: Dataset, fraction: float, seed: int) -> Tuple[Dataset, Dataset]:
+def hold_out(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Split ``fraction`` of ``train`` off (stratified by label where it is a class): (rest, held out)."""
     if not 0.0 < fraction < 1.0:
         raise GlueInputError(f"--lets_val_split_fraction must lie in (0, 1), got {fraction}")

@@ -4,6 +4,7 @@ Without a network, ``load_dataset`` and ``from_pretrained`` retry for half a min
 stack trace. ``require_hub`` probes the endpoint once (a few seconds at most) and raises a
 :class:`GlueInputError` that says how to run from local files instead.
 """
+
 from __future__ import annotations
 
 import functools

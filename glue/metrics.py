@@ -3,16 +3,17 @@
 CoLA: Matthews correlation; MRPC and QQP: accuracy and F1 of the positive class; STS-B: Pearson
 and Spearman correlation; the other tasks: accuracy. Values are fractions (the paper prints x100).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict
+from collections.abc import Callable
 
 import numpy as np
 
 from .tasks import GlueTask
 
 
-def glue_metrics(task: GlueTask, predictions, labels) -> Dict[str, float]:
+def glue_metrics(task: GlueTask, predictions, labels) -> dict[str, float]:
     """The task's metrics for predicted label ids (or scores, for STS-B) against the true ones."""
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -37,7 +38,7 @@ def decode_predictions(task: GlueTask, logits) -> np.ndarray:
 def compute_metrics_for(task: GlueTask) -> Callable:
     """A ``Trainer`` ``compute_metrics`` callback for ``task``."""
 
-    def compute_metrics(eval_prediction) -> Dict[str, float]:
+    def compute_metrics(eval_prediction) -> dict[str, float]:
         return glue_metrics(task, decode_predictions(task, eval_prediction.predictions), eval_prediction.label_ids)
 
     return compute_metrics

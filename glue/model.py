@@ -1,8 +1,8 @@
 """The model and tokenizer for a task, from a local folder or the Hub, with clear errors when neither works."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
 
 from .errors import GlueInputError
 from .hub import hub_failure, require_hub
@@ -25,16 +25,20 @@ def check_model_source(name: str) -> None:
     require_hub(f"model {name!r} (no local folder has that name)")
 
 
-def load_model_and_tokenizer(task: GlueTask, name: str, cache_dir: Optional[str] = None) -> Tuple[object, object]:
+def load_model_and_tokenizer(task: GlueTask, name: str, cache_dir: str | None = None) -> tuple[object, object]:
     """A sequence-classification model with the task's label set (new head) and its tokenizer."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     check_model_source(name)
-    labels = {} if task.is_regression else {
-        "id2label": dict(enumerate(task.label_names)), "label2id": {n: i for i, n in enumerate(task.label_names)}}
+    labels = (
+        {}
+        if task.is_regression
+        else {"id2label": dict(enumerate(task.label_names)), "label2id": {n: i for i, n in enumerate(task.label_names)}}
+    )
     try:
-        config = AutoConfig.from_pretrained(name, num_labels=task.num_labels, finetuning_task=task.name,
-                                            cache_dir=cache_dir, **labels)
+        config = AutoConfig.from_pretrained(
+            name, num_labels=task.num_labels, finetuning_task=task.name, cache_dir=cache_dir, **labels
+        )
         if task.is_regression:
             config.problem_type = "regression"
         tokenizer = AutoTokenizer.from_pretrained(name, cache_dir=cache_dir)

@@ -5,6 +5,7 @@ are defined once, here. A run killed and resumed has several segments: each chec
 wall time spent up to it (``wall_time.json``), and the resumed run adds its own segment to that of
 the checkpoint it resumed from, so ``wall_time_s`` is the time the results took over all segments.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import logging
 import math
 import os
 import time
-from typing import Dict, Iterable, List, Mapping, Optional
+from collections.abc import Iterable, Mapping
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -31,8 +32,14 @@ WALL_TIME_FILE = "wall_time.json"  # in each checkpoint: the run's wall time up 
 SPLIT_PREFIXES = {"validation": "eval", "validation_matched": "eval", "validation_mismatched": "eval_mm"}
 
 
-def run_label(optim: str, rho: float, lets_val_split_fraction: float, lets_preset: str = "paper",
-              rho_lr: Optional[float] = None, lets_descent: str = "sgd") -> str:
+def run_label(
+    optim: str,
+    rho: float,
+    lets_val_split_fraction: float,
+    lets_preset: str = "paper",
+    rho_lr: float | None = None,
+    lets_descent: str = "sgd",
+) -> str:
     """A row name for summaries: the method, its (initial) radius, the LETS rule where it is not the
     paper's, its rho learning rate where given, the descent step where not SGD's, and the held-out split if any."""
     label = method_label(optim)
@@ -49,13 +56,13 @@ def run_label(optim: str, rho: float, lets_val_split_fraction: float, lets_prese
     return f"{label} ({', '.join(details)})" if details else label
 
 
-def task_scores(task: GlueTask, metrics: Mapping[str, float]) -> Dict[str, Optional[float]]:
+def task_scores(task: GlueTask, metrics: Mapping[str, float]) -> dict[str, float | None]:
     """The task's reported metrics from Trainer metrics: ``accuracy``, ``f1``, MNLI's ``mm_accuracy``, ..."""
     scores = {}
     for split in task.eval_splits:
         prefix = SPLIT_PREFIXES[split]
         for metric in task.metrics:
-            name = metric if prefix == "eval" else f"{prefix[len('eval_'):]}_{metric}"
+            name = metric if prefix == "eval" else f"{prefix[len('eval_') :]}_{metric}"
             scores[name] = metrics.get(f"{prefix}_{metric}")
     return scores
 
@@ -70,7 +77,7 @@ class WallClock(TrainerCallback):
     """The run's wall time over its segments: started at ``start`` (``time.perf_counter()``), it carries
     on from the time recorded in ``resumed_from`` and records its own in every checkpoint it saves."""
 
-    def __init__(self, start: float, resumed_from: Optional[str] = None):
+    def __init__(self, start: float, resumed_from: str | None = None):
         self.start, self.before = start, 0.0
         if resumed_from is not None:
             path = os.path.join(resumed_from, WALL_TIME_FILE)
@@ -78,8 +85,12 @@ class WallClock(TrainerCallback):
                 with open(path) as handle:
                     self.before = float(json.load(handle)["wall_time_s"])
             else:
-                logger.warning("%s has no %s: the wall time of the segments before it is unknown, wall_time_s "
-                               "counts this segment only", resumed_from, WALL_TIME_FILE)
+                logger.warning(
+                    "%s has no %s: the wall time of the segments before it is unknown, wall_time_s "
+                    "counts this segment only",
+                    resumed_from,
+                    WALL_TIME_FILE,
+                )
 
     @property
     def elapsed_s(self) -> float:
@@ -92,9 +103,20 @@ class WallClock(TrainerCallback):
                 json.dump({"wall_time_s": self.elapsed_s}, handle)
 
 
-def build_results(task: GlueTask, *, label: str, optim: str, seed: int, model: str, rho_initial: Optional[float],
-                  rho_final: Optional[float], metrics: Mapping[str, float], log_history: Iterable[Mapping],
-                  wall_time_s: float, settings: Mapping[str, object]) -> Dict[str, object]:
+def build_results(
+    task: GlueTask,
+    *,
+    label: str,
+    optim: str,
+    seed: int,
+    model: str,
+    rho_initial: float | None,
+    rho_final: float | None,
+    metrics: Mapping[str, float],
+    log_history: Iterable[Mapping],
+    wall_time_s: float,
+    settings: Mapping[str, object],
+) -> dict[str, object]:
     """The content of ``glue_results.json`` for one finished run."""
     trajectory = radius_trajectory(log_history)
     return {
@@ -114,7 +136,7 @@ def build_results(task: GlueTask, *, label: str, optim: str, seed: int, model: s
     }
 
 
-def write_results(output_dir: str, results: Mapping[str, object], log_history: Iterable[Mapping]) -> Optional[str]:
+def write_results(output_dir: str, results: Mapping[str, object], log_history: Iterable[Mapping]) -> str | None:
     """Write ``glue_results.json`` and, when rho was logged, the PNG of rho and the gap; the PNG's path or None."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, RESULTS_FILE), "w") as handle:
@@ -128,7 +150,7 @@ def is_finished(output_dir: str) -> bool:
     return os.path.isfile(os.path.join(output_dir, RESULTS_FILE))
 
 
-def load_results(root: str) -> List[Dict[str, object]]:
+def load_results(root: str) -> list[dict[str, object]]:
     """Every ``glue_results.json`` under ``root``, in path order."""
     found = []
     for folder, _, files in sorted(os.walk(root)):

@@ -16,6 +16,7 @@ metric, rho's initial and final value and its trajectory with the gap's, the wal
 
 See ``glue/README.md`` for Table 9's commands and ``glue/summarize.py`` for the table of results.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,7 +24,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
 
 import transformers
 from transformers import DataCollatorWithPadding, default_data_collator, set_seed
@@ -33,8 +33,7 @@ from glue.errors import GlueInputError
 from glue.metrics import compute_metrics_for
 from glue.model import load_model_and_tokenizer
 from glue.presets import PRESETS, preset_defaults
-from glue.results import (RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished,
-                          run_label, write_results)
+from glue.results import RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished, run_label, write_results
 from glue.tasks import TASKS, GlueTask, get_task
 from lets_hf.arguments import LETSArgumentParser, LETSArguments
 from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint
@@ -49,11 +48,14 @@ logger = logging.getLogger("run_glue")
 class ModelArguments:
     """Which model to fine-tune."""
 
-    model_name_or_path: str = field(default="microsoft/deberta-base", metadata={
-        "help": "A Hub id or a local folder (config.json, weights, tokenizer files)."})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are stored."})
-    save_final_model: bool = field(default=True, metadata={
-        "help": "Save the fine-tuned model and tokenizer into --output_dir at the end."})
+    model_name_or_path: str = field(
+        default="microsoft/deberta-base",
+        metadata={"help": "A Hub id or a local folder (config.json, weights, tokenizer files)."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are stored."})
+    save_final_model: bool = field(
+        default=True, metadata={"help": "Save the fine-tuned model and tokenizer into --output_dir at the end."}
+    )
 
 
 @dataclass
@@ -61,32 +63,57 @@ class DataTrainingArguments:
     """Which data, how it is prepared, and which setup (preset) fills the training defaults."""
 
     task_name: str = field(default="mrpc", metadata={"help": f"One of {', '.join(TASKS)}."})
-    data_dir: Optional[str] = field(default=None, metadata={
-        "help": "A classic glue_data/ folder (<TASK>/train.tsv, dev.tsv); otherwise files or the Hub."})
-    train_file: Optional[str] = field(default=None, metadata={"help": "A CSV/JSON training file (hub column names)."})
-    validation_file: Optional[str] = field(default=None, metadata={"help": "A CSV/JSON validation file."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "A classic glue_data/ folder (<TASK>/train.tsv, dev.tsv); otherwise files or the Hub."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "A CSV/JSON training file (hub column names)."})
+    validation_file: str | None = field(default=None, metadata={"help": "A CSV/JSON validation file."})
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
-    pad_to_max_length: bool = field(default=False, metadata={
-        "help": "Pad every input to max_seq_length (default: pad each batch to its longest input)."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep the first N training rows."})
-    train_label_noise: float = field(default=0.0, metadata={
-        "help": "Flip this fraction of the training labels (after --max_train_samples) to another class; the "
-                "eval splits stay clean. The noise is drawn with --label_noise_seed, not --seed."})
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every input to max_seq_length (default: pad each batch to its longest input)."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training rows."})
+    train_label_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "Flip this fraction of the training labels (after --max_train_samples) to another class; the "
+            "eval splits stay clean. The noise is drawn with --label_noise_seed, not --seed."
+        },
+    )
     label_noise_seed: int = field(default=0, metadata={"help": "Seed of the flipped labels' choice."})
-    max_eval_samples: Optional[int] = field(default=None, metadata={
-        "help": "Keep the first N rows of each eval split."})
-    lets_val_split_fraction: float = field(default=0.0, metadata={
-        "help": "Hold this fraction of the training split out for LETS validation batches; the model trains on "
-                "the rest (for every --optim, so ERM and SAM runs stay comparable). 0: batches from the training "
-                "set itself, as in the paper."})
-    glue_preset: str = field(default="paper", metadata={
-        "help": "Training defaults: 'paper' (Table 11 + glue/presets.py) or 'none' (stock TrainingArguments). "
-                "Flags on the command line override them.", "choices": list(PRESETS)})
-    run_label: Optional[str] = field(default=None, metadata={
-        "help": "The run's row name in glue/summarize.py tables (default: method, radius, LETS rule, held-out split)."})
-    overwrite_output_dir: bool = field(default=False, metadata={
-        "help": "Replace a finished run in --output_dir (otherwise the script refuses, and resumes an "
-                "unfinished one from its last checkpoint)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N rows of each eval split."})
+    lets_val_split_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "Hold this fraction of the training split out for LETS validation batches; the model trains on "
+            "the rest (for every --optim, so ERM and SAM runs stay comparable). 0: batches from the training "
+            "set itself, as in the paper."
+        },
+    )
+    glue_preset: str = field(
+        default="paper",
+        metadata={
+            "help": "Training defaults: 'paper' (Table 11 + glue/presets.py) or 'none' (stock TrainingArguments). "
+            "Flags on the command line override them.",
+            "choices": list(PRESETS),
+        },
+    )
+    run_label: str | None = field(
+        default=None,
+        metadata={
+            "help": "The run's row name in glue/summarize.py tables "
+            "(default: method, radius, LETS rule, held-out split)."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a finished run in --output_dir (otherwise the script refuses, and resumes an "
+            "unfinished one from its last checkpoint)."
+        },
+    )
 
 
 def default_output_dir(task: GlueTask, optim: str, seed: int) -> str:
@@ -94,14 +121,18 @@ def default_output_dir(task: GlueTask, optim: str, seed: int) -> str:
     return os.path.join("runs", "glue", task.name, f"{optim}-seed{seed}")
 
 
-def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrainingArguments, LETSArguments]:
+def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainingArguments, LETSArguments]:
     """Parse the command line; the preset and the output folder become defaults that flags override."""
     parser = LETSArgumentParser((ModelArguments, DataTrainingArguments, LETSArguments))  # LETS flags in a group
     known, _ = parser.parse_known_args(argv)
     task = get_task(known.task_name)
-    parser.set_defaults(do_train=True, do_eval=True, average_tokens_across_devices=False,
-                        output_dir=default_output_dir(task, known.optim, known.seed),
-                        **preset_defaults(known.glue_preset, task.name, known.optim))
+    parser.set_defaults(
+        do_train=True,
+        do_eval=True,
+        average_tokens_across_devices=False,
+        output_dir=default_output_dir(task, known.optim, known.seed),
+        **preset_defaults(known.glue_preset, task.name, known.optim),
+    )
     try:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
         training_precision(training_args)  # refuses --fp16 on a CPU
@@ -111,13 +142,15 @@ def parse_arguments(argv: Optional[List[str]]) -> Tuple[ModelArguments, DataTrai
     return model_args, data_args, training_args
 
 
-def resume_checkpoint(training_args: LETSArguments, overwrite: bool) -> Optional[str]:
+def resume_checkpoint(training_args: LETSArguments, overwrite: bool) -> str | None:
     """The checkpoint to resume from (the newest complete one in ``--output_dir`` unless one is given);
     refuses to overwrite a finished run unless asked to."""
     output_dir, given = training_args.output_dir, training_args.resume_from_checkpoint
     if not overwrite and os.path.isdir(output_dir) and is_finished(output_dir):
-        raise GlueInputError(f"{output_dir} already holds a finished run ({RESULTS_FILE}); pass "
-                             "--overwrite_output_dir to replace it, or choose another --output_dir")
+        raise GlueInputError(
+            f"{output_dir} already holds a finished run ({RESULTS_FILE}); pass "
+            "--overwrite_output_dir to replace it, or choose another --output_dir"
+        )
     try:
         if given is not None or overwrite:
             return resolve_resume_checkpoint(given, output_dir)
@@ -156,8 +189,9 @@ def tokenize(dataset, task: GlueTask, tokenizer, data_args: DataTrainingArgument
     return dataset.map(encode, batched=True, remove_columns=list(task.text_columns), desc="tokenizing")
 
 
-def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments, trainer: LETSTrainer, train,
-                 held_out) -> dict:
+def run_settings(
+    training_args: LETSArguments, data_args: DataTrainingArguments, trainer: LETSTrainer, train, held_out
+) -> dict:
     """What a reader of the results needs to know about the run: batch, schedule, data, the radius rule."""
     settings = {
         "learning_rate": training_args.learning_rate,
@@ -176,22 +210,33 @@ def run_settings(training_args: LETSArguments, data_args: DataTrainingArguments,
     }
     radius = getattr(trainer.lets_optimizer, "radius", None)
     if isinstance(radius, LETSRadius):  # its settings, as the run used them
-        settings.update({
-            "lets_preset": training_args.lets_preset, "rho_lr": radius.lr, "rho_lr_decay": radius.lr_decay,
-            "lets_hvp": radius.hvp.name, "lets_objective": radius.objective.name, "lets_interval": radius.interval,
-            "lets_train_term": radius.train_term, "lets_descent": radius.descent.name, "rho_updates": radius.updates,
-            "lets_val_source": "held-out" if held_out is not None else training_args.lets_val_source,
-        })
+        settings.update(
+            {
+                "lets_preset": training_args.lets_preset,
+                "rho_lr": radius.lr,
+                "rho_lr_decay": radius.lr_decay,
+                "lets_hvp": radius.hvp.name,
+                "lets_objective": radius.objective.name,
+                "lets_interval": radius.interval,
+                "lets_train_term": radius.train_term,
+                "lets_descent": radius.descent.name,
+                "rho_updates": radius.updates,
+                "lets_val_source": "held-out" if held_out is not None else training_args.lets_val_source,
+            }
+        )
     return settings
 
 
-def run(argv: Optional[List[str]] = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
     """Train, evaluate and write the run's results; returns the content of ``glue_results.json``."""
     start = time.perf_counter()
     model_args, data_args, training_args = parse_arguments(argv)
     task = get_task(data_args.task_name)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
-                        handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO,
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     if data_args.lets_val_split_fraction and training_args.lets_val_source == "eval":
         raise GlueInputError("--lets_val_split_fraction and --lets_val_source eval exclude each other")
@@ -203,21 +248,37 @@ def run(argv: Optional[List[str]] = None) -> dict:
     with training_args.main_process_first(desc="tokenizing"):
         train, held_out = (tokenize(data, task, tokenizer, data_args) for data in (train, held_out))
         evals = {split: tokenize(data, task, tokenizer, data_args) for split, data in evals.items()}
-    collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(
-        tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
+    collator = (
+        default_data_collator
+        if data_args.pad_to_max_length
+        else DataCollatorWithPadding(
+            tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
+        )
+    )
 
     try:  # LETSTrainer refuses setups it cannot run (too few LETS validation rows, DeepSpeed, FSDP, ...)
-        trainer = LETSTrainer(model=model, args=training_args, train_dataset=train,
-                              eval_dataset=evals[task.eval_splits[0]], processing_class=tokenizer,
-                              data_collator=collator, compute_metrics=compute_metrics_for(task),
-                              lets_val_dataset=held_out)
+        trainer = LETSTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train,
+            eval_dataset=evals[task.eval_splits[0]],
+            processing_class=tokenizer,
+            data_collator=collator,
+            compute_metrics=compute_metrics_for(task),
+            lets_val_dataset=held_out,
+        )
     except ValueError as error:
         raise GlueInputError(str(error)) from None
     clock = WallClock(start, resumed_from=checkpoint)
     trainer.add_callback(clock)
-    logger.info("%s: %d training rows, %s LETS held-out rows, eval %s; output %s", task.display_name, len(train),
-                len(held_out) if held_out is not None else "no", {k: len(v) for k, v in evals.items()},
-                training_args.output_dir)
+    logger.info(
+        "%s: %d training rows, %s LETS held-out rows, eval %s; output %s",
+        task.display_name,
+        len(train),
+        len(held_out) if held_out is not None else "no",
+        {k: len(v) for k, v in evals.items()},
+        training_args.output_dir,
+    )
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
     metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
@@ -230,22 +291,41 @@ def run(argv: Optional[List[str]] = None) -> dict:
     optimizer = trainer.lets_optimizer
     settings = run_settings(training_args, data_args, trainer, train, held_out)
     results = build_results(
-        task, label=data_args.run_label or run_label(training_args.optim, training_args.rho,
-                                                     data_args.lets_val_split_fraction, training_args.lets_preset,
-                                                     training_args.rho_lr, training_args.lets_descent),
-        optim=training_args.optim, seed=training_args.seed, model=model_args.model_name_or_path,
+        task,
+        label=data_args.run_label
+        or run_label(
+            training_args.optim,
+            training_args.rho,
+            data_args.lets_val_split_fraction,
+            training_args.lets_preset,
+            training_args.rho_lr,
+            training_args.lets_descent,
+        ),
+        optim=training_args.optim,
+        seed=training_args.seed,
+        model=model_args.model_name_or_path,
         rho_initial=training_args.rho if optimizer is not None else None,
-        rho_final=optimizer.rho if optimizer is not None else None, metrics=metrics,
-        log_history=trainer.state.log_history, wall_time_s=clock.elapsed_s, settings=settings)
+        rho_final=optimizer.rho if optimizer is not None else None,
+        metrics=metrics,
+        log_history=trainer.state.log_history,
+        wall_time_s=clock.elapsed_s,
+        settings=settings,
+    )
     if trainer.is_world_process_zero():
         plot = write_results(training_args.output_dir, results, trainer.state.log_history)
-        logger.info("scores %s, rho %s -> %s, %.1f s; wrote %s%s", results["scores"], results["rho_initial"],
-                    results["rho_final"], results["wall_time_s"], os.path.join(training_args.output_dir, RESULTS_FILE),
-                    f" and {plot}" if plot else "")
+        logger.info(
+            "scores %s, rho %s -> %s, %.1f s; wrote %s%s",
+            results["scores"],
+            results["rho_initial"],
+            results["rho_final"],
+            results["wall_time_s"],
+            os.path.join(training_args.output_dir, RESULTS_FILE),
+            f" and {plot}" if plot else "",
+        )
     return results
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     """``run`` with bad input reported as one line on stderr (exit status 2) instead of a traceback."""
     try:
         return run(argv)

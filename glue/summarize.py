@@ -13,14 +13,15 @@ learning rate let it move, and the mean and spread of the logged gap ``L(V) - L(
 show, per task, the rho trajectories of the learned-radius runs, one panel per rule (label without
 its rho_0) and one line per run, with the best fixed radius of the SAM grid for reference.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from glue.results import load_results
 from glue.tasks import TASKS
@@ -28,9 +29,9 @@ from lets_hf.plots import plot_radius_comparison
 from lets_hf.reporting import markdown_table, mean_std, method_rank, without_start_radius
 
 
-def _group(runs: Sequence[Mapping]) -> Dict[str, Dict[str, List[Mapping]]]:
+def _group(runs: Sequence[Mapping]) -> dict[str, dict[str, list[Mapping]]]:
     """``{label: {task: [runs]}}``."""
-    groups: Dict[str, Dict[str, List[Mapping]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[str, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         groups[run["label"]][run["task"]].append(run)
     return groups
@@ -46,10 +47,13 @@ def score_cell(runs: Sequence[Mapping]) -> str:
     return " / ".join(cells)
 
 
-def task_average(runs: Sequence[Mapping]) -> Optional[float]:
+def task_average(runs: Sequence[Mapping]) -> float | None:
     """The GLUE convention for one task: the mean of its metrics, averaged over runs (x100)."""
-    per_run = [statistics.mean(v for v in run["scores"].values() if v is not None) for run in runs
-               if any(v is not None for v in run["scores"].values())]
+    per_run = [
+        statistics.mean(v for v in run["scores"].values() if v is not None)
+        for run in runs
+        if any(v is not None for v in run["scores"].values())
+    ]
     return 100 * statistics.mean(per_run) if per_run else None
 
 
@@ -88,13 +92,13 @@ def cost_table(runs: Sequence[Mapping]) -> str:
     return markdown_table(["Method", "Task", "runs", "wall time (s)", "final rho", "dev loss"], rows)
 
 
-def rho_reach(settings: Mapping) -> Optional[float]:
+def rho_reach(settings: Mapping) -> float | None:
     """How far ``log rho`` can move over the run: Adam moves it about its learning rate per update, so
     ``sum_k lr * decay^k = lr * (1 - decay^U) / (1 - decay)`` over ``U`` updates."""
     lr, decay, updates = (settings.get(key) for key in ("rho_lr", "rho_lr_decay", "rho_updates"))
     if lr is None or decay is None or not updates:
         return None
-    return lr * updates if decay == 1 else lr * (1 - decay ** updates) / (1 - decay)
+    return lr * updates if decay == 1 else lr * (1 - decay**updates) / (1 - decay)
 
 
 def radius_table(runs: Sequence[Mapping]) -> str:
@@ -105,22 +109,36 @@ def radius_table(runs: Sequence[Mapping]) -> str:
         gaps = [gap for gap in run["trajectory"]["lets_gap"] if gap is not None]
         gap = "" if len(gaps) < 2 else f"{mean_std(gaps, '+.4f', '.4f')} ({len(gaps)})"
         reach = rho_reach(run.get("settings", {}))
-        rows.append([run["label"], TASKS[run["task"]].display_name, str(run["seed"]),
-                     f"{run['rho_initial']:.4g} -> {run['rho_final']:.4g}",
-                     f"{math.log(run['rho_final'] / run['rho_initial']):+.3f}", "" if reach is None else f"{reach:.3g}",
-                     gap])
-    header = ["Method", "Task", "seed", "rho_0 -> final rho", "log(final / rho_0)", "reach of log rho",
-              "gap L(V) - L(B): mean ± std (logged steps)"]
+        rows.append(
+            [
+                run["label"],
+                TASKS[run["task"]].display_name,
+                str(run["seed"]),
+                f"{run['rho_initial']:.4g} -> {run['rho_final']:.4g}",
+                f"{math.log(run['rho_final'] / run['rho_initial']):+.3f}",
+                "" if reach is None else f"{reach:.3g}",
+                gap,
+            ]
+        )
+    header = [
+        "Method",
+        "Task",
+        "seed",
+        "rho_0 -> final rho",
+        "log(final / rho_0)",
+        "reach of log rho",
+        "gap L(V) - L(B): mean ± std (logged steps)",
+    ]
     return markdown_table(header, rows)
 
 
-def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
+def best_fixed_radius(runs: Sequence[Mapping]) -> tuple[str, float] | None:
     """The SAM radius (no held-out split) with the best mean score, as ``(legend text, rho)``; None if there is
     no SAM run or the best score is shared (every radius at the majority class, say)."""
     sam = [run for run in runs if run["method"] == "SAM" and run["label"] == f"SAM (rho={run['rho_initial']:g})"]
     if not sam:
         return None
-    by_rho: Dict[float, List[Mapping]] = defaultdict(list)
+    by_rho: dict[float, list[Mapping]] = defaultdict(list)
     for run in sam:
         by_rho[run["rho_initial"]].append(run)
     scored = [(task_average(group), rho) for rho, group in by_rho.items() if task_average(group) is not None]
@@ -130,12 +148,12 @@ def best_fixed_radius(runs: Sequence[Mapping]) -> Optional[Tuple[str, float]]:
     return f"best SAM radius, {rho:g} ({score:.1f})", rho
 
 
-def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> List[str]:
+def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> list[str]:
     """One PNG per task, ``rho_<task>.png``: the learned-radius runs, a panel per rule; the paths written."""
     written = []
     for task in TASKS:
         task_runs = [run for run in runs if run["task"] == task]
-        panels: Dict[str, List[Tuple[str, List[float], List[float]]]] = defaultdict(list)
+        panels: dict[str, list[tuple[str, list[float], list[float]]]] = defaultdict(list)
         for run in sorted(task_runs, key=lambda run: (run["rho_initial"] or 0, run["seed"])):
             if run["method"].startswith("LETS") and run["trajectory"]["step"]:
                 line = f"rho0={run['rho_initial']:g}, seed {run['seed']}"
@@ -144,8 +162,11 @@ def plot_learned_radii(runs: Sequence[Mapping], folder: str) -> List[str]:
         if panels:
             path = str(Path(folder) / f"rho_{task}.png")
             title = f"{TASKS[task].display_name}: the learned radius from each rho_0"
-            written.append(plot_radius_comparison(dict(sorted(panels.items())), path, title,
-                                                  reference=best_fixed_radius(task_runs)))
+            written.append(
+                plot_radius_comparison(
+                    dict(sorted(panels.items())), path, title, reference=best_fixed_radius(task_runs)
+                )
+            )
     return written
 
 
@@ -154,14 +175,16 @@ def summarize(root: str) -> str:
     runs = load_results(root)
     if not runs:
         raise SystemExit(f"summarize.py: error: no glue_results.json found under {root}")
-    text = (f"Scores (x100, mean ± std over runs):\n\n{scores_table(runs)}\n\n"
-            f"Cost and learned radius:\n\n{cost_table(runs)}\n")
+    text = (
+        f"Scores (x100, mean ± std over runs):\n\n{scores_table(runs)}\n\n"
+        f"Cost and learned radius:\n\n{cost_table(runs)}\n"
+    )
     if any(run["method"].startswith("LETS") for run in runs):
         text += f"\nHow each learned radius moved:\n\n{radius_table(runs)}\n"
     return text
 
 
-def main(argv: Optional[Sequence[str]] = None) -> str:
+def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="a folder holding run folders (searched recursively)")
     parser.add_argument("-o", "--output", help="also write the tables to this Markdown file")

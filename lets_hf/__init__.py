@@ -5,6 +5,7 @@ The math is plain PyTorch (:mod:`lets_hf.perturbation`, :mod:`lets_hf.radius`,
 front end (:mod:`lets_hf.trainer`, :mod:`lets_hf.arguments`) is exported here too, and imported
 on first use: ``from lets_hf import LETSTrainer, LETSArguments``.
 """
+
 import importlib
 
 from .batchnorm import frozen_batchnorm_stats
@@ -14,11 +15,27 @@ from .radius import FixedRadius, LearnedRadius, LETSRadius, RadiusController
 
 __version__ = "0.1.0"
 
-_HUGGING_FACE_EXPORTS = {"LETSTrainer": "trainer", "LETSSeq2SeqTrainer": "trainer", "LETSArguments": "arguments",
-                         "LETSSeq2SeqArguments": "arguments", "LETSArgumentParser": "arguments"}
+_HUGGING_FACE_EXPORTS = {
+    "LETSTrainer": "trainer",
+    "LETSSeq2SeqTrainer": "trainer",
+    "LETSArguments": "arguments",
+    "LETSSeq2SeqArguments": "arguments",
+    "LETSArgumentParser": "arguments",
+}
 
-__all__ = ["ASAM", "FixedRadius", "LearnedRadius", "LETSOptimizer", "LETSRadius", "PerturbationRule", "RadiusController", "SAM",
-           "frozen_batchnorm_stats", "get_perturbation", *_HUGGING_FACE_EXPORTS]
+__all__ = [
+    "ASAM",
+    "FixedRadius",
+    "LearnedRadius",
+    "LETSOptimizer",
+    "LETSRadius",
+    "PerturbationRule",
+    "RadiusController",
+    "SAM",
+    "frozen_batchnorm_stats",
+    "get_perturbation",
+    *_HUGGING_FACE_EXPORTS,
+]
 
 
 def __getattr__(name):

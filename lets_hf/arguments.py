@@ -16,19 +16,27 @@ Trainer's own fields (``optim``, ``lets_base_optim``, ``lets_ascent``, ``lets_va
 :class:`LETSArgumentParser`, an ``HfArgumentParser``, shows its LETS options in ``--help`` under a
 titled group of their own (``HfArgumentParser`` groups whole dataclasses only).
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional
 
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
 from .checks import choice
-from .methods import (FIXED_RADIUS_OPTIMIZERS, LEARNED_PREFIX, LEARNED_RADIUS_OPTIMIZERS, SAM_FAMILY, build_radius,
-                      method_options, parse_sam_family)
+from .methods import (
+    FIXED_RADIUS_OPTIMIZERS,
+    LEARNED_PREFIX,
+    LEARNED_RADIUS_OPTIMIZERS,
+    SAM_FAMILY,
+    build_radius,
+    method_options,
+    parse_sam_family,
+)
 from .options import Option
 from .parallel import ASCENTS
 from .perturbation import PerturbationRule, build_perturbation
@@ -37,23 +45,34 @@ from .radius import RHO_SCHEDULES, RadiusController
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
 VAL_SOURCES = ("train", "eval")
-__all__ = ["FIXED_RADIUS_OPTIMIZERS", "LEARNED_PREFIX", "LEARNED_RADIUS_OPTIMIZERS", "LETSArgumentParser",
-           "LETSArguments", "LETSArgumentsMixin", "LETSSeq2SeqArguments", "SAM_FAMILY", "STOCK_OPTIMIZERS",
-           "parse_sam_family"]
+__all__ = [
+    "FIXED_RADIUS_OPTIMIZERS",
+    "LEARNED_PREFIX",
+    "LEARNED_RADIUS_OPTIMIZERS",
+    "LETSArgumentParser",
+    "LETSArguments",
+    "LETSArgumentsMixin",
+    "LETSSeq2SeqArguments",
+    "SAM_FAMILY",
+    "STOCK_OPTIMIZERS",
+    "parse_sam_family",
+]
 
 
-def option_field(option: Option) -> Tuple[str, Any, Any]:
+def option_field(option: Option) -> tuple[str, Any, Any]:
     """A dataclass field (name, type, ``field``) for ``option``, with its help and choices for ``HfArgumentParser``."""
-    metadata: Dict[str, Any] = {"help": option.described()}
+    metadata: dict[str, Any] = {"help": option.described()}
     if option.choices:
         metadata["choices"] = list(option.choices)
-    kind = option.type if option.default is not None else Optional[option.type]
+    # Optional[...], not `X | None`: a type built at run time, which HfArgumentParser reads as optional
+    kind = option.type if option.default is not None else Optional[option.type]  # noqa: UP045
     return option.name, kind, field(default=option.default, metadata=metadata)
 
 
 # The fields of the rules' and controllers' options, made from their declarations (lets_hf/methods.py).
 SAMFamilyOptions = dataclasses.make_dataclass(
-    "SAMFamilyOptions", [option_field(option) for option in method_options().values()])
+    "SAMFamilyOptions", [option_field(option) for option in method_options().values()]
+)
 SAMFamilyOptions.__doc__ = "One field per option of the SAM family's rules and radius controllers (their modules)."
 SAMFamilyOptions.__module__ = __name__  # so that pickle finds it
 
@@ -63,23 +82,45 @@ class LETSArgumentsMixin(SAMFamilyOptions):
     """The SAM/LETS fields shared by :class:`LETSArguments` and :class:`LETSSeq2SeqArguments`: the options the
     rules and the controllers declare (:class:`SAMFamilyOptions`), and those of the Trainer's step below."""
 
-    optim: str = field(default=OptimizerNames.ADAMW_TORCH_FUSED.value, metadata={
-        "help": f"Optimizer. SAM family, learned radius (LETS): {', '.join(LEARNED_RADIUS_OPTIMIZERS)}. "
-                f"SAM family, fixed --rho: {', '.join(FIXED_RADIUS_OPTIMIZERS)}. "
-                f"Stock names (plain ERM, as in TrainingArguments): {', '.join(STOCK_OPTIMIZERS)}.",
-        "choices": SAM_FAMILY + STOCK_OPTIMIZERS, "metavar": "NAME"})
-    lets_base_optim: str = field(default="adamw_torch", metadata={
-        "help": "The optimizer that takes the SAM family's descent step: one of the stock names of --optim "
-                "(e.g. adamw_torch, sgd).", "choices": STOCK_OPTIMIZERS, "metavar": "STOCK_NAME"})
-    lets_ascent: Optional[str] = field(default=None, metadata={
-        "help": "Where the ascent gradient comes from under several processes: per_worker (DDP's default, under "
-                "no_sync) or global (synced, as one process on the whole batch; the only choice under FSDP2).",
-        "choices": list(ASCENTS)})
-    lets_val_source: str = field(default="train", metadata={
-        "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
-                "(the paper's choice) or, only if asked, the eval_dataset.", "choices": list(VAL_SOURCES)})
-    lets_val_batch_size: Optional[int] = field(default=None, metadata={
-        "help": "Validation batch size for the hyper step (default: per_device_train_batch_size)."})
+    optim: str = field(
+        default=OptimizerNames.ADAMW_TORCH_FUSED.value,
+        metadata={
+            "help": f"Optimizer. SAM family, learned radius (LETS): {', '.join(LEARNED_RADIUS_OPTIMIZERS)}. "
+            f"SAM family, fixed --rho: {', '.join(FIXED_RADIUS_OPTIMIZERS)}. "
+            f"Stock names (plain ERM, as in TrainingArguments): {', '.join(STOCK_OPTIMIZERS)}.",
+            "choices": SAM_FAMILY + STOCK_OPTIMIZERS,
+            "metavar": "NAME",
+        },
+    )
+    lets_base_optim: str = field(
+        default="adamw_torch",
+        metadata={
+            "help": "The optimizer that takes the SAM family's descent step: one of the stock names of --optim "
+            "(e.g. adamw_torch, sgd).",
+            "choices": STOCK_OPTIMIZERS,
+            "metavar": "STOCK_NAME",
+        },
+    )
+    lets_ascent: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the ascent gradient comes from under several processes: per_worker (DDP's default, under "
+            "no_sync) or global (synced, as one process on the whole batch; the only choice under FSDP2).",
+            "choices": list(ASCENTS),
+        },
+    )
+    lets_val_source: str = field(
+        default="train",
+        metadata={
+            "help": "Where LETS validation batches come from when no lets_val_dataset is given: the training set "
+            "(the paper's choice) or, only if asked, the eval_dataset.",
+            "choices": list(VAL_SOURCES),
+        },
+    )
+    lets_val_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Validation batch size for the hyper step (default: per_device_train_batch_size)."},
+    )
 
     def __post_init__(self):
         self._check_names()  # before the stock checks, whose enum error names neither the field nor the SAM family
@@ -94,8 +135,12 @@ class LETSArgumentsMixin(SAMFamilyOptions):
 
     def _check_names(self) -> None:
         listed = {"optim": f"the SAM family {SAM_FAMILY} or a stock optimizer {STOCK_OPTIMIZERS}"}
-        for name, allowed in (("optim", SAM_FAMILY + STOCK_OPTIMIZERS), ("lets_base_optim", STOCK_OPTIMIZERS),
-                              ("lets_val_source", VAL_SOURCES), ("rho_schedule", RHO_SCHEDULES)):
+        for name, allowed in (
+            ("optim", SAM_FAMILY + STOCK_OPTIMIZERS),
+            ("lets_base_optim", STOCK_OPTIMIZERS),
+            ("lets_val_source", VAL_SOURCES),
+            ("rho_schedule", RHO_SCHEDULES),
+        ):
             value = getattr(self, name)
             choice(name, getattr(value, "value", value), allowed, listed.get(name, ""))
         if self.lets_ascent is not None:
@@ -103,8 +148,10 @@ class LETSArgumentsMixin(SAMFamilyOptions):
 
     def _check_lets_fields(self) -> None:
         if self.lets_descent == "adam" and self.lets_base_optim not in TORCH_ADAMW:
-            raise ValueError(f"lets_descent 'adam' differentiates torch's AdamW step: lets_base_optim must be one of "
-                             f"{list(TORCH_ADAMW)}, got {self.lets_base_optim!r}")
+            raise ValueError(
+                f"lets_descent 'adam' differentiates torch's AdamW step: lets_base_optim must be one of "
+                f"{list(TORCH_ADAMW)}, got {self.lets_base_optim!r}"
+            )
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
         if self.sam_family is not None:  # build both once, so that bad values fail before training
@@ -113,16 +160,16 @@ class LETSArgumentsMixin(SAMFamilyOptions):
             self.build_perturbation(total_steps=horizon)
 
     @property
-    def sam_family(self) -> Optional[Tuple[str, bool]]:
+    def sam_family(self) -> tuple[str, bool] | None:
         """``(rule name, learned?)`` for a SAM-family ``optim``, None for ERM."""
         return parse_sam_family(getattr(self.optim, "value", self.optim))
 
-    def build_perturbation(self, total_steps: Optional[int] = None) -> PerturbationRule:
+    def build_perturbation(self, total_steps: int | None = None) -> PerturbationRule:
         """The variant's rule with its options; ``total_steps`` feeds AE-SAM's threshold schedule."""
         rule, _ = self.sam_family
         return build_perturbation(rule, vars(self), seed=self.seed, total_steps=total_steps)
 
-    def build_radius(self, total_steps: Optional[int] = None) -> RadiusController:
+    def build_radius(self, total_steps: int | None = None) -> RadiusController:
         """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
         _, learned = self.sam_family
         return build_radius(learned, vars(self), total_steps=total_steps, learning_rate=self.learning_rate)
@@ -145,8 +192,10 @@ class LETSSeq2SeqArguments(LETSArgumentsMixin, Seq2SeqTrainingArguments):
 
 
 LETS_GROUP_TITLE = "LETS and the SAM family (lets_hf)"
-LETS_GROUP_DESCRIPTION = ("Pick the method with --optim: ERM, SAM/ASAM and their variants with a fixed --rho, "
-                          "or lets_* with the learned radius; the other options set the radius and the variants.")
+LETS_GROUP_DESCRIPTION = (
+    "Pick the method with --optim: ERM, SAM/ASAM and their variants with a fixed --rho, "
+    "or lets_* with the learned radius; the other options set the radius and the variants."
+)
 
 
 class LETSArgumentParser(HfArgumentParser):

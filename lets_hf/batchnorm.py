@@ -6,10 +6,11 @@ them, as in a plain training loop. Turning ``track_running_stats`` off for a pas
 BatchNorm normalise with the batch's statistics and leave the running buffers (and
 ``num_batches_tracked``) exactly as they were.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm

@@ -14,6 +14,7 @@ Resuming also needs the optimizer state to be the one the run builds: a LETS sta
 into SGD fail deep inside the first step. :func:`optimizer_state_mismatch` says before training
 what the checkpoint holds and what the run asks for.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,32 +22,61 @@ import logging
 import os
 import re
 import zipfile
-from typing import Any, Dict, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-from transformers.trainer import (FSDP_MODEL_NAME, OPTIMIZER_NAME, OPTIMIZER_NAME_BIN, SCALER_NAME, SCHEDULER_NAME,
-                                  TRAINER_STATE_NAME)
+from transformers.trainer import (
+    FSDP_MODEL_NAME,
+    OPTIMIZER_NAME,
+    OPTIMIZER_NAME_BIN,
+    SCALER_NAME,
+    SCHEDULER_NAME,
+    TRAINER_STATE_NAME,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-from transformers.utils import (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,
-                                SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME)
+from transformers.utils import (
+    ADAPTER_SAFE_WEIGHTS_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_INDEX_NAME,
+    WEIGHTS_NAME,
+)
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_FILES = (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME,
-                ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
+WEIGHT_FILES = (
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_NAME,
+    SAFE_WEIGHTS_INDEX_NAME,
+    WEIGHTS_INDEX_NAME,
+    ADAPTER_SAFE_WEIGHTS_NAME,
+    ADAPTER_WEIGHTS_NAME,
+)
 OPTIMIZER_FILES = (OPTIMIZER_NAME, SCHEDULER_NAME)  # the stock Trainer loads both or neither
 LOSS_TALLY_FILE = "loss_tally.json"
-FSDP_OPTIMIZER_NAME = os.path.splitext(OPTIMIZER_NAME_BIN)[0]  # accelerate's FSDP optimizer: optimizer.bin, optimizer_0/
+FSDP_OPTIMIZER_NAME = os.path.splitext(OPTIMIZER_NAME_BIN)[
+    0
+]  # accelerate's FSDP optimizer: optimizer.bin, optimizer_0/
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 _RNG_STATE = re.compile(r"^rng_state(_\d+)?\.pth$")
 # Parameter-group flags torch fills in itself when it loads an older state, so they tell no optimizer from another.
-_IMPLEMENTATION_FLAGS = {"params", "initial_lr", "foreach", "fused", "capturable", "differentiable", "maximize",
-                         "decoupled_weight_decay"}
+_IMPLEMENTATION_FLAGS = {
+    "params",
+    "initial_lr",
+    "foreach",
+    "fused",
+    "capturable",
+    "differentiable",
+    "maximize",
+    "decoupled_weight_decay",
+}
 _TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop")
 
 
 # -- is a checkpoint complete? ---------------------------------------------------------------------
-def file_problem(path: str) -> Optional[str]:
+def file_problem(path: str) -> str | None:
     """Why the file at ``path`` cannot be loaded (missing, empty, cut short), or None when it is whole."""
     if not os.path.isfile(path):
         return "missing"
@@ -72,11 +102,12 @@ def file_problem(path: str) -> Optional[str]:
 def fsdp_saved(folder: str, name: str) -> bool:
     """Whether accelerate's FSDP save of ``name`` (the model's or the optimizer's) is in ``folder``: the full
     state dict ``<name>.bin`` whole, or the sharded one, ``<name>_0/``, whose ``.metadata`` (written last) is there."""
-    return file_problem(os.path.join(folder, f"{name}.bin")) is None or \
-        os.path.isfile(os.path.join(folder, f"{name}_0", ".metadata"))
+    return file_problem(os.path.join(folder, f"{name}.bin")) is None or os.path.isfile(
+        os.path.join(folder, f"{name}_0", ".metadata")
+    )
 
 
-def _weights_problems(folder: str) -> List[str]:
+def _weights_problems(folder: str) -> list[str]:
     present = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(folder, name))]
     if not present and fsdp_saved(folder, FSDP_MODEL_NAME):
         return []
@@ -87,17 +118,20 @@ def _weights_problems(folder: str) -> List[str]:
         if index in present and file_problem(os.path.join(folder, index)) is None:
             with open(os.path.join(folder, index)) as handle:
                 files += sorted(set(json.load(handle).get("weight_map", {}).values()))
-    return [f"{name}: {problem}" for name in files
-            if (problem := file_problem(os.path.join(folder, name))) is not None]
+    return [f"{name}: {problem}" for name in files if (problem := file_problem(os.path.join(folder, name))) is not None]
 
 
-def missing_optimizer_files(folder: str) -> List[str]:
+def missing_optimizer_files(folder: str) -> list[str]:
     """The optimizer/scheduler files the folder lacks (without them the optimizer's state restarts)."""
-    return [name for name in OPTIMIZER_FILES if not os.path.isfile(os.path.join(folder, name))
-            and not (name == OPTIMIZER_NAME and fsdp_saved(folder, FSDP_OPTIMIZER_NAME))]
+    return [
+        name
+        for name in OPTIMIZER_FILES
+        if not os.path.isfile(os.path.join(folder, name))
+        and not (name == OPTIMIZER_NAME and fsdp_saved(folder, FSDP_OPTIMIZER_NAME))
+    ]
 
 
-def checkpoint_problems(folder: str, with_optimizer: bool = True) -> List[str]:
+def checkpoint_problems(folder: str, with_optimizer: bool = True) -> list[str]:
     """What keeps ``folder`` from being resumed exactly; empty when the checkpoint is complete.
 
     The trainer state, the weights and every optimizer, scheduler, scaler and RNG file present must
@@ -110,23 +144,29 @@ def checkpoint_problems(folder: str, with_optimizer: bool = True) -> List[str]:
     if state is not None:
         problems.append(f"{TRAINER_STATE_NAME}: {state}")
     others = [name for name in os.listdir(folder) if name in OPTIMIZER_FILES + (SCALER_NAME,) or _RNG_STATE.match(name)]
-    problems += [f"{name}: {problem}" for name in sorted(others)
-                 if (problem := file_problem(os.path.join(folder, name))) is not None]
+    problems += [
+        f"{name}: {problem}"
+        for name in sorted(others)
+        if (problem := file_problem(os.path.join(folder, name))) is not None
+    ]
     if with_optimizer:
         problems += [f"{name}: missing" for name in missing_optimizer_files(folder)]
     return problems
 
 
-def checkpoint_folders(output_dir: str) -> List[str]:
+def checkpoint_folders(output_dir: str) -> list[str]:
     """The ``checkpoint-N`` folders in ``output_dir``, newest (highest N) first."""
     if not os.path.isdir(output_dir):
         return []
-    found = [(int(match.group(1)), name) for name in os.listdir(output_dir)
-             if (match := _CHECKPOINT.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
+    found = [
+        (int(match.group(1)), name)
+        for name in os.listdir(output_dir)
+        if (match := _CHECKPOINT.match(name)) and os.path.isdir(os.path.join(output_dir, name))
+    ]
     return [os.path.join(output_dir, name) for _, name in sorted(found, reverse=True)]
 
 
-def newest_complete_checkpoint(output_dir: str, with_optimizer: bool = True) -> Optional[str]:
+def newest_complete_checkpoint(output_dir: str, with_optimizer: bool = True) -> str | None:
     """The newest checkpoint in ``output_dir`` with no :func:`checkpoint_problems`; None if there is none.
 
     Each newer folder passed over is named in a warning with its problems (a save cut short by a
@@ -140,12 +180,15 @@ def newest_complete_checkpoint(output_dir: str, with_optimizer: bool = True) -> 
         logger.warning("not resuming from %s, it is incomplete (a save cut short?): %s", folder, "; ".join(problems))
         skipped.append(f"{folder}: {'; '.join(problems)}")
     if skipped:
-        raise ValueError(f"no complete checkpoint in {output_dir} to resume from:\n  " + "\n  ".join(skipped) +
-                         "\nPass resume_from_checkpoint=<folder> to take one of them anyway, or start afresh.")
+        raise ValueError(
+            f"no complete checkpoint in {output_dir} to resume from:\n  "
+            + "\n  ".join(skipped)
+            + "\nPass resume_from_checkpoint=<folder> to take one of them anyway, or start afresh."
+        )
     return None
 
 
-def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_optimizer: bool = True) -> Optional[str]:
+def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_optimizer: bool = True) -> str | None:
     """``Trainer.train``'s ``resume_from_checkpoint`` made a folder: ``True`` becomes the newest complete
     checkpoint of ``output_dir``; a folder given by name must have loadable weights and trainer state
     (a missing optimizer state is allowed there: the trainer warns what restarts). ValueError otherwise."""
@@ -158,8 +201,10 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_opti
         return folder
     problems = checkpoint_problems(str(resume_from_checkpoint), with_optimizer=False)
     if problems:
-        raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} cannot be resumed: {'; '.join(problems)}."
-                         " Give an earlier checkpoint, or resume_from_checkpoint=True for the newest complete one.")
+        raise ValueError(
+            f"resume_from_checkpoint={resume_from_checkpoint!r} cannot be resumed: {'; '.join(problems)}."
+            " Give an earlier checkpoint, or resume_from_checkpoint=True for the newest complete one."
+        )
     return str(resume_from_checkpoint)
 
 
@@ -171,7 +216,7 @@ def write_loss_tally(folder: str, total: float, pending: float, last_logged_step
         json.dump({"total": total, "pending": pending, "last_logged_step": last_logged_step}, handle)
 
 
-def read_loss_tally(folder: str) -> Optional[Dict[str, float]]:
+def read_loss_tally(folder: str) -> dict[str, float] | None:
     """What :func:`write_loss_tally` recorded in ``folder``; None for a checkpoint without it."""
     path = os.path.join(folder, LOSS_TALLY_FILE)
     if file_problem(path) is not None:
@@ -180,7 +225,7 @@ def read_loss_tally(folder: str) -> Optional[Dict[str, float]]:
         return json.load(handle)
 
 
-def last_logged(folder: str, key: str) -> Optional[float]:
+def last_logged(folder: str, key: str) -> float | None:
     """The last value of ``key`` in the checkpoint's ``trainer_state.json`` log history (None if never logged)."""
     with open(os.path.join(folder, TRAINER_STATE_NAME)) as handle:
         history = json.load(handle).get("log_history", [])
@@ -193,11 +238,14 @@ def _group_settings(state: Mapping[str, Any]) -> frozenset:
     return frozenset(groups[0]) - _IMPLEMENTATION_FLAGS
 
 
-def _torch_optimizer_names(settings: frozenset) -> List[str]:
+def _torch_optimizer_names(settings: frozenset) -> list[str]:
     """The ``torch.optim`` classes whose parameter groups carry exactly these settings."""
     probe = [torch.nn.Parameter(torch.zeros(1))]
-    return [name for name in _TORCH_OPTIMIZERS
-            if _group_settings({"param_groups": [getattr(torch.optim, name)(probe).defaults]}) == settings]
+    return [
+        name
+        for name in _TORCH_OPTIMIZERS
+        if _group_settings({"param_groups": [getattr(torch.optim, name)(probe).defaults]}) == settings
+    ]
 
 
 def _describe_base(state: Mapping[str, Any]) -> str:
@@ -234,7 +282,7 @@ def _layout(state: Any):
     return None
 
 
-def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> Optional[str]:
+def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
     """Why ``saved`` (a loaded ``optimizer.pt``) cannot be loaded into ``optimizer``, or None when it fits.
 
     ``optimizer`` is the innermost one the run built: a :class:`~lets_hf.optimizer.LETSOptimizer`
@@ -247,6 +295,6 @@ def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> Op
     return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
 
 
-def load_optimizer_state(folder: str) -> Dict[str, Any]:
+def load_optimizer_state(folder: str) -> dict[str, Any]:
     """``optimizer.pt`` memory-mapped (tensors are read only when used), for :func:`optimizer_state_mismatch`."""
     return torch.load(os.path.join(folder, OPTIMIZER_NAME), map_location="cpu", weights_only=True, mmap=True)

@@ -4,16 +4,19 @@ Each raises a ``ValueError`` that names the argument, says what is allowed and s
 given. A number is a real number: a string (``"0.05"``) or a bool (``True``) is not one, even
 where Python's ``float()`` or ``isinstance(x, int)`` would take it.
 """
+
 from __future__ import annotations
 
 import difflib
 import math
 import numbers
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
-def number(name: str, value: Any, allowed: str = "a finite number",
-           ok: Callable[[float], bool] = math.isfinite) -> float:
+def number(
+    name: str, value: Any, allowed: str = "a finite number", ok: Callable[[float], bool] = math.isfinite
+) -> float:
     """``float(value)`` if ``value`` is a real number for which ``ok`` holds; else ``"{name} must be {allowed}"``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(float(value)):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")

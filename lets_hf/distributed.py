@@ -1,7 +1,8 @@
 """The few collective operations the math needs, no-ops outside a distributed run."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.distributed as dist
 from torch import Tensor

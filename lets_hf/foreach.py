@@ -5,10 +5,11 @@ helpers keep that work to one kernel launch per list (per device and dtype) inst
 tensor, and return 0-dim tensors so that nothing waits on the host. On sharded (FSDP2) tensors the norm
 and the dot product are global, summed over every rank's shards (:mod:`lets_hf.sharding`).
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

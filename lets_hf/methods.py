@@ -7,9 +7,11 @@ Every front end (``LETSArguments``, ``vision/train.py``, the run labels of ``glu
 ``translation/``) reads the names, options and labels here, and builds with :func:`build_method`,
 so a rule registered once is everywhere. No transformers here: the scripts without the Trainer use it.
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from .options import Option, build_from_options, merge_options
 from .perturbation import PERTURBATIONS, PerturbationRule, build_perturbation, variant_options
@@ -21,10 +23,10 @@ LEARNED_RADIUS_OPTIMIZERS = sorted(LEARNED_PREFIX + name for name in PERTURBATIO
 SAM_FAMILY = FIXED_RADIUS_OPTIMIZERS + LEARNED_RADIUS_OPTIMIZERS
 
 
-def parse_sam_family(optim: str) -> Optional[Tuple[str, bool]]:
+def parse_sam_family(optim: str) -> tuple[str, bool] | None:
     """``"lets_asam" -> ("asam", True)``, ``"sam" -> ("sam", False)``; None for a stock (ERM) name."""
     learned = optim.startswith(LEARNED_PREFIX)
-    rule = optim[len(LEARNED_PREFIX):] if learned else optim
+    rule = optim[len(LEARNED_PREFIX) :] if learned else optim
     return (rule, learned) if rule in PERTURBATIONS else None
 
 
@@ -38,15 +40,16 @@ def method_label(optim: str) -> str:
     return ("LETS-" if learned else "") + PERTURBATIONS[rule].label
 
 
-def method_options() -> Dict[str, Option]:
+def method_options() -> dict[str, Option]:
     """Every option of every controller and rule, by name: the radius's first, then ``rho_schedule``, then the
     variants' (``asam_xi``, ...). ``LETSArguments``' fields and vision's flags are made from these."""
     radius_options = merge_options(RADII.values())
     return {**radius_options, RHO_SCHEDULE.name: RHO_SCHEDULE, **variant_options()}
 
 
-def build_radius(learned: bool, values: Mapping[str, Any], total_steps: Optional[int] = None,
-                 learning_rate: Optional[float] = None) -> RadiusController:
+def build_radius(
+    learned: bool, values: Mapping[str, Any], total_steps: int | None = None, learning_rate: float | None = None
+) -> RadiusController:
     """The controller: LETS's when ``learned``, else the one ``values["rho_schedule"]`` names (constant by default).
     ``total_steps`` (optimizer steps) feeds the horizon-aware rate; ``learning_rate`` (the base optimizer's peak)
     the schedule that follows it."""
@@ -60,13 +63,20 @@ def build_radius(learned: bool, values: Mapping[str, Any], total_steps: Optional
     return build_from_options(radius, values, total_steps=total_steps, lr_max=learning_rate)
 
 
-def build_method(optim: str, values: Mapping[str, Any], seed: int = 0, total_steps: Optional[int] = None,
-                 learning_rate: Optional[float] = None) -> Tuple[PerturbationRule, RadiusController]:
+def build_method(
+    optim: str,
+    values: Mapping[str, Any],
+    seed: int = 0,
+    total_steps: int | None = None,
+    learning_rate: float | None = None,
+) -> tuple[PerturbationRule, RadiusController]:
     """The rule and the controller of the SAM-family name ``optim`` from option ``values`` (a mapping or an
     arguments object's ``vars``; None or absent means the default). ``seed`` reaches the rules that draw."""
     family = parse_sam_family(optim)
     if family is None:
         raise ValueError(f"optim must be one of the SAM family {SAM_FAMILY}, got {optim!r}")
     rule, learned = family
-    return (build_perturbation(rule, values, seed=seed, total_steps=total_steps),
-            build_radius(learned, values, total_steps=total_steps, learning_rate=learning_rate))
+    return (
+        build_perturbation(rule, values, seed=seed, total_steps=total_steps),
+        build_radius(learned, values, total_steps=total_steps, learning_rate=learning_rate),
+    )

@@ -65,12 +65,15 @@ the next ``first_step``'s ``g`` completes it. A step without a hyper step (a fix
 the interval skips) holds no tangent and goes from RESTORED to READY; a step taken as ERM (a
 variant's, or a non-finite ``g``) stays READY through ``first_step``.
 """
+
 from __future__ import annotations
 
 import contextlib
 import enum
 import numbers
-from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Tuple, Type, Union
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -92,14 +95,14 @@ ROLES = ("theta_t", "ascent_gradient", "tangent")  # the buffers, by role (modul
 class Phase(enum.Enum):
     """Where a step stands (the module docstring draws the diagram)."""
 
-    READY = "ready"                    # theta_t (or theta_{t+1} of the last step): the next step may start
-    PERTURBED = "perturbed"            # theta_t + e, after first_step: the perturbed pass, then unperturb
-    RESTORED = "restored"              # theta_t again, g_hat in .grad, after unperturb: the base step next
-    HYPER_DUE = "hyper_due"            # theta_{t+1} after a LETS step, J b held: the hyper step next
+    READY = "ready"  # theta_t (or theta_{t+1} of the last step): the next step may start
+    PERTURBED = "perturbed"  # theta_t + e, after first_step: the perturbed pass, then unperturb
+    RESTORED = "restored"  # theta_t again, g_hat in .grad, after unperturb: the base step next
+    HYPER_DUE = "hyper_due"  # theta_{t+1} after a LETS step, J b held: the hyper step next
     TRAIN_TERM_DUE = "train_term_due"  # train_term="next": the hyper step waits for the next batch's g and loss
 
 
-def _labelled(name: str) -> ContextManager:
+def _labelled(name: str) -> AbstractContextManager:
     """A ``torch.profiler`` range for one part of :meth:`LETSOptimizer.step`'s protocol."""
     return record_function(f"LETSOptimizer.{name}")
 
@@ -107,18 +110,22 @@ def _labelled(name: str) -> ContextManager:
 def _backward(loss: Any) -> None:
     """``loss.backward()`` for a closure's loss, with a message for a closure that ran it already."""
     if not (isinstance(loss, Tensor) and loss.requires_grad):
-        raise ValueError(f"the closure must return its batch's loss as a tensor with its graph (step runs "
-                         f"backward itself), got {type(loss).__name__}")
+        raise ValueError(
+            f"the closure must return its batch's loss as a tensor with its graph (step runs "
+            f"backward itself), got {type(loss).__name__}"
+        )
     try:
         loss.backward()
     except RuntimeError as error:
         if "second time" not in str(error):
             raise
-        raise ValueError("the closure must return the loss without calling backward(): step runs every backward "
-                         "pass itself (unlike davda54/sam's closure)") from error
+        raise ValueError(
+            "the closure must return the loss without calling backward(): step runs every backward "
+            "pass itself (unlike davda54/sam's closure)"
+        ) from error
 
 
-def _as_rule(perturbation: Union[str, PerturbationRule]) -> PerturbationRule:
+def _as_rule(perturbation: str | PerturbationRule) -> PerturbationRule:
     if isinstance(perturbation, PerturbationRule):
         return perturbation
     if isinstance(perturbation, str):
@@ -126,7 +133,7 @@ def _as_rule(perturbation: Union[str, PerturbationRule]) -> PerturbationRule:
     raise ValueError(f"perturbation must be a name or a PerturbationRule, got {perturbation!r}")
 
 
-def _as_controller(radius: Union[float, RadiusController]) -> RadiusController:
+def _as_controller(radius: float | RadiusController) -> RadiusController:
     if isinstance(radius, RadiusController):
         return radius
     if isinstance(radius, numbers.Real) and not isinstance(radius, bool):
@@ -146,12 +153,20 @@ class LETSOptimizer(Optimizer):
             (a learned one implements :class:`~lets_hf.radius.base.LearnedRadius`).
     """
 
-    def __init__(self, params: Iterable, base_optimizer: Type[Optimizer], *,
-                 perturbation: Union[str, PerturbationRule] = "sam",
-                 radius: Union[float, RadiusController] = 0.05, **base_kwargs: Any):
+    def __init__(
+        self,
+        params: Iterable,
+        base_optimizer: type[Optimizer],
+        *,
+        perturbation: str | PerturbationRule = "sam",
+        radius: float | RadiusController = 0.05,
+        **base_kwargs: Any,
+    ):
         if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, Optimizer)):
-            raise ValueError(f"base_optimizer must be a torch.optim.Optimizer subclass (e.g. torch.optim.SGD), "
-                             f"got {base_optimizer!r}")
+            raise ValueError(
+                f"base_optimizer must be a torch.optim.Optimizer subclass (e.g. torch.optim.SGD), "
+                f"got {base_optimizer!r}"
+            )
         self.rule = _as_rule(perturbation)
         self.radius = _as_controller(radius)
         self.base_optimizer = base_optimizer(params, **base_kwargs)
@@ -163,20 +178,20 @@ class LETSOptimizer(Optimizer):
         self.state = self.base_optimizer.state
         self.phase = Phase.READY
         # the buffers, by role (module docstring): one tensor per parameter each
-        self._theta_t: Dict[Tensor, Tensor] = {}
-        self._ascent_gradient: Dict[Tensor, Tensor] = {}
-        self._tangent: Dict[Tensor, Tensor] = {}
+        self._theta_t: dict[Tensor, Tensor] = {}
+        self._ascent_gradient: dict[Tensor, Tensor] = {}
+        self._tangent: dict[Tensor, Tensor] = {}
         # the step's scalars: each is valid in the phases named
-        self._moved: List[Tensor] = []  # PERTURBED: the parameters first_step moved
-        self._rho_used: Optional[Tensor] = None  # PERTURBED: the rho of that move
+        self._moved: list[Tensor] = []  # PERTURBED: the parameters first_step moved
+        self._rho_used: Tensor | None = None  # PERTURBED: the rho of that move
         self._lets_step = False  # PERTURBED, RESTORED: this step forms b in the tangent (it gets a hyper step)
-        self._val_term: Optional[Tuple[Tensor, Tensor]] = None  # TRAIN_TERM_DUE: l_v and <grad l_v, J b> (weighted)
-        self._step_lrs: List[float] = [group["lr"] for group in self.param_groups]  # the last base step's rates
+        self._val_term: tuple[Tensor, Tensor] | None = None  # TRAIN_TERM_DUE: l_v and <grad l_v, J b> (weighted)
+        self._step_lrs: list[float] = [group["lr"] for group in self.param_groups]  # the last base step's rates
         self.steps = 0
         self.skipped_ascents = 0  # SAM steps taken as stock steps: their ascent gradient was not finite
-        self.last_hypergradient: Optional[Tensor] = None
-        self.last_gap: Optional[Tensor] = None
-        self.last_ascent_grad_norm: Optional[Tensor] = None
+        self.last_hypergradient: Tensor | None = None
+        self.last_gap: Tensor | None = None
+        self.last_ascent_grad_norm: Tensor | None = None
 
     @property
     def rho(self) -> float:
@@ -199,9 +214,15 @@ class LETSOptimizer(Optimizer):
         return self.rule.plans_sam_step(self.steps)
 
     # -- the whole step ----------------------------------------------------------------------
-    def step(self, closure: Optional[Closure] = None, val_closure: Optional[Closure] = None, *,
-             model: Optional[nn.Module] = None, loss: Optional[Tensor] = None,
-             max_grad_norm: Optional[float] = None) -> Any:
+    def step(
+        self,
+        closure: Closure | None = None,
+        val_closure: Closure | None = None,
+        *,
+        model: nn.Module | None = None,
+        loss: Tensor | None = None,
+        max_grad_norm: float | None = None,
+    ) -> Any:
         """One whole SAM / LETS step with ``closure``; without it, the base optimizer's step alone.
 
         ``closure()`` returns the training batch's loss at the current weights with its graph, no
@@ -218,16 +239,26 @@ class LETSOptimizer(Optimizer):
         """
         if closure is None:
             if val_closure is not None or model is not None or loss is not None or max_grad_norm is not None:
-                raise ValueError("val_closure, model, loss and max_grad_norm belong to step(closure, ...): pass the "
-                                 "training closure too, or call step() alone for the base optimizer's step")
+                raise ValueError(
+                    "val_closure, model, loss and max_grad_norm belong to step(closure, ...): pass the "
+                    "training closure too, or call step() alone for the base optimizer's step"
+                )
             return self._base_step()
         return self._whole_step(closure, val_closure, model, loss, max_grad_norm)
 
-    def _whole_step(self, closure: Closure, val_closure: Optional[Closure], model: Optional[nn.Module],
-                    loss: Optional[Tensor], max_grad_norm: Optional[float]) -> Tensor:
+    def _whole_step(
+        self,
+        closure: Closure,
+        val_closure: Closure | None,
+        model: nn.Module | None,
+        loss: Tensor | None,
+        max_grad_norm: float | None,
+    ) -> Tensor:
         if isinstance(self.radius, LearnedRadius) and val_closure is None:
-            raise ValueError("a learned radius needs val_closure: a function returning a validation batch's loss "
-                             "(with its graph, no backward), e.g. step(closure, lambda: loss_fn(model(xv), yv))")
+            raise ValueError(
+                "a learned radius needs val_closure: a function returning a validation batch's loss "
+                "(with its graph, no backward), e.g. step(closure, lambda: loss_fn(model(xv), yv))"
+            )
         if max_grad_norm is not None:
             positive("max_grad_norm", max_grad_norm)
         if self.phase is Phase.PERTURBED:
@@ -236,7 +267,7 @@ class LETSOptimizer(Optimizer):
         no_sync = synced if model is None else getattr(model, "no_sync", synced)
         frozen = synced if model is None else (lambda: frozen_batchnorm_stats(model))
         if loss is None:
-            with _labelled("ascent_pass"), (no_sync() if self.sam_step_planned else synced()):
+            with _labelled("ascent_pass"), no_sync() if self.sam_step_planned else synced():
                 loss = closure()
                 _backward(loss)
         with _labelled("first_step"):
@@ -258,7 +289,7 @@ class LETSOptimizer(Optimizer):
                 self.apply_hypergradient(val_loss.detach(), train_loss)
         return loss.detach()
 
-    def _hyper_passes(self, closure: Closure, val_closure: Closure) -> Tuple[Tensor, Optional[Tensor]]:
+    def _hyper_passes(self, closure: Closure, val_closure: Closure) -> tuple[Tensor, Tensor | None]:
         """``a`` into ``.grad`` at ``theta_{t+1}`` by the objective's backward: ``l_v``, then ``-l_r`` where the
         objective takes it now (its graph built after ``l_v``'s is freed); returns ``l_v`` and ``l_r``."""
         val_loss = val_closure()
@@ -267,8 +298,9 @@ class LETSOptimizer(Optimizer):
 
     # -- the parts ---------------------------------------------------------------------------
     @torch.no_grad()
-    def first_step(self, zero_grad: bool = False, inv_grad_scale: Optional[Tensor] = None,
-                   train_loss: Optional[Tensor] = None) -> None:
+    def first_step(
+        self, zero_grad: bool = False, inv_grad_scale: Tensor | None = None, train_loss: Tensor | None = None
+    ) -> None:
         """Save ``theta_t`` and move to ``theta_t + rho_t d``, with ``g`` read from ``.grad``.
 
         ``d`` does not depend on the gradient's scale; ``inv_grad_scale`` (fp16) unscales what is
@@ -315,7 +347,7 @@ class LETSOptimizer(Optimizer):
         if zero_grad:
             self.zero_grad()
 
-    def _perturb(self, params: List[Tensor], grads: List[Tensor]) -> None:
+    def _perturb(self, params: list[Tensor], grads: list[Tensor]) -> None:
         self.radius.observe_learning_rate(self.param_groups[0]["lr"])
         rho = self.radius.rho_tensor(params[0].device)
         self._lets_step = isinstance(self.radius, LearnedRadius) and self.radius.hyper_step_due(self.steps + 1)
@@ -334,7 +366,7 @@ class LETSOptimizer(Optimizer):
         self._moved, self._rho_used, self.phase = params, rho, Phase.PERTURBED
 
     @torch.no_grad()
-    def unperturb(self, inv_grad_scale: Optional[Tensor] = None, loss_closure: Optional[Closure] = None) -> None:
+    def unperturb(self, inv_grad_scale: Tensor | None = None, loss_closure: Closure | None = None) -> None:
         """With ``g_hat`` in ``.grad``: form ``b = H d`` (on LETS steps), then restore ``theta_t`` bit for bit.
 
         ``inv_grad_scale`` undoes a loss scale carried by the gradients (fp16); ``loss_closure``
@@ -348,8 +380,9 @@ class LETSOptimizer(Optimizer):
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             scale = rho.new_ones(()) if inv_grad_scale is None else inv_grad_scale.to(rho)
             b = self._buffers(self._tangent, params)
-            self.radius.hvp.product_(b, params=params, grads=grads, rho=rho, inv_grad_scale=scale,
-                                     loss_closure=loss_closure)
+            self.radius.hvp.product_(
+                b, params=params, grads=grads, rho=rho, inv_grad_scale=scale, loss_closure=loss_closure
+            )
             ascent = self._buffers(self._ascent_gradient, params) if self.rule.needs_ascent_gradient else []
             self.rule.descent_derivative_(params, b, grads, ascent)  # b: the derivative of the rule's descent
         foreach.copy_(params, self._buffers(self._theta_t, params))
@@ -359,7 +392,7 @@ class LETSOptimizer(Optimizer):
             self.rule.descent_gradient_(params, [p.grad for p in params], self._buffers(self._ascent_gradient, params))
         self._moved, self.phase = [], Phase.RESTORED
 
-    def second_step(self, zero_grad: bool = False, loss_closure: Optional[Closure] = None) -> None:
+    def second_step(self, zero_grad: bool = False, loss_closure: Closure | None = None) -> None:
         """Restore ``theta_t`` and take the base optimizer's step with ``g_hat``: ``theta_{t+1}``."""
         self.unperturb(loss_closure=loss_closure)
         self.step()
@@ -395,7 +428,7 @@ class LETSOptimizer(Optimizer):
             torch._foreach_zero_(grads)
 
     # -- the hyper step ----------------------------------------------------------------------
-    def hyper_step(self, val_loss: Tensor, train_loss: Optional[Tensor] = None) -> Optional[Tensor]:
+    def hyper_step(self, val_loss: Tensor, train_loss: Tensor | None = None) -> Tensor | None:
         """Update ``rho`` from ``l_v = L(V; theta_{t+1})`` and ``l_r = L(B; theta_{t+1})``.
 
         Returns the hypergradient ``h = d objective / d rho`` (a 0-dim tensor), or None when no
@@ -408,16 +441,19 @@ class LETSOptimizer(Optimizer):
             return None
         radius = self.radius
         if radius.hyper_train_pass and train_loss is None:
-            raise ValueError(f"lets_objective={radius.objective.name!r} needs the training loss at theta_{{t+1}}: "
-                             "hyper_step(val_loss, train_loss)")
+            raise ValueError(
+                f"lets_objective={radius.objective.name!r} needs the training loss at theta_{{t+1}}: "
+                "hyper_step(val_loss, train_loss)"
+            )
         self.zero_grad()  # None: the backward writes fresh gradients instead of adding them to zeros
         radius.objective.backward(val_loss, [train_loss] if radius.hyper_train_pass else ())
         train = None if radius.train_term_from_next_step or train_loss is None else train_loss.detach()
         return self.apply_hypergradient(val_loss.detach(), train)
 
     @torch.no_grad()
-    def apply_hypergradient(self, val_loss: Tensor, train_loss: Optional[Tensor] = None,
-                            inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
+    def apply_hypergradient(
+        self, val_loss: Tensor, train_loss: Tensor | None = None, inv_grad_scale: Tensor | None = None
+    ) -> Tensor | None:
         """Update ``rho`` with ``a`` (the gradient of the upper objective at ``theta_{t+1}``) in ``.grad``.
 
         ``h = -factor * sum_groups eta_group <a_group, b_group>``: with one learning rate this is
@@ -436,8 +472,7 @@ class LETSOptimizer(Optimizer):
         return self._update_radius(total, val_loss, train_loss)
 
     @torch.no_grad()
-    def finish_hyper_step(self, train_loss: Optional[Tensor],
-                          inv_grad_scale: Optional[Tensor] = None) -> Optional[Tensor]:
+    def finish_hyper_step(self, train_loss: Tensor | None, inv_grad_scale: Tensor | None = None) -> Tensor | None:
         """``train_term="next"``: with ``grad L(B_{t+1}; theta_{t+1})`` in ``.grad`` and its loss, update ``rho``."""
         if self.phase is not Phase.TRAIN_TERM_DUE:
             return None
@@ -448,8 +483,9 @@ class LETSOptimizer(Optimizer):
         val_minus_train = val_total - self._weighted_dot_with_tangent(inv_grad_scale, overwrite_tangent=True)
         return self._update_radius(val_minus_train, val_loss, train_loss.detach())
 
-    def _weighted_dot_with_tangent(self, inv_grad_scale: Optional[Tensor],
-                                   overwrite_tangent: bool = False) -> Optional[Tensor]:
+    def _weighted_dot_with_tangent(
+        self, inv_grad_scale: Tensor | None, overwrite_tangent: bool = False
+    ) -> Tensor | None:
         """``sum_groups eta_group <grad_group, (J b)_group>`` over parameters that have both; the products
         overwrite the gradients, or the tangent with ``overwrite_tangent`` (the one the caller no longer needs:
         no model-sized temporary)."""
@@ -465,7 +501,7 @@ class LETSOptimizer(Optimizer):
             total = total * inv_grad_scale.to(total)
         return total
 
-    def _update_radius(self, total: Tensor, val_loss: Tensor, train_loss: Optional[Tensor]) -> Tensor:
+    def _update_radius(self, total: Tensor, val_loss: Tensor, train_loss: Tensor | None) -> Tensor:
         gap = None if train_loss is None else (val_loss - train_loss).to(total)
         factor = self.radius.objective.factor(gap if gap is not None else total.new_zeros(()))
         hypergradient = mean_over_ranks(-factor * total)
@@ -475,7 +511,7 @@ class LETSOptimizer(Optimizer):
         return hypergradient
 
     # -- the buffers -------------------------------------------------------------------------
-    def buffers(self, role: str) -> Dict[Tensor, Tensor]:
+    def buffers(self, role: str) -> dict[Tensor, Tensor]:
         """The buffer of ``role`` (one of :data:`ROLES`), by parameter, as held now: read it, do not write it.
         Its content depends on :attr:`phase` (module docstring); a role not used yet is empty."""
         stores = {"theta_t": self._theta_t, "ascent_gradient": self._ascent_gradient, "tangent": self._tangent}
@@ -483,24 +519,31 @@ class LETSOptimizer(Optimizer):
             raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
         return dict(stores[role])
 
-    def buffer_bytes(self) -> Dict[str, int]:
+    def buffer_bytes(self) -> dict[str, int]:
         """Bytes held between steps by each buffer role (the base optimizer's state is not counted)."""
         return {role: sum(t.numel() * t.element_size() for t in self.buffers(role).values()) for role in ROLES}
 
     # -- checkpoints -------------------------------------------------------------------------
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state (its moments too), the radius controller's and the rule's."""
-        state = {"base": self.base_optimizer.state_dict(), "radius": self.radius.state_dict(), "steps": self.steps,
-                 "skipped_ascents": self.skipped_ascents, "step_lrs": list(self._step_lrs),
-                 "rule": self.rule.state_dict(self._all_params())}
+        state = {
+            "base": self.base_optimizer.state_dict(),
+            "radius": self.radius.state_dict(),
+            "steps": self.steps,
+            "skipped_ascents": self.skipped_ascents,
+            "step_lrs": list(self._step_lrs),
+            "rule": self.rule.state_dict(self._all_params()),
+        }
         if self.phase is Phase.TRAIN_TERM_DUE:  # train_term="next": the half-done hyper step and its J b
             val_loss, val_total = self._val_term
-            state["pending"] = {"val_loss": val_loss, "val_total": val_total,
-                                "b": {i: self._tangent[p] for i, p in enumerate(self._all_params())
-                                      if p in self._tangent}}
+            state["pending"] = {
+                "val_loss": val_loss,
+                "val_total": val_total,
+                "b": {i: self._tangent[p] for i, p in enumerate(self._all_params()) if p in self._tangent},
+            }
         return state
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not (isinstance(state_dict, dict) and {"base", "radius"} <= set(state_dict)):
             raise ValueError("not a LETSOptimizer state dict: expected the keys 'base' and 'radius'")
         self.base_optimizer.load_state_dict(state_dict["base"])
@@ -520,11 +563,11 @@ class LETSOptimizer(Optimizer):
             self._val_term, self.phase = None, Phase.READY
 
     # -- helpers -----------------------------------------------------------------------------
-    def _all_params(self) -> List[Tensor]:
+    def _all_params(self) -> list[Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
     @staticmethod
-    def _buffers(store: Dict[Tensor, Tensor], params: List[Tensor]) -> List[Tensor]:
+    def _buffers(store: dict[Tensor, Tensor], params: list[Tensor]) -> list[Tensor]:
         """One buffer per parameter, allocated on first use and reused at every later step."""
         for p in params:
             if p not in store:

@@ -17,11 +17,13 @@ builder of a rule and a controller from option values (:mod:`lets_hf.methods`). 
 from options through its classmethod ``from_options`` where it has one (the learned radius
 resolves its preset there), else through its constructor.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 _FROM_CONSTRUCTOR = object()  # the default of an Option that takes its constructor argument's default
 
@@ -40,8 +42,8 @@ class Option:
     name: str
     type: type
     help: str
-    arg: Optional[str] = None
-    choices: Optional[Tuple[str, ...]] = None
+    arg: str | None = None
+    choices: tuple[str, ...] | None = None
     paper: str = ""
     default: Any = _FROM_CONSTRUCTOR
 
@@ -60,7 +62,7 @@ def factory(owner: type) -> Callable[..., Any]:
     return getattr(owner, "from_options", owner)
 
 
-def owned_options(owner: type) -> Tuple[Option, ...]:
+def owned_options(owner: type) -> tuple[Option, ...]:
     """``owner.options`` with each default read from the constructor and each source from ``owner.paper``."""
     parameters = {**inspect.signature(owner).parameters, **inspect.signature(factory(owner)).parameters}
     resolved = []
@@ -69,29 +71,33 @@ def owned_options(owner: type) -> Tuple[Option, ...]:
         if default is _FROM_CONSTRUCTOR:
             parameter = parameters.get(option.argument)
             if parameter is None or parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                raise TypeError(f"{owner.__name__} declares the option {option.name!r} for the argument "
-                                f"{option.argument!r}, which it does not take by name")
+                raise TypeError(
+                    f"{owner.__name__} declares the option {option.name!r} for the argument "
+                    f"{option.argument!r}, which it does not take by name"
+                )
             default = None if parameter.default is inspect.Parameter.empty else parameter.default
         resolved.append(dataclasses.replace(option, default=default, paper=option.paper or getattr(owner, "paper", "")))
     return tuple(resolved)
 
 
-def merge_options(owners: Iterable[type]) -> Dict[str, Option]:
+def merge_options(owners: Iterable[type]) -> dict[str, Option]:
     """Every option of ``owners`` by name, in order of appearance. Owners may share an option (LookSAM and
     AE-LookSAM share ``looksam_alpha``) if they declare it alike (the constructor argument may differ)."""
-    merged: Dict[str, Option] = {}
+    merged: dict[str, Option] = {}
     for owner in owners:
         for option in owned_options(owner):
             known = merged.get(option.name)
             if known is None or known.default is None:
                 merged[option.name] = option if known is None else dataclasses.replace(known, default=option.default)
             if known is not None and _differences(known, option):
-                raise ValueError(f"the option {option.name!r} of {owner.__name__} is declared otherwise elsewhere "
-                                 f"({', '.join(_differences(known, option))} differ): declare it once and share it")
+                raise ValueError(
+                    f"the option {option.name!r} of {owner.__name__} is declared otherwise elsewhere "
+                    f"({', '.join(_differences(known, option))} differ): declare it once and share it"
+                )
     return merged
 
 
-def _differences(a: Option, b: Option) -> Tuple[str, ...]:
+def _differences(a: Option, b: Option) -> tuple[str, ...]:
     """What two declarations of one option disagree on: not ``arg`` nor ``paper`` (each owner maps and cites it
     its way), nor a default one of them lacks (an argument without a default: the other owner's applies)."""
     differing = [name for name in ("type", "help", "choices") if getattr(a, name) != getattr(b, name)]

@@ -25,11 +25,13 @@ only ``state`` and ``param_groups``, so the rest of the LETS state (``rho`` and 
 step counters, the rule's state) goes to one file per rank, ``lets_state-rank{r}.pt``, with this
 rank's shards of any per-parameter tensor. Resuming needs the same number of ranks.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -43,21 +45,29 @@ def check_backend(trainer) -> None:
     """ValueError, before training, for a back end or setting that SAM's two passes cannot run on."""
     args = trainer.args
     if trainer.is_deepspeed_enabled:
-        raise ValueError(f"--optim {args.optim} does not run under DeepSpeed: accelerate's DeepSpeed backward steps "
-                         "the engine at the end of each accumulation cycle, so SAM's two backward passes would take "
-                         "two steps. Shard with FSDP2 instead (accelerate launch --use_fsdp --fsdp_version 2, or "
-                         "fsdp_config={'version': 2}) or replicate with DDP (accelerate launch --multi_gpu)")
+        raise ValueError(
+            f"--optim {args.optim} does not run under DeepSpeed: accelerate's DeepSpeed backward steps "
+            "the engine at the end of each accumulation cycle, so SAM's two backward passes would take "
+            "two steps. Shard with FSDP2 instead (accelerate launch --use_fsdp --fsdp_version 2, or "
+            "fsdp_config={'version': 2}) or replicate with DDP (accelerate launch --multi_gpu)"
+        )
     if not trainer.is_fsdp_enabled:
         return
     if getattr(trainer.accelerator.state.fsdp_plugin, "fsdp_version", 1) != 2:
-        raise ValueError(f"--optim {args.optim} needs FSDP version 2 (fully_shard): FSDP1's flat parameters hide the "
-                         "tensors SAM perturbs. Use --fsdp_version 2 (accelerate) or fsdp_config={'version': 2}")
+        raise ValueError(
+            f"--optim {args.optim} needs FSDP version 2 (fully_shard): FSDP1's flat parameters hide the "
+            "tensors SAM perturbs. Use --fsdp_version 2 (accelerate) or fsdp_config={'version': 2}"
+        )
     if args.lets_ascent == "per_worker":
-        raise ValueError("lets_ascent='per_worker' is not possible under FSDP2 (a backward under no_sync leaves no "
-                         "gradient); use 'global' (the default there)")
+        raise ValueError(
+            "lets_ascent='per_worker' is not possible under FSDP2 (a backward under no_sync leaves no "
+            "gradient); use 'global' (the default there)"
+        )
     if args.sam_family[1] and args.build_radius().hvp.name == "exact":
-        raise ValueError("lets_hvp='exact' does not work under FSDP2 (its double backward does not reach sharded "
-                         "parameters); use 'finite_difference'")
+        raise ValueError(
+            "lets_hvp='exact' does not work under FSDP2 (its double backward does not reach sharded "
+            "parameters); use 'finite_difference'"
+        )
 
 
 def global_ascent(trainer) -> bool:
@@ -125,7 +135,9 @@ def load_lets_state(lets_optimizer, checkpoint: str, rank: int) -> None:
     """Restore what :func:`save_lets_state` wrote, after accelerate restored the base optimizer."""
     path = os.path.join(checkpoint, LETS_STATE_NAME.format(rank=rank))
     if not os.path.isfile(path):
-        raise ValueError(f"{path} is missing: resume a LETS run under FSDP2 from a checkpoint it saved, with the "
-                         "same number of processes")
+        raise ValueError(
+            f"{path} is missing: resume a LETS run under FSDP2 from a checkpoint it saved, with the "
+            "same number of processes"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     lets_optimizer.load_state_dict({**state, "base": lets_optimizer.base_optimizer.state_dict()})

@@ -3,23 +3,26 @@
 Every front end (the Trainer's ``log_history``, the vision script's logs) reduces to rows with a
 ``step`` and the logged values, so one function draws them all.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
 
 RADIUS_KEYS = ("rho", "lets_gap")
 
 
-def radius_trajectory(log_history: Iterable[Mapping]) -> Dict[str, List[float]]:
+def radius_trajectory(log_history: Iterable[Mapping]) -> dict[str, list[float]]:
     """``{"step": [...], "rho": [...], "lets_gap": [...]}`` from the rows that log ``rho``, from step 0: the
     Trainer's first entry carries the starting radius as ``rho_start`` (a point of its own, with no gap yet:
     None). The final metrics of ``train()`` (``train_loss``) repeat the last radius and are left out."""
     rows = [row for row in log_history if "rho" in row and "train_loss" not in row]
     if rows and "rho_start" in rows[0]:
         rows.insert(0, {"step": 0, "rho": rows[0]["rho_start"]})
-    return {"step": [row.get("step", i) for i, row in enumerate(rows)],
-            **{key: [row.get(key) for row in rows] for key in RADIUS_KEYS}}
+    return {
+        "step": [row.get("step", i) for i, row in enumerate(rows)],
+        **{key: [row.get(key) for row in rows] for key in RADIUS_KEYS},
+    }
 
 
 def _pyplot():
@@ -40,7 +43,7 @@ def _save(fig, path: str) -> str:
     return path
 
 
-def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Optional[str] = None) -> Optional[str]:
+def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: str | None = None) -> str | None:
     """Save a PNG of rho (top) and the validation-train gap (bottom) over steps; None if nothing was logged."""
     plt = _pyplot()
     trajectory = radius_trajectory(log_history)
@@ -60,8 +63,12 @@ def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: Opt
     return _save(fig, path)
 
 
-def plot_radius_comparison(panels: Mapping[str, Sequence[Tuple[str, Sequence[float], Sequence[float]]]], path: str,
-                           title: Optional[str] = None, reference: Optional[Tuple[str, float]] = None) -> str:
+def plot_radius_comparison(
+    panels: Mapping[str, Sequence[tuple[str, Sequence[float], Sequence[float]]]],
+    path: str,
+    title: str | None = None,
+    reference: tuple[str, float] | None = None,
+) -> str:
     """Save a PNG of rho over steps for many runs: one panel per ``panels`` key (a LETS rule, say), one line
     per ``(label, steps, rhos)`` (a starting radius, say; a label keeps its colour across panels), on a
     shared log axis, so that one sees whether runs from different rho_0 meet. ``reference = (label, rho)``

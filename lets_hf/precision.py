@@ -5,10 +5,13 @@ mixed precision "fp16" but apply none of it: accelerate's CPU path has neither f
 scaler, so the run trains in fp32 under an fp16 label (measured with transformers 5.24, accelerate 1.15:
 the forward pass of ``--fp16 true --use_cpu true`` returns float32). bf16 autocast does run on CPUs.
 """
+
 from __future__ import annotations
 
-CPU_FP16_ERROR = ("--fp16 true needs a GPU: on a CPU no fp16 mixed precision is applied (the run would train in "
-                  "fp32 and be recorded as fp16); on a CPU use --bf16 true, or neither flag for fp32")
+CPU_FP16_ERROR = (
+    "--fp16 true needs a GPU: on a CPU no fp16 mixed precision is applied (the run would train in "
+    "fp32 and be recorded as fp16); on a CPU use --bf16 true, or neither flag for fp32"
+)
 
 
 def training_precision(args) -> str:

@@ -6,23 +6,26 @@ by :func:`lets_hf.methods.method_label` (``ERM``, ``SAM``, ``LETS-ASAM``, ...); 
 paper's order: ERM, then each variant (in :data:`~lets_hf.perturbation.PERTURBATIONS`' order) before
 its LETS twin. A spread is the sample standard deviation (``n - 1``) over seeds.
 """
+
 from __future__ import annotations
 
 import re
 import statistics
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from .methods import LEARNED_PREFIX, method_label
 from .perturbation import PERTURBATIONS
 
 # ERM, SAM, LETS-SAM, ASAM, LETS-ASAM, GSAM, ...
-METHOD_ORDER = (method_label("erm"),
-                *(method_label(prefix + name) for name in PERTURBATIONS for prefix in ("", LEARNED_PREFIX)))
+METHOD_ORDER = (
+    method_label("erm"),
+    *(method_label(prefix + name) for name in PERTURBATIONS for prefix in ("", LEARNED_PREFIX)),
+)
 # a run label's starting radius, as glue/run_glue.py (``rho0=``) and the benchmarks (``rho_0=``) write it
 _START = re.compile(r"rho_?0=[^,)]*(, )?")
 
 
-def method_rank(label: str) -> Tuple[int, str]:
+def method_rank(label: str) -> tuple[int, str]:
     """Sort key of a row whose label starts with a method name (``"LETS-SAM (rho0=0.1)"``): the paper's order."""
     method = label.split(" ", 1)[0]
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), label)
@@ -34,7 +37,7 @@ def without_start_radius(label: str) -> str:
     return _START.sub("", label).replace(" ()", "").replace(", )", ")")
 
 
-def mean_std(values: Sequence[float], fmt: str = ".1f", std_fmt: Optional[str] = None) -> str:
+def mean_std(values: Sequence[float], fmt: str = ".1f", std_fmt: str | None = None) -> str:
     """``"85.3 ± 0.4"``: the mean and the sample std (std in ``std_fmt``, default ``fmt``); one value alone."""
     if not values:
         raise ValueError("mean_std: no values")
@@ -47,5 +50,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         if len(row) != len(header):
             raise ValueError(f"markdown_table: a row has {len(row)} cells for {len(header)} columns: {list(row)}")
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(row) + " |" for row in rows])
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+    )

@@ -16,6 +16,7 @@ Two derivations, each kept bit for bit because recorded runs depend on them:
 
 :func:`generator` is the CPU ``torch.Generator`` of a :func:`mix_seed` stream.
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,9 +9,10 @@ Under FSDP2 every parameter, gradient and optimizer buffer is a ``DTensor`` whos
 every rank gets the same global value, as one process would on the whole model. Replicated mesh
 dimensions (HSDP's outer one) hold copies and are not summed. Plain tensors pass through.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import torch.distributed as dist
 from torch import Tensor
@@ -27,12 +28,12 @@ def is_sharded(tensor: Tensor) -> bool:
     return DTensor is not None and isinstance(tensor, DTensor)
 
 
-def local(tensors: Sequence[Tensor]) -> List[Tensor]:
+def local(tensors: Sequence[Tensor]) -> list[Tensor]:
     """This rank's shards (views: writing to them writes the ``DTensor``); plain tensors as they are."""
     return [t.to_local() if is_sharded(t) else t for t in tensors]
 
 
-def _sharding_key(tensor: Tensor) -> Optional[Tuple]:
+def _sharding_key(tensor: Tensor) -> tuple | None:
     """The mesh and the mesh dimensions over which the shards of ``tensor`` add up; None for a plain tensor."""
     if not is_sharded(tensor):
         return None
@@ -46,7 +47,7 @@ def sum_over_shards(partial_sum: Callable[..., Tensor], *lists: Sequence[Tensor]
     ``partial_sum`` gets this rank's shards (aligned lists, grouped by how they are sharded) and
     returns a 0-dim tensor; the groups' sums are added over the ranks that hold the other shards.
     """
-    groups: Dict[Optional[Tuple], List[int]] = {}
+    groups: dict[tuple | None, list[int]] = {}
     for i, tensor in enumerate(lists[0]):
         groups.setdefault(_sharding_key(tensor), []).append(i)
     total = None
@@ -72,5 +73,6 @@ def like(value: Tensor, param: Tensor) -> Tensor:
     if is_sharded(value):
         value = value.to_local()
     shard = param.to_local()
-    return DTensor.from_local(value.to(shard).clone(), param.device_mesh, param.placements, shape=param.shape,
-                              stride=param.stride())
+    return DTensor.from_local(
+        value.to(shard).clone(), param.device_mesh, param.placements, shape=param.shape, stride=param.stride()
+    )

@@ -2,7 +2,6 @@ import os
 
 import pytest
 import torch
-
 from lets_testing import SHARED_DATA
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -3,6 +3,7 @@ MLP with ``LETSOptimizer.step(closure)`` and with the loop in parts), saves what
 
 Run by tests/test_trainer_ddp.py under ``torch.distributed.run`` or ``accelerate launch``.
 """
+
 import json
 import os
 import pathlib
@@ -22,8 +23,15 @@ def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
     ``--lets_ascent`` (empty: the default)."""
     out = pathlib.Path(out)
     # as the scripts set it: DeBERTa's head ignores num_items_in_batch, so Trainer's default would double its loss
-    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, max_steps=3,
-                     average_tokens_across_devices=False, lets_ascent=lets_ascent or None)
+    args = lets_args(
+        out,
+        optim=optim,
+        per_device_train_batch_size=4,
+        lets_val_batch_size=4,
+        max_steps=3,
+        average_tokens_across_devices=False,
+        lets_ascent=lets_ascent or None,
+    )
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     if poison == "rank1" and args.process_index == 1:
         poison_first_gradient(trainer.model.classifier.bias)
@@ -33,8 +41,9 @@ def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
     torch.save(weights, out / f"weights-{rank}.pt")
     rhos = radius_trajectory(trainer.state.log_history)["rho"]
     skipped = trainer.lets_optimizer.skipped_ascents if trainer.lets_optimizer is not None else None
-    (out / f"result-{rank}.json").write_text(json.dumps({"world_size": args.world_size, "rho": rhos,
-                                                         "skipped_ascents": skipped}))
+    (out / f"result-{rank}.json").write_text(
+        json.dumps({"world_size": args.world_size, "rho": rhos, "skipped_ascents": skipped})
+    )
     # Leave the process group before exiting: gloo's threads torn down at interpreter exit abort now and
     # then ("terminate called without an active exception", SIGABRT), failing a run that had finished.
     torch.distributed.barrier()
@@ -54,11 +63,18 @@ def plain(out: str) -> None:
     ends = {}
     for loop in ("closure", "parts"):
         model = DistributedDataParallel(tiny_mlp(dtype=torch.float32))
-        optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9,
-                                  radius=LETSRadius(rho=0.1, lr=0.2, hvp="finite_difference"))
+        optimizer = LETSOptimizer(
+            model.parameters(),
+            torch.optim.SGD,
+            lr=0.1,
+            momentum=0.9,
+            radius=LETSRadius(rho=0.1, lr=0.2, hvp="finite_difference"),
+        )
         for step in range(3):
-            (x, y), (xv, yv) = (tiny_batches(10 * step + rank, dtype=torch.float32),
-                                tiny_batches(100 + 10 * step + rank, dtype=torch.float32))
+            (x, y), (xv, yv) = (
+                tiny_batches(10 * step + rank, dtype=torch.float32),
+                tiny_batches(100 + 10 * step + rank, dtype=torch.float32),
+            )
             if loop == "closure":
                 optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model)
                 continue

@@ -4,6 +4,7 @@ Trains a float64 tiny DeBERTa with LETSTrainer under FSDP2 (``fsdp_config={"vers
 checkpoints): with AdamW, checkpointing at step 2 of 3, then a second trainer resumed from that checkpoint;
 and with SGD. Writes each run's final weights (gathered whole) and rho trajectory.
 """
+
 import json
 import os
 import pathlib
@@ -18,8 +19,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lets_testing import tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
 
-FSDP_ARGS = dict(fsdp="full_shard", fsdp_config={"version": 2, "state_dict_type": "SHARDED_STATE_DICT",
-                                                 "reshard_after_forward": True})
+FSDP_ARGS = dict(
+    fsdp="full_shard",
+    fsdp_config={"version": 2, "state_dict_type": "SHARDED_STATE_DICT", "reshard_after_forward": True},
+)
 
 
 def force_fsdp_on_cpu() -> None:
@@ -50,8 +53,9 @@ def float64_deberta():
 
 
 def whole_weights(model) -> torch.Tensor:
-    return torch.cat([(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten()
-                      for p in model.parameters()])
+    return torch.cat(
+        [(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten() for p in model.parameters()]
+    )
 
 
 # SGD (lets_args' default), whose step is linear in the gradient: the run equal to one process up to reduction order.
@@ -62,8 +66,9 @@ ADAMW_ARGS = dict(lets_base_optim="adamw_torch", learning_rate=0.02, adam_epsilo
 
 
 def train(out: pathlib.Path, optim: str, settings, resume=None, **saving):
-    args = lets_args(out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, **settings, **saving,
-                     **FSDP_ARGS)
+    args = lets_args(
+        out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, **settings, **saving, **FSDP_ARGS
+    )
     trainer = SequentialLETSTrainer(model=float64_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train(resume_from_checkpoint=resume)
     assert trainer.is_fsdp_enabled and isinstance(next(trainer.model.parameters()), DTensor)
@@ -76,13 +81,15 @@ def main(out: str, optim: str) -> None:
     out = pathlib.Path(out)
     saving = dict(save_strategy="steps", save_steps=2)
     trainer, weights, rhos = train(out / "adamw", optim, ADAMW_ARGS, **saving)
-    _, resumed, resumed_rhos = train(out / "adamw", optim, ADAMW_ARGS, resume=str(out / "adamw" / "out" / "checkpoint-2"),
-                                     **saving)
+    _, resumed, resumed_rhos = train(
+        out / "adamw", optim, ADAMW_ARGS, resume=str(out / "adamw" / "out" / "checkpoint-2"), **saving
+    )
     _, sgd, sgd_rhos = train(out / "sgd", optim, SGD_ARGS)
     rank = trainer.args.process_index
     torch.save({"adamw": weights, "resumed": resumed, "sgd": sgd}, out / f"weights-{rank}.pt")
-    (out / f"result-{rank}.json").write_text(json.dumps({"adamw": rhos, "resumed": resumed_rhos, "sgd": sgd_rhos,
-                                                          "world_size": trainer.args.world_size}))
+    (out / f"result-{rank}.json").write_text(
+        json.dumps({"adamw": rhos, "resumed": resumed_rhos, "sgd": sgd_rhos, "world_size": trainer.args.world_size})
+    )
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 

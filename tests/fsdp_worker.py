@@ -5,6 +5,7 @@ for a few SAM / ASAM / LETS steps, each rank on its half of every batch, and the
 whole batch in this process; rank 0 writes the largest difference of the weights and of rho, and every rank
 its rho trajectory.
 """
+
 import json
 import os
 import pathlib
@@ -42,8 +43,9 @@ def build(model, scenario):
         name, options = settings["perturbation"]
         settings["perturbation"] = get_perturbation(name, **options)
     if "hvp" in settings:  # a learned radius; rho_lr large enough that rho moves visibly in 3 steps
-        settings["radius"] = LETSRadius(rho=0.1, lr=0.2, hvp=settings.pop("hvp"), objective="gap2",
-                                        descent=settings.pop("descent", "sgd"))
+        settings["radius"] = LETSRadius(
+            rho=0.1, lr=0.2, hvp=settings.pop("hvp"), objective="gap2", descent=settings.pop("descent", "sgd")
+        )
     base = torch.optim.AdamW if "adam" in scenario or scenario == "asam" else torch.optim.SGD
     return LETSOptimizer(model.parameters(), base, lr=0.1, **settings)
 
@@ -62,7 +64,9 @@ def train(model, optimizer, rows):
 
 
 def full_weights(model):
-    return torch.cat([(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten() for p in model.parameters()])
+    return torch.cat(
+        [(p.full_tensor() if isinstance(p, DTensor) else p).detach().flatten() for p in model.parameters()]
+    )
 
 
 def rank_local_norm(tensors):
@@ -77,8 +81,11 @@ def run(scenario, rank, world):
     rhos = train(sharded, build(sharded, scenario), rows)
     single_rhos = train(single, build(single, scenario), slice(None))
     weights = full_weights(sharded)
-    return {"weights": float((weights - full_weights(single)).abs().max()),
-            "rho": max(abs(a - b) for a, b in zip(rhos, single_rhos)), "rhos": rhos}
+    return {
+        "weights": float((weights - full_weights(single)).abs().max()),
+        "rho": max(abs(a - b) for a, b in zip(rhos, single_rhos)),
+        "rhos": rhos,
+    }
 
 
 def exact_hvp_refused(rank, world) -> str:
@@ -107,7 +114,10 @@ def mixed_precision(rank, world) -> dict:
     x, y = tiny_batches(dtype=torch.float32)
     rows = slice(rank * 16 // world, (rank + 1) * 16 // world)
     ends, exact, dtypes = [], True, set()
-    for policy in (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32), MixedPrecisionPolicy()):
+    for policy in (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32),
+        MixedPrecisionPolicy(),
+    ):
         model = tiny_mlp(width=7, dtype=torch.float32)
         fully_shard(model, mp_policy=policy)
         optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=0.05)
@@ -131,6 +141,7 @@ def main(out: str) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     results = {scenario: run(scenario, rank, world) for scenario in SCENARIOS}
     import lets_hf.perturbation.sam as sam_module
+
     sam_module.global_norm = rank_local_norm
     try:
         results["sam_rank_local_norm"] = run("sam", rank, world)

@@ -1,5 +1,6 @@
 """Tiny models and data, and one plain LETS step, shared by the tests (a module of its own: every test folder has its
 own conftest)."""
+
 import pathlib
 import socket
 
@@ -45,14 +46,27 @@ def tiny_deberta(seed: int = 0, dropout: float = 0.0, num_labels: int = 2):
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
 
     torch.manual_seed(seed)
-    config = DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=37, max_position_embeddings=32, num_labels=num_labels,
-                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = DebertaV2Config(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return DebertaV2ForSequenceClassification(config)
 
 
 def token_dataset(n: int = 64, length: int = 12, seed: int = 0):
     """``n`` random sequences with binary labels, as a list of feature dicts."""
     g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(0, 50, (length,), generator=g),
-             "labels": int(torch.randint(0, 2, (1,), generator=g))} for _ in range(n)]
+    return [
+        {
+            "input_ids": torch.randint(0, 50, (length,), generator=g),
+            "labels": int(torch.randint(0, 2, (1,), generator=g)),
+        }
+        for _ in range(n)
+    ]

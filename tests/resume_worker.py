@@ -5,6 +5,7 @@
 is left cut short, as a kill during the write leaves it); ``OUT write:model.safetensors@6`` likewise
 for the weights. Used by tests/test_trainer_resume.py.
 """
+
 import os
 import pathlib
 import signal
@@ -23,10 +24,20 @@ MAX_STEPS, SAVE_STEPS = 8, 2
 
 def resume_trainer(root: pathlib.Path, **overrides) -> LETSTrainer:
     """lets_sam over AdamW with dropout, a warmup and a linear schedule: 8 steps of 96 rows, a checkpoint every 2."""
-    settings = dict(max_steps=MAX_STEPS, save_strategy="steps", save_steps=SAVE_STEPS, optim="lets_sam",
-                    lets_base_optim="adamw_torch", learning_rate=1e-3, lr_scheduler_type="linear", warmup_steps=2)
+    settings = dict(
+        max_steps=MAX_STEPS,
+        save_strategy="steps",
+        save_steps=SAVE_STEPS,
+        optim="lets_sam",
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+        lr_scheduler_type="linear",
+        warmup_steps=2,
+    )
     settings.update(overrides)
-    return LETSTrainer(model=tiny_deberta(dropout=0.1), args=lets_args(root, **settings), train_dataset=token_dataset(96))
+    return LETSTrainer(
+        model=tiny_deberta(dropout=0.1), args=lets_args(root, **settings), train_dataset=token_dataset(96)
+    )
 
 
 def _die() -> None:
@@ -37,7 +48,7 @@ def _cut_short(path: str) -> None:
     """Keep the first half of the file just written, then die: what a kill during the write leaves."""
     data = pathlib.Path(path).read_bytes()
     with open(path, "wb") as handle:
-        handle.write(data[:len(data) // 2])
+        handle.write(data[: len(data) // 2])
         handle.flush()
         os.fsync(handle.fileno())
     _die()
@@ -68,6 +79,7 @@ def main(out: str, kill: str) -> None:
     trainer = resume_trainer(pathlib.Path(out))
     where, _, at = kill.partition(":")
     if where == "step":
+
         class KillAtStep(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 if state.global_step == int(at):

@@ -6,6 +6,7 @@ is ``python glue/run_glue.py ARGS...`` that dies, with no clean-up of any kind, 
 first checkpoint: a crash at a known moment, for tests that resume the run and compare it with an
 uninterrupted one. The function is named ``module:attribute.path`` and patched before the script starts.
 """
+
 import functools
 import importlib
 import os

@@ -1,4 +1,5 @@
 """LETSArguments on the command line: every name parses, bad ones exit with the valid names, JSON round-trips."""
+
 import json
 
 import pytest
@@ -13,8 +14,10 @@ def parse(*argv, cls=LETSArguments):
     return args
 
 
-@pytest.mark.parametrize("name, family", [("lets_sam", ("sam", True)), ("lets_asam", ("asam", True)),
-                                          ("sam", ("sam", False)), ("asam", ("asam", False))])
+@pytest.mark.parametrize(
+    "name, family",
+    [("lets_sam", ("sam", True)), ("lets_asam", ("asam", True)), ("sam", ("sam", False)), ("asam", ("asam", False))],
+)
 def test_sam_family_names_parse(name, family):
     args = parse("--optim", name, "--rho", "0.2", "--asam_xi", "0.05")
     assert args.optim == name and args.sam_family == family
@@ -38,22 +41,35 @@ def test_unknown_optim_exits_listing_the_valid_names(capsys):
     assert "invalid choice: 'lets_adam'" in err and all(name in err for name in SAM_FAMILY + ["adamw_torch"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optim", "lets_sam", "--rho", "-1"], "rho must be a finite number > 0"),
-    (["--optim", "lets_sam", "--rho_min", "0.5", "--rho_max", "0.1", "--rho", "0.2"], "rho_min"),
-    (["--optim", "lets_sam", "--rho_lr", "0"], "rho_lr must be a finite number > 0"),
-    (["--optim", "asam", "--asam_xi", "-0.1"], "asam_xi must be >= 0"),
-    (["--lets_val_batch_size", "0"], "lets_val_batch_size must be >= 1"),
-    (["--optim", "lets_sam", "--lets_descent", "adam", "--lets_base_optim", "sgd"],
-     r"lets_descent 'adam' .* lets_base_optim must be one of \['adamw_torch', 'adamw_torch_fused'\], got 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optim", "lets_sam", "--rho", "-1"], "rho must be a finite number > 0"),
+        (["--optim", "lets_sam", "--rho_min", "0.5", "--rho_max", "0.1", "--rho", "0.2"], "rho_min"),
+        (["--optim", "lets_sam", "--rho_lr", "0"], "rho_lr must be a finite number > 0"),
+        (["--optim", "asam", "--asam_xi", "-0.1"], "asam_xi must be >= 0"),
+        (["--lets_val_batch_size", "0"], "lets_val_batch_size must be >= 1"),
+        (
+            ["--optim", "lets_sam", "--lets_descent", "adam", "--lets_base_optim", "sgd"],
+            r"lets_descent 'adam' .* lets_base_optim must be one of \['adamw_torch', 'adamw_torch_fused'\], got 'sgd'",
+        ),
+    ],
+)
 def test_bad_values_name_the_argument(argv, message):
     with pytest.raises(ValueError, match=message):
         parse(*argv)
 
 
-@pytest.mark.parametrize("argv", [["--lets_hvp", "newton"], ["--lets_objective", "loss"], ["--lets_descent", "lbfgs"],
-                                  ["--lets_base_optim", "lets_sam"], ["--lets_val_source", "test"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--lets_hvp", "newton"],
+        ["--lets_objective", "loss"],
+        ["--lets_descent", "lbfgs"],
+        ["--lets_base_optim", "lets_sam"],
+        ["--lets_val_source", "test"],
+    ],
+)
 def test_bad_choices_exit(argv, capsys):
     with pytest.raises(SystemExit):
         parse("--optim", "lets_sam", *argv)
@@ -62,8 +78,19 @@ def test_bad_choices_exit(argv, capsys):
 
 @pytest.mark.parametrize("cls", [LETSArguments, LETSSeq2SeqArguments])
 def test_json_round_trip(tmp_path, cls):
-    args = parse("--optim", "lets_asam", "--rho", "0.3", "--lets_hvp", "finite_difference", "--lets_objective", "val",
-                 "--lets_base_optim", "sgd", cls=cls)
+    args = parse(
+        "--optim",
+        "lets_asam",
+        "--rho",
+        "0.3",
+        "--lets_hvp",
+        "finite_difference",
+        "--lets_objective",
+        "val",
+        "--lets_base_optim",
+        "sgd",
+        cls=cls,
+    )
     saved = json.loads(args.to_json_string())
     assert saved["optim"] == "lets_asam" and saved["lets_base_optim"] == "sgd"
     path = tmp_path / "args.json"

@@ -1,4 +1,5 @@
 """Bad input, table-driven: every entry point raises a ValueError that names the argument and what is allowed."""
+
 import re
 
 import pytest
@@ -59,10 +60,18 @@ BAD = [
     (lets_radius, dict(lr=INF), "rho_lr must be a finite number > 0"),
     (lets_radius, dict(lr_decay="1"), r"rho_lr_decay must be in \(0, 1\] \(a factor per update\), got '1'"),
     (lets_radius, dict(lr_decay=0.0), r"rho_lr_decay must be in \(0, 1\]"),
-    (lets_radius, dict(train_term="nxt"), r"lets_train_term must be one of \['same', 'next'\], got 'nxt'; did you mean "
-                                          r"'next'\?"),
-    (lets_radius, dict(hvp="dag"), r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\], got 'dag'; "
-                                   r"did you mean 'diag'\?"),
+    (
+        lets_radius,
+        dict(train_term="nxt"),
+        r"lets_train_term must be one of \['same', 'next'\], got 'nxt'; did you mean "
+        r"'next'\?",
+    ),
+    (
+        lets_radius,
+        dict(hvp="dag"),
+        r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\], got 'dag'; "
+        r"did you mean 'diag'\?",
+    ),
     (lets_radius, dict(objective="gap3"), r"lets_objective must be one of \['gap', 'gap2', 'val'\], got 'gap3'"),
     # FixedRadius and the learning-rate schedule
     (fixed_radius, dict(rho=1e30), r"rho must be a finite number > 0 and <= 100, got 1e\+30"),
@@ -79,13 +88,25 @@ BAD = [
     (optimizer, dict(radius=NAN), "radius must be a finite number > 0"),
     (optimizer, dict(radius="0.05"), "radius must be a number > 0 or a RadiusController, got '0.05'"),
     (optimizer, dict(radius=True), "radius must be a number > 0 or a RadiusController, got True"),
-    (optimizer, dict(perturbation="sma"), r"perturbation must be one of \[.*'sam'.*\], got 'sma'; "
-                                          r"did you mean 'sam'\?"),
+    (
+        optimizer,
+        dict(perturbation="sma"),
+        r"perturbation must be one of \[.*'sam'.*\], got 'sma'; "
+        r"did you mean 'sam'\?",
+    ),
     # LETSArguments
-    (arguments, dict(optim="lets_sm"), r"optim must be one of the SAM family \[.*'lets_sam'.*\] or a stock optimizer "
-                                       r"\[.*'adamw_torch'.*\], got 'lets_sm'; did you mean 'lets_sam'\?"),
-    (arguments, dict(optim="lets_sam", lets_base_optim="bogus"), r"lets_base_optim must be one of \[.*'sgd'.*\], "
-                                                                  r"got 'bogus'"),
+    (
+        arguments,
+        dict(optim="lets_sm"),
+        r"optim must be one of the SAM family \[.*'lets_sam'.*\] or a stock optimizer "
+        r"\[.*'adamw_torch'.*\], got 'lets_sm'; did you mean 'lets_sam'\?",
+    ),
+    (
+        arguments,
+        dict(optim="lets_sam", lets_base_optim="bogus"),
+        r"lets_base_optim must be one of \[.*'sgd'.*\], "
+        r"got 'bogus'",
+    ),
     (arguments, dict(optim="adamw_torch", lets_base_optim="bogus"), "lets_base_optim must be one of"),
     (arguments, dict(optim="sam", rho=1e30), "rho must be a finite number > 0 and <= 100"),
     (arguments, dict(optim="lets_sam", rho="0.05"), "rho must be a finite number > 0 and <= 100, got '0.05'"),
@@ -127,8 +148,15 @@ def test_bad_input_raises_a_value_error_naming_the_argument(build, kwargs, messa
 
 def test_every_message_names_the_argument_it_rejects():
     """The table's fragments start with the argument's name (or the name it has on the command line)."""
-    aliases = {"lr": "rho_lr", "lr_decay": "rho_lr_decay", "interval": "lets_interval", "train_term": "lets_train_term",
-               "hvp": "lets_hvp", "objective": "lets_objective", "lr_max": "learning_rate"}
+    aliases = {
+        "lr": "rho_lr",
+        "lr_decay": "rho_lr_decay",
+        "interval": "lets_interval",
+        "train_term": "lets_train_term",
+        "hvp": "lets_hvp",
+        "objective": "lets_objective",
+        "lr_max": "learning_rate",
+    }
     for build, kwargs, message in BAD:
         named = [k for k in kwargs if k != "name" and re.sub(r"\\", "", message).startswith(aliases.get(k, k))]
         assert named, (build.__name__, kwargs, message)
@@ -136,6 +164,7 @@ def test_every_message_names_the_argument_it_rejects():
 
 def test_good_numbers_of_other_types_are_accepted():
     import numpy as np
+
     radius = LETSRadius(rho=np.float32(0.1), betas=[0.9, np.float64(0.99)], eps=0, interval=np.int64(2))
     assert radius.betas == (0.9, 0.99) and radius.interval == 2
     assert FixedRadius(100).rho == 100.0
@@ -158,8 +187,11 @@ POISONED = [
     (_lets_state(exp_avg_sq=f64(-1.0)), "LETSRadius state 'exp_avg_sq' must be >= 0, got -1.0"),
     (_lets_state(updates=f64(2.5)), "LETSRadius state 'updates' must be a whole number >= 0, got 2.5"),
     (_lets_state(updates=f64(-1.0)), "LETSRadius state 'updates' must be a whole number >= 0"),
-    (_lets_state(log_rho=torch.zeros(2, dtype=torch.float64)), r"'log_rho' must be a 0-dim floating-point tensor, got "
-                                                               r"shape \(2,\)"),
+    (
+        _lets_state(log_rho=torch.zeros(2, dtype=torch.float64)),
+        r"'log_rho' must be a 0-dim floating-point tensor, got "
+        r"shape \(2,\)",
+    ),
     (_lets_state(updates=torch.tensor(3)), "'updates' must be a 0-dim floating-point tensor, got shape .* torch.int64"),
     (_lets_state(exp_avg="0.0"), "LETSRadius state 'exp_avg' must be a finite number, got '0.0'"),
     (_lets_state(exp_avg_sq=None), r"missing keys \['exp_avg_sq'\]"),
@@ -179,14 +211,17 @@ def test_lets_radius_refuses_a_poisoned_state_and_keeps_its_own(state, message):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("state, message", [
-    ({"rho": NAN}, "checkpointed rho must be a finite number > 0"),
-    ({"rho": 1e30}, r"checkpointed rho must be a finite number > 0 and <= 100, got 1e\+30"),
-    ({"rho": "0.05"}, "checkpointed rho must be a finite number > 0"),
-    ({}, r"FixedRadius state has missing keys \['rho'\]"),
-    ({"rho": 0.05, "log_rho": 0.0}, r"unexpected keys \['log_rho'\]"),
-    (LETSRadius().state_dict(), "FixedRadius state has missing keys"),
-])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"rho": NAN}, "checkpointed rho must be a finite number > 0"),
+        ({"rho": 1e30}, r"checkpointed rho must be a finite number > 0 and <= 100, got 1e\+30"),
+        ({"rho": "0.05"}, "checkpointed rho must be a finite number > 0"),
+        ({}, r"FixedRadius state has missing keys \['rho'\]"),
+        ({"rho": 0.05, "log_rho": 0.0}, r"unexpected keys \['log_rho'\]"),
+        (LETSRadius().state_dict(), "FixedRadius state has missing keys"),
+    ],
+)
 def test_fixed_radius_refuses_a_poisoned_state(state, message):
     radius = FixedRadius(0.05)
     with pytest.raises(ValueError, match=message):
@@ -219,9 +254,10 @@ def test_a_resumed_optimizer_refuses_a_poisoned_radius(tmp_path):
 
 
 def test_trainer_resume_refuses_a_poisoned_radius(tmp_path):
-    from lets_hf.trainer import LETSTrainer
     from lets_testing import tiny_deberta, token_dataset
     from trainer_helpers import lets_args
+
+    from lets_hf.trainer import LETSTrainer
 
     args = lets_args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
     LETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(32)).train()
@@ -229,7 +265,8 @@ def test_trainer_resume_refuses_a_poisoned_radius(tmp_path):
     state = torch.load(path, weights_only=True)
     state["radius"]["log_rho"] = f64(50.0)  # rho 5e21, far above rho_max
     torch.save(state, path)
-    resumed = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, max_steps=4, save_strategy="no"),
-                          train_dataset=token_dataset(32))
+    resumed = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path, max_steps=4, save_strategy="no"), train_dataset=token_dataset(32)
+    )
     with pytest.raises(ValueError, match=r"'log_rho' = 50.0 \(rho = 5.185e\+21\) is outside"):
         resumed.train(resume_from_checkpoint=str(path.parent))

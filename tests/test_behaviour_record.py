@@ -10,6 +10,7 @@ the numbers re-records them on purpose, and says why in its commit::
 Bit-identity holds on one kind of CPU with one torch build: the record names both, and on another
 the test is skipped with that reason (a kernel may sum in another order there).
 """
+
 import hashlib
 import json
 import os
@@ -17,12 +18,12 @@ import pathlib
 
 import pytest
 import torch
+from lets_testing import tiny_deberta, tiny_mlp, token_dataset
 
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.arguments import SAM_FAMILY
 from lets_hf.perturbation import build_perturbation
 from lets_hf.radius import radius_settings
-from lets_testing import tiny_deberta, tiny_mlp, token_dataset
 
 RECORD = pathlib.Path(__file__).parent / "data" / "five_steps.json"
 RECORDING = os.environ.get("LETS_RECORD_BEHAVIOUR") == "1"
@@ -57,15 +58,31 @@ def plain_case(rule: str, learned: bool, preset: str = "paper", base: str = "sgd
     interval = radius_options.pop("interval", 1)
     radius = 0.05
     if learned:
-        settings = radius_settings(preset, total_steps=STEPS, interval=interval,
-                                   **({"rho_lr": 0.05} if preset == "paper" else {}),
-                                   **{k: v for k, v in radius_options.items() if k in ("hvp", "objective")})
-        radius = LETSRadius(rho=0.05, train_term=radius_options.get("train_term", "same"),
-                            descent=radius_options.get("descent", "sgd"), **settings)
-    base_class, base_kwargs = ((torch.optim.AdamW, dict(lr=0.01, weight_decay=0.01)) if base == "adamw"
-                               else (torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=5e-4)))
-    optimizer = LETSOptimizer(model.parameters(), base_class, radius=radius,
-                              perturbation=build_perturbation(rule, {}, seed=0, total_steps=STEPS), **base_kwargs)
+        settings = radius_settings(
+            preset,
+            total_steps=STEPS,
+            interval=interval,
+            **({"rho_lr": 0.05} if preset == "paper" else {}),
+            **{k: v for k, v in radius_options.items() if k in ("hvp", "objective")},
+        )
+        radius = LETSRadius(
+            rho=0.05,
+            train_term=radius_options.get("train_term", "same"),
+            descent=radius_options.get("descent", "sgd"),
+            **settings,
+        )
+    base_class, base_kwargs = (
+        (torch.optim.AdamW, dict(lr=0.01, weight_decay=0.01))
+        if base == "adamw"
+        else (torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=5e-4))
+    )
+    optimizer = LETSOptimizer(
+        model.parameters(),
+        base_class,
+        radius=radius,
+        perturbation=build_perturbation(rule, {}, seed=0, total_steps=STEPS),
+        **base_kwargs,
+    )
     loss_of = lambda batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
     for step in range(STEPS):  # the record was made with the loop in parts (first_step, ..., hyper_step)
         train, val = batches[2 * step], batches[2 * step + 1]
@@ -77,7 +94,7 @@ def plain_cases():
     cases = {}
     for name in SAM_FAMILY:
         learned = name.startswith("lets_")
-        rule = name[len("lets_"):] if learned else name
+        rule = name[len("lets_") :] if learned else name
         cases[f"plain/{name}"] = lambda rule=rule, learned=learned: plain_case(rule, learned)
     for extra, options in LEARNED_EXTRAS.items():
         cases[f"plain/lets_sam-{extra}"] = lambda options=options: plain_case("sam", True, **options)
@@ -88,10 +105,24 @@ def trainer_case(optim: str, tmp_path, **overrides):
     """5 steps of ``LETSTrainer`` on a tiny DeBERTa classifier, AdamW base, rho_0 0.05, rho_lr 0.05."""
     from lets_hf import LETSArguments, LETSTrainer
 
-    args = dict(output_dir=str(tmp_path / optim), optim=optim, lets_base_optim="adamw_torch", learning_rate=1e-3,
-                rho=0.05, per_device_train_batch_size=8, max_steps=STEPS, lr_scheduler_type="linear",
-                warmup_steps=1, max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[],
-                use_cpu=True, seed=7, disable_tqdm=True)
+    args = dict(
+        output_dir=str(tmp_path / optim),
+        optim=optim,
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+        rho=0.05,
+        per_device_train_batch_size=8,
+        max_steps=STEPS,
+        lr_scheduler_type="linear",
+        warmup_steps=1,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+    )
     if optim.startswith("lets_"):
         args["rho_lr"] = 0.05
     args.update(overrides)
@@ -102,8 +133,10 @@ def trainer_case(optim: str, tmp_path, **overrides):
 
 
 TRAINER_NAMES = SAM_FAMILY + ["adamw_torch", "sgd"]
-TRAINER_EXTRAS = {"lets_sam-robust-next": dict(optim="lets_sam", lets_preset="robust", lets_train_term="next"),
-                  "lets_sam-adam-descent": dict(optim="lets_sam", lets_descent="adam")}
+TRAINER_EXTRAS = {
+    "lets_sam-robust-next": dict(optim="lets_sam", lets_preset="robust", lets_train_term="next"),
+    "lets_sam-adam-descent": dict(optim="lets_sam", lets_descent="adam"),
+}
 ALL_CASES = sorted(plain_cases()) + [f"trainer/{n}" for n in TRAINER_NAMES] + [f"trainer/{n}" for n in TRAINER_EXTRAS]
 
 
@@ -127,8 +160,10 @@ def record():
         return
     recorded = json.loads(RECORD.read_text())
     if recorded["machine"] != machine():
-        pytest.skip(f"the record was made on {recorded['machine']}, this is {machine()}: bit-identity is not "
-                    f"defined across CPU kernels or torch builds; re-record on this machine to use it")
+        pytest.skip(
+            f"the record was made on {recorded['machine']}, this is {machine()}: bit-identity is not "
+            f"defined across CPU kernels or torch builds; re-record on this machine to use it"
+        )
     yield recorded
 
 

@@ -1,4 +1,5 @@
 """Smoke tests of the benchmark scripts (no timing asserts) and exact checks of their statistics."""
+
 import json
 
 import pytest
@@ -25,8 +26,17 @@ def test_an_ordering_against_the_pass_counts_is_flagged_within_a_family_only():
 
 def test_pass_counts_and_blocks_of_the_methods():
     passes = {m.name: m.passes for m in bench_steps.MAIN}
-    assert passes == {"ERM": 1, "SAM": 2, "LETS-SAM (paper)": 4, "LETS-SAM (next)": 3, "LETS-SAM (interval 10)": 2.2,
-                      "LETS-SAM (robust: val)": 3, "ASAM": 2, "LETS-ASAM (paper)": 4, "pytorch_optimizer SAM": 2}
+    assert passes == {
+        "ERM": 1,
+        "SAM": 2,
+        "LETS-SAM (paper)": 4,
+        "LETS-SAM (next)": 3,
+        "LETS-SAM (interval 10)": 2.2,
+        "LETS-SAM (robust: val)": 3,
+        "ASAM": 2,
+        "LETS-ASAM (paper)": 4,
+        "pytorch_optimizer SAM": 2,
+    }
     interval = {m.name: m for m in bench_steps.INTERVAL}
     assert interval["LETS-SAM (robust, interval 5)"].passes == 2.2
     assert bench_steps.block_steps(interval["LETS-SAM (paper, interval 20)"], 5) == 20
@@ -39,8 +49,12 @@ def test_quick_mode_writes_every_method_with_load_and_threads(tmp_path):
     table = saved["tables"]["tiny"]
     assert [r["method"] for r in table["rows"]] == [m.name for m in bench_steps.MAIN]
     assert all(len(ts) == 2 for ts in table["times_s"].values())  # 2 rounds
-    assert table["threads"] == 1 and set(table["load"]) == {"loadavg_1min_start", "loadavg_1min_end",
-                                                            "background_runnable_mean", "quiet"}
+    assert table["threads"] == 1 and set(table["load"]) == {
+        "loadavg_1min_start",
+        "loadavg_1min_end",
+        "background_runnable_mean",
+        "quiet",
+    }
     rows = {r["method"]: r for r in table["rows"]}
     assert rows["SAM"]["over_SAM"] == [1.0, 1.0, 1.0]
     held = lambda name: rows[name]["held_over_params"] - rows["ERM"]["held_over_params"]  # beyond AdamW's moments
@@ -66,8 +80,27 @@ def test_gpu_check_runs_on_cpu_in_its_tiny_setting(tmp_path):
 def test_peak_memory_runs_one_process_per_method(tmp_path):
     from benchmarks import peak_memory
 
-    rows = peak_memory.main(["--methods", "ERM", "SAM", "--hidden", "32", "--layers", "1", "--vocab", "100",
-                             "--batch-size", "2", "--length", "8", "--steps", "1", "--json", str(tmp_path / "m.json")])
+    rows = peak_memory.main(
+        [
+            "--methods",
+            "ERM",
+            "SAM",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--vocab",
+            "100",
+            "--batch-size",
+            "2",
+            "--length",
+            "8",
+            "--steps",
+            "1",
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert [r["method"] for r in rows] == ["ERM", "SAM"]
     assert all(r["peak_bytes"] >= r["rss_before_steps"] > 0 for r in rows)
     assert "peak - SAM's / param bytes" in json.loads((tmp_path / "m.json").read_text())["table"]
@@ -76,8 +109,22 @@ def test_peak_memory_runs_one_process_per_method(tmp_path):
 def test_scaling_writes_a_table_and_a_plot(tmp_path):
     from benchmarks import scaling
 
-    records = scaling.main(["--sizes", "tiny", "--rounds", "2", "--batch-size", "2", "--length", "8",
-                            "--json", str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")])
+    records = scaling.main(
+        [
+            "--sizes",
+            "tiny",
+            "--rounds",
+            "2",
+            "--batch-size",
+            "2",
+            "--length",
+            "8",
+            "--json",
+            str(tmp_path / "s.json"),
+            "--plot",
+            str(tmp_path / "s.png"),
+        ]
+    )
     assert set(records[0]["ratios"]) == {"SAM / ERM", "LETS-SAM (paper) / SAM", "LETS-SAM (next) / SAM"}
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(SystemExit):
@@ -90,8 +137,11 @@ MEMORY_METHODS = ["LETS-SAM (paper)", "LETS-SAM (next)", "LETS-SAM (robust: val)
 def _memory_runner(name):
     from benchmarks import peak_memory
 
-    settings = type("Args", (), dict(workload="deberta", steps=1, hidden=32, layers=1, vocab=4000, batch_size=4,
-                                     length=16, device="cpu"))
+    settings = type(
+        "Args",
+        (),
+        dict(workload="deberta", steps=1, hidden=32, layers=1, vocab=4000, batch_size=4, length=16, device="cpu"),
+    )
     return peak_memory.make_runner(name, settings)
 
 

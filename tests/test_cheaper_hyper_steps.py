@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-
-from lets_hf import LETSOptimizer, LETSRadius
-
 from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
+
+from lets_hf import LETSOptimizer, LETSRadius
 
 
 def _loop(opt, model, batches, val_batches, next_mode):
@@ -22,14 +21,19 @@ def _loop(opt, model, batches, val_batches, next_mode):
 
 def _make(**radius):
     model = tiny_mlp()
-    return model, LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.3,
-                                radius=LETSRadius(rho=0.1, lr=0.01, hvp="finite_difference", **radius))
+    return model, LETSOptimizer(
+        model.parameters(),
+        torch.optim.SGD,
+        lr=0.3,
+        radius=LETSRadius(rho=0.1, lr=0.01, hvp="finite_difference", **radius),
+    )
 
 
 def test_interval_updates_rho_on_every_kth_step_only():
     model, opt = _make(interval=3)
-    hypergradients = _loop(opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)],
-                           next_mode=False)
+    hypergradients = _loop(
+        opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)], next_mode=False
+    )
     assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.steps == 7
     assert opt.state_dict()["steps"] == 7
 
@@ -75,14 +79,17 @@ def _count_forward_calls(trainer):
     return len(calls) / trainer.state.global_step
 
 
-@pytest.mark.parametrize("overrides, passes", [
-    (dict(optim="sam"), 2),
-    (dict(lets_objective="gap2"), 4),
-    (dict(lets_objective="val"), 3),
-    (dict(lets_preset="robust"), 3),
-    (dict(lets_objective="gap2", lets_train_term="next"), 3),
-    (dict(lets_objective="gap2", lets_interval=2), 3),
-])
+@pytest.mark.parametrize(
+    "overrides, passes",
+    [
+        (dict(optim="sam"), 2),
+        (dict(lets_objective="gap2"), 4),
+        (dict(lets_objective="val"), 3),
+        (dict(lets_preset="robust"), 3),
+        (dict(lets_objective="gap2", lets_train_term="next"), 3),
+        (dict(lets_objective="gap2", lets_interval=2), 3),
+    ],
+)
 def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
     args = lets_args(tmp_path, max_steps=4, logging_steps=4, **overrides)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
@@ -92,13 +99,21 @@ def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
 
 
 def test_trainer_horizon_aware_rate_counts_accumulated_steps(tmp_path):
-    args = lets_args(tmp_path, lets_preset="robust", rho_lr=None, max_steps=-1, num_train_epochs=2, per_device_train_batch_size=8,
-                     gradient_accumulation_steps=2, lets_val_batch_size=8)
+    args = lets_args(
+        tmp_path,
+        lets_preset="robust",
+        rho_lr=None,
+        max_steps=-1,
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        lets_val_batch_size=8,
+    )
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train()
     radius = trainer.lets_optimizer.radius
     assert trainer.state.global_step == 8 and radius.lr == pytest.approx(24 / 8)
-    assert radius.lr_decay ** 7 == pytest.approx(0.1) and radius.updates == 8
+    assert radius.lr_decay**7 == pytest.approx(0.1) and radius.updates == 8
     args = lets_args(tmp_path, lets_preset="robust", rho_lr=None, max_steps=5, num_train_epochs=2)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train()

@@ -1,4 +1,5 @@
 """The digits benchmark of the learned radius: its data, its runs and its records (two-epoch runs)."""
+
 import json
 
 import pytest
@@ -36,15 +37,17 @@ def test_held_out_runs_train_on_the_rest_and_validate_on_the_held_out_rows(data)
     (x_train, _), (x_val, y_val) = digits_noisy.split_off(x, y, 0.1)
     assert len(x_val) == round(0.1 * len(x)) and len(x_train) + len(x_val) == len(x)
     rows = {tuple(r.tolist()) for r in x_train}
-    assert not any(tuple(r.tolist()) in rows for r in x_val if (x == r).all(-1).sum() == 1)   # disjoint
+    assert not any(tuple(r.tolist()) in rows for r in x_val if (x == r).all(-1).sum() == 1)  # disjoint
     held = digits_noisy.train("lets_sam", 0.05, seed=0, rule="robust_i4_heldout", data=data, epochs=1)
     plain = digits_noisy.train("lets_sam", 0.05, seed=0, rule="robust_i4", data=data, epochs=1)
-    assert held["held_out"] == 0.1 and held["steps"] == 18 and plain["steps"] == 20   # 90% of 1,257 rows
+    assert held["held_out"] == 0.1 and held["steps"] == 18 and plain["steps"] == 20  # 90% of 1,257 rows
     assert digits_noisy.train("sam", 0.05, seed=0, data=data, epochs=1, held_out=0.1)["steps"] == 18
     names = [digits_noisy.run_name(*run) for run in digits_noisy.planned_runs(["grid_heldout"])]
     assert names[:2] == ["erm-heldout", "sam-rho0.01-heldout"]
-    assert digits_noisy.label({"method": "sam", "rule": None, "rho_initial": 0.1, "held_out": 0.1}) == \
-        "SAM (rho=0.1) on 90%"
+    assert (
+        digits_noisy.label({"method": "sam", "rule": None, "rho_initial": 0.1, "held_out": 0.1})
+        == "SAM (rho=0.1) on 90%"
+    )
 
 
 def test_command_skips_recorded_runs_and_summarizes(tmp_path, monkeypatch, capsys):
@@ -54,7 +57,7 @@ def test_command_skips_recorded_runs_and_summarizes(tmp_path, monkeypatch, capsy
     assert len(list(tmp_path.glob("*.json"))) == 7 + 4
     (tmp_path / "erm-seed0.json").write_text(json.dumps({**_fake_record("erm", 0.0, 0), "test_accuracy": 0.5}))
     digits_noisy.main(["--arms", "grid", "--seeds", "0", "--record_dir", str(tmp_path)])
-    assert json.loads((tmp_path / "erm-seed0.json").read_text())["test_accuracy"] == 0.5   # kept, not rerun
+    assert json.loads((tmp_path / "erm-seed0.json").read_text())["test_accuracy"] == 0.5  # kept, not rerun
     capsys.readouterr()
     digits_noisy.main(["--summarize", "--record_dir", str(tmp_path)])
     table = capsys.readouterr().out
@@ -66,6 +69,14 @@ def test_command_skips_recorded_runs_and_summarizes(tmp_path, monkeypatch, capsy
 
 def _fake_record(method, rho, seed, rule=None, *_):
     learned = method == "lets_sam"
-    return {"method": method, "rule": rule, "rho_initial": rho if method != "erm" else None, "seed": seed,
-            "test_accuracy": 0.9, "rho_final": 0.3 if learned else (rho or None), "steps": 14,
-            "rho_per_epoch": [0.2, 0.3] if learned else [rho, rho], "wall_time_s": 1.0}
+    return {
+        "method": method,
+        "rule": rule,
+        "rho_initial": rho if method != "erm" else None,
+        "seed": seed,
+        "test_accuracy": 0.9,
+        "rho_final": 0.3 if learned else (rho or None),
+        "steps": 14,
+        "rho_per_epoch": [0.2, 0.3] if learned else [rho, rho],
+        "wall_time_s": 1.0,
+    }

@@ -1,9 +1,9 @@
 """The documentation ships with the project: no reference to files outside it, no broken relative link."""
+
 import re
 import subprocess
 
 import pytest
-
 from lets_testing import ROOT
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -17,8 +17,13 @@ def tracked_files():
     if listed.returncode == 0:
         return [ROOT / line for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
     skipped = {".git", "runs", "__pycache__", "build", "dist"}
-    return [path for path in ROOT.rglob("*") if path.is_file() and not skipped & set(path.relative_to(ROOT).parts)
-            and not any(part.endswith(".egg-info") for part in path.parts)]
+    return [
+        path
+        for path in ROOT.rglob("*")
+        if path.is_file()
+        and not skipped & set(path.relative_to(ROOT).parts)
+        and not any(part.endswith(".egg-info") for part in path.parts)
+    ]
 
 
 def markdown_files():
@@ -47,8 +52,11 @@ def broken_links(path):
 
 def test_no_tracked_file_cites_the_design_notes_outside_the_repository():
     outside = "shared/" + "DESIGN.md"  # written in two parts so that this file does not cite it
-    citing = [str(path.relative_to(ROOT)) for path in tracked_files()
-              if outside in path.read_bytes().decode("utf-8", errors="ignore")]
+    citing = [
+        str(path.relative_to(ROOT))
+        for path in tracked_files()
+        if outside in path.read_bytes().decode("utf-8", errors="ignore")
+    ]
     assert citing == []
 
 

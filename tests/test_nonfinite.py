@@ -1,21 +1,26 @@
 """A non-finite ascent gradient: no perturbation, rho untouched, the step a stock step on that batch, counted."""
+
 import copy
 
 import pytest
 import torch
+from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
+from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient
 
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.trainer import LETSTrainer
-
-from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient
 
 loss_fn = torch.nn.functional.cross_entropy
 
 
 def _lets(model, **radius):
-    return LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9,
-                         radius=LETSRadius(rho=0.1, lr=0.05, hvp="finite_difference", **radius))
+    return LETSOptimizer(
+        model.parameters(),
+        torch.optim.SGD,
+        lr=0.1,
+        momentum=0.9,
+        radius=LETSRadius(rho=0.1, lr=0.05, hvp="finite_difference", **radius),
+    )
 
 
 def _step(model, opt, x, y):
@@ -31,8 +36,9 @@ def _step(model, opt, x, y):
 
 
 @pytest.mark.parametrize("poison", [float("nan"), float("inf"), -float("inf")])
-@pytest.mark.parametrize("train_term, dtype", [("same", torch.float32), ("next", torch.float32),
-                                               ("same", torch.bfloat16)])
+@pytest.mark.parametrize(
+    "train_term, dtype", [("same", torch.float32), ("next", torch.float32), ("same", torch.bfloat16)]
+)
 def test_plain_api_skips_the_ascent_and_takes_the_stock_step(poison, train_term, dtype):
     x, y = tiny_batches(1)
     x = x.to(dtype)
@@ -95,8 +101,9 @@ def test_trainer_step_with_a_nonfinite_ascent_gradient_is_the_stock_step(tmp_pat
     lets = SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "l", **common), train_dataset=data)
     lets_calls = poison_first_gradient(lets.model.classifier.bias)
     lets.train()
-    stock = SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "s", optim="sgd", **common),
-                                  train_dataset=data)
+    stock = SequentialLETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path / "s", optim="sgd", **common), train_dataset=data
+    )
     stock_calls = poison_first_gradient(stock.model.classifier.bias)
     stock.train()
 

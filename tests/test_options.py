@@ -4,6 +4,7 @@ The worked example of ``docs/design.md`` ("Adding a variant") is run as written:
 with one line in a fresh process, must appear in ``LETSArguments``' parser, vision's command line, the
 labels and the builder.
 """
+
 import json
 import os
 import pickle
@@ -13,7 +14,6 @@ import sys
 
 import pytest
 import torch
-
 from lets_testing import ROOT
 
 from lets_hf.arguments import SAM_FAMILY, LETSArgumentParser, LETSArguments
@@ -48,17 +48,50 @@ def test_every_option_is_a_field_a_flag_and_a_default_with_its_declaration():
 
 def test_the_defaults_are_the_papers():
     defaults = {name: option.default for name, option in method_options().items()}
-    assert {k: defaults[k] for k in ("asam_xi", "gsam_alpha", "esam_beta", "esam_form", "rst_p", "looksam_k",
-                                     "looksam_alpha", "looksam_split", "ae_delta", "ae_lambda1", "ae_lambda2")} == \
-        {"asam_xi": 0.01, "gsam_alpha": 0.4, "esam_beta": 0.5, "esam_form": "official", "rst_p": 0.5, "looksam_k": 5,
-         "looksam_alpha": 0.7, "looksam_split": "whole", "ae_delta": 0.9, "ae_lambda1": 1.0, "ae_lambda2": -1.0}
-    assert (defaults["rho"], defaults["rho_min"], defaults["lets_preset"], defaults["rho_lr"]) == \
-        (0.05, 1e-4, "paper", None)
+    assert {
+        k: defaults[k]
+        for k in (
+            "asam_xi",
+            "gsam_alpha",
+            "esam_beta",
+            "esam_form",
+            "rst_p",
+            "looksam_k",
+            "looksam_alpha",
+            "looksam_split",
+            "ae_delta",
+            "ae_lambda1",
+            "ae_lambda2",
+        )
+    } == {
+        "asam_xi": 0.01,
+        "gsam_alpha": 0.4,
+        "esam_beta": 0.5,
+        "esam_form": "official",
+        "rst_p": 0.5,
+        "looksam_k": 5,
+        "looksam_alpha": 0.7,
+        "looksam_split": "whole",
+        "ae_delta": 0.9,
+        "ae_lambda1": 1.0,
+        "ae_lambda2": -1.0,
+    }
+    assert (defaults["rho"], defaults["rho_min"], defaults["lets_preset"], defaults["rho_lr"]) == (
+        0.05,
+        1e-4,
+        "paper",
+        None,
+    )
 
 
 def test_every_sam_family_name_has_its_papers_label():
-    assert [method_label(n) for n in ("gsam", "lets_gsam", "lets_ae_looksam", "rst", "sgd")] == \
-        ["GSAM", "LETS-GSAM", "LETS-AE-LookSAM", "RST", "ERM"]
+    assert [method_label(n) for n in ("gsam", "lets_gsam", "lets_ae_looksam", "rst", "sgd")] == [
+        "GSAM",
+        "LETS-GSAM",
+        "LETS-AE-LookSAM",
+        "RST",
+        "ERM",
+    ]
     assert all(method_label(n) != "ERM" for n in SAM_FAMILY)
 
 
@@ -67,13 +100,16 @@ def test_one_builder_serves_lets_arguments_and_vision(optim):
     arguments = LETSArguments(output_dir="unused", optim=optim, use_cpu=True, report_to=[], max_steps=10)
     vision = parse_config(["--method", optim, "--rho", "0.05", "--lets_preset", "paper"]).build_method(total_steps=10)
     for built in (vision, build_method(optim, {}, total_steps=10)):
-        assert [repr(part) for part in built] == [repr(arguments.build_perturbation(total_steps=10)),
-                                                  repr(arguments.build_radius(total_steps=10))]
+        assert [repr(part) for part in built] == [
+            repr(arguments.build_perturbation(total_steps=10)),
+            repr(arguments.build_radius(total_steps=10)),
+        ]
 
 
 def test_vision_reaches_the_learning_rate_schedule_of_the_radius():
-    config = parse_config(["--method", "gsam", "--rho_schedule", "lr", "--lr", "0.2", "--rho", "0.1",
-                           "--rho_min", "0.01"])
+    config = parse_config(
+        ["--method", "gsam", "--rho_schedule", "lr", "--lr", "0.2", "--rho", "0.1", "--rho_min", "0.01"]
+    )
     rule, radius = config.build_method(total_steps=10)
     assert isinstance(radius, LRProportionalRadius) and rule.name == "gsam"
     assert pickle.loads(pickle.dumps(config)) == config  # a class made from the declarations, found by pickle
@@ -140,13 +176,26 @@ print(json.dumps({
 
 def test_a_variant_registered_with_one_line_reaches_every_front_end():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-c", REGISTERED], input=example_module(), capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTERED],
+        input=example_module(),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    assert got == {"trainer_help": True, "trainer": [2.0, True], "vision_help": True, "vision": [3.0, False, 1.0],
-                   "labels": ["SignSAM", "LETS-SignSAM"], "builder": 0.5,
-                   "bad": "signsam_power must be >= 0 and finite, got -1.0"}
+    assert got == {
+        "trainer_help": True,
+        "trainer": [2.0, True],
+        "vision_help": True,
+        "vision": [3.0, False, 1.0],
+        "labels": ["SignSAM", "LETS-SignSAM"],
+        "builder": 0.5,
+        "bad": "signsam_power must be >= 0 and finite, got -1.0",
+    }
 
 
 def test_lets_arguments_parser_lists_the_options_in_its_group():

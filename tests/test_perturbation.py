@@ -46,7 +46,11 @@ def test_zero_gradient_gives_zero_perturbation(rule):
 
 
 def test_unknown_perturbation_and_bad_xi_are_rejected():
-    with pytest.raises(ValueError, match=r"perturbation must be one of \['ae_looksam', 'ae_sam', 'asam', 'esam', 'gsam', 'looksam', 'rst', 'sam'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"perturbation must be one of "
+        r"\['ae_looksam', 'ae_sam', 'asam', 'esam', 'gsam', 'looksam', 'rst', 'sam'\]",
+    ):
         get_perturbation("adam")
     with pytest.raises(ValueError, match="asam_xi must be >= 0"):
         ASAM(xi=-1)

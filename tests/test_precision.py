@@ -1,4 +1,5 @@
 """lets_hf.precision: what the example scripts record as a run's precision, and fp16 on a CPU refused."""
+
 import pytest
 from transformers import TrainingArguments
 

@@ -1,4 +1,5 @@
 """The paper and robust presets, the horizon-aware rho learning rate, and its overrides."""
+
 import pytest
 
 from lets_hf.radius import PRESETS, LETSRadius, radius_settings
@@ -17,11 +18,17 @@ def test_presets_set_exactly_their_documented_values():
     assert robust["lr_decay"] ** (1200 - 1) == pytest.approx(0.1, rel=1e-9)
 
 
-@pytest.mark.parametrize("override, key, value", [
-    (dict(hvp="exact"), "hvp", "exact"), (dict(objective="gap2"), "objective", "gap2"),
-    (dict(rho_lr=3e-3), "lr", 3e-3), (dict(rho_lr_decay=0.99), "lr_decay", 0.99),
-    (dict(rho_travel=12.0), "lr", 12 / 1200), (dict(rho_decay_total=0.5), "lr_decay", 0.5 ** (1 / 1199)),
-])
+@pytest.mark.parametrize(
+    "override, key, value",
+    [
+        (dict(hvp="exact"), "hvp", "exact"),
+        (dict(objective="gap2"), "objective", "gap2"),
+        (dict(rho_lr=3e-3), "lr", 3e-3),
+        (dict(rho_lr_decay=0.99), "lr_decay", 0.99),
+        (dict(rho_travel=12.0), "lr", 12 / 1200),
+        (dict(rho_decay_total=0.5), "lr_decay", 0.5 ** (1 / 1199)),
+    ],
+)
 def test_each_robust_value_can_be_overridden_alone(override, key, value):
     base = radius_settings("robust", total_steps=1200)
     changed = radius_settings("robust", total_steps=1200, **override)
@@ -46,13 +53,19 @@ def test_every_preset_says_where_its_numbers_come_from():
     assert all(len(preset.source) > 80 and preset.settings for preset in PRESETS.values())
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(preset="fast"), r"lets_preset must be one of \['paper', 'paper_iwslt', 'paper_vision', 'robust'\], got 'fast'"),
-    (dict(preset="robust"), "need the run's total number of optimizer steps"),
-    (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),
-    (dict(preset="robust", rho_travel=-1.0, total_steps=10), "rho_travel must be > 0"),
-    (dict(preset="robust", rho_decay_total=2.0, total_steps=10), r"rho_decay_total must be in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(preset="fast"),
+            r"lets_preset must be one of \['paper', 'paper_iwslt', 'paper_vision', 'robust'\], got 'fast'",
+        ),
+        (dict(preset="robust"), "need the run's total number of optimizer steps"),
+        (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),
+        (dict(preset="robust", rho_travel=-1.0, total_steps=10), "rho_travel must be > 0"),
+        (dict(preset="robust", rho_decay_total=2.0, total_steps=10), r"rho_decay_total must be in \(0, 1\]"),
+    ],
+)
 def test_bad_preset_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         radius_settings(**kwargs)

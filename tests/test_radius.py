@@ -17,7 +17,7 @@ def test_lets_adam_step_matches_hand_computation():
     g1, g2 = 2e-9 * 0.1, -5e-9 * rho1
     m = 0.9 * (0.1 * g1) + 0.1 * g2
     v = 0.999 * (0.001 * g1 * g1) + 0.001 * g2 * g2
-    step = (m / (1 - 0.9 ** 2)) / math.sqrt(v / (1 - 0.999 ** 2))
+    step = (m / (1 - 0.9**2)) / math.sqrt(v / (1 - 0.999**2))
     assert math.log(radius.rho) == pytest.approx(math.log(rho1) - 0.01 * 0.5 * step, rel=1e-12)
     assert radius.updates == 2
 
@@ -53,18 +53,21 @@ def test_state_dict_round_trip_is_exact():
     assert a.rho == b.rho and a.updates == b.updates == 4
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(rho=0), "rho must be a finite number > 0"),
-    (dict(rho=-0.1), "rho must be a finite number > 0"),
-    (dict(rho="big"), "rho must be a finite number > 0"),
-    (dict(lr=0), "rho_lr must be a finite number > 0"),
-    (dict(rho_min=0.5, rho_max=0.1, rho=0.2), r"rho_min \(0.5\) must be <= rho_max \(0.1\)"),
-    (dict(rho=10.0), r"must lie in \[rho_min, rho_max\]"),
-    (dict(lr_decay=1.5), r"rho_lr_decay must be in \(0, 1\]"),
-    (dict(hvp="newton"), r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\]"),
-    (dict(objective="loss"), r"lets_objective must be one of \['gap', 'gap2', 'val'\]"),
-    (dict(descent="newton"), r"lets_descent must be one of \['adam', 'sgd'\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(rho=0), "rho must be a finite number > 0"),
+        (dict(rho=-0.1), "rho must be a finite number > 0"),
+        (dict(rho="big"), "rho must be a finite number > 0"),
+        (dict(lr=0), "rho_lr must be a finite number > 0"),
+        (dict(rho_min=0.5, rho_max=0.1, rho=0.2), r"rho_min \(0.5\) must be <= rho_max \(0.1\)"),
+        (dict(rho=10.0), r"must lie in \[rho_min, rho_max\]"),
+        (dict(lr_decay=1.5), r"rho_lr_decay must be in \(0, 1\]"),
+        (dict(hvp="newton"), r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\]"),
+        (dict(objective="loss"), r"lets_objective must be one of \['gap', 'gap2', 'val'\]"),
+        (dict(descent="newton"), r"lets_descent must be one of \['adam', 'sgd'\]"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LETSRadius(**kwargs)

@@ -6,25 +6,31 @@ must give the same weights and ``rho`` bit for bit, for rules with and without a
 gradient, a variant's ERM steps, and every path of the learned radius. A second learned
 controller, written here, is driven through the :class:`~lets_hf.radius.base.LearnedRadius` contract.
 """
+
 import math
 
 import pytest
 import torch
+from lets_testing import tiny_batches, tiny_mlp
 
 from lets_hf import LearnedRadius, LETSOptimizer, LETSRadius, frozen_batchnorm_stats
 from lets_hf.optimizer import Phase
 from lets_hf.perturbation import build_perturbation
 from lets_hf.radius import get_descent, get_hvp, get_objective
 
-from lets_testing import tiny_batches, tiny_mlp
-
 loss_fn = torch.nn.functional.cross_entropy
 STEPS = 4
 CASES = {  # name: (rule, LETSRadius options or None for a fixed radius)
-    "sam": ("sam", None), "asam": ("asam", None), "looksam": ("looksam", None), "gsam": ("gsam", None),
-    "lets_sam-paper": ("sam", {}), "lets_sam-robust": ("sam", dict(objective="val", hvp="finite_difference")),
-    "lets_sam-next": ("sam", dict(train_term="next")), "lets_sam-interval2": ("sam", dict(interval=2)),
-    "lets_sam-exact": ("sam", dict(hvp="exact")), "lets_gsam-fd": ("gsam", dict(hvp="finite_difference")),
+    "sam": ("sam", None),
+    "asam": ("asam", None),
+    "looksam": ("looksam", None),
+    "gsam": ("gsam", None),
+    "lets_sam-paper": ("sam", {}),
+    "lets_sam-robust": ("sam", dict(objective="val", hvp="finite_difference")),
+    "lets_sam-next": ("sam", dict(train_term="next")),
+    "lets_sam-interval2": ("sam", dict(interval=2)),
+    "lets_sam-exact": ("sam", dict(hvp="exact")),
+    "lets_gsam-fd": ("gsam", dict(hvp="finite_difference")),
     "lets_looksam": ("looksam", {}),
 }
 
@@ -38,8 +44,15 @@ def bn_model(seed: int = 0) -> torch.nn.Module:
 def build(case: str, model: torch.nn.Module) -> LETSOptimizer:
     rule, lets = CASES[case]
     radius = 0.05 if lets is None else LETSRadius(rho=0.05, lr=0.05, **lets)
-    return LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                         perturbation=build_perturbation(rule, {}, seed=0, total_steps=STEPS), radius=radius)
+    return LETSOptimizer(
+        model.parameters(),
+        torch.optim.SGD,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        perturbation=build_perturbation(rule, {}, seed=0, total_steps=STEPS),
+        radius=radius,
+    )
 
 
 def batches():
@@ -69,8 +82,9 @@ def parts_loop(model, optimizer, data, max_grad_norm=None):
 
 def closure_loop(model, optimizer, data, max_grad_norm=None):
     for (x, y), (xv, yv) in data:
-        optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model,
-                       max_grad_norm=max_grad_norm)
+        optimizer.step(
+            lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model, max_grad_norm=max_grad_norm
+        )
 
 
 def state(model, optimizer):
@@ -103,8 +117,9 @@ def test_clipping_and_a_first_pass_run_by_the_caller_are_the_loop_in_parts():
     for (x, y), (xv, yv) in batches():  # g already in .grad: step(loss=...) takes it from there
         loss = loss_fn(model(x), y)
         loss.backward()
-        optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model, loss=loss,
-                       max_grad_norm=0.05)
+        optimizer.step(
+            lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model, loss=loss, max_grad_norm=0.05
+        )
     assert_identical(state(model, optimizer), state(reference, expected))
 
 
@@ -117,8 +132,12 @@ def test_step_runs_each_pass_once_and_leaves_the_gradients_none():
     val_closure = lambda: calls.append(("val", optimizer.phase)) or loss_fn(model(xv), yv)
     ascent_loss = loss_fn(model(x), y).detach()
     returned = optimizer.step(closure, val_closure)
-    assert calls == [("train", Phase.READY), ("train", Phase.PERTURBED), ("val", Phase.HYPER_DUE),
-                     ("train", Phase.HYPER_DUE)]  # ascent, perturbed pass, then the two hyper passes
+    assert calls == [
+        ("train", Phase.READY),
+        ("train", Phase.PERTURBED),
+        ("val", Phase.HYPER_DUE),
+        ("train", Phase.HYPER_DUE),
+    ]  # ascent, perturbed pass, then the two hyper passes
     assert torch.equal(returned, ascent_loss)  # the ascent pass's loss, at theta_t
     assert optimizer.phase is Phase.READY and all(p.grad is None for p in model.parameters())
 
@@ -222,8 +241,10 @@ class SignRadius(LearnedRadius):
 def test_a_second_learned_controller_is_driven_through_the_contract():
     """Its hypergradient is LETSRadius's with the same hvp, descent and objective (same rho at step 1)."""
     runs = {}
-    for name, radius in (("sign", SignRadius(rho=0.05, lr=0.1)),
-                         ("lets", LETSRadius(rho=0.05, hvp="finite_difference", objective="val"))):
+    for name, radius in (
+        ("sign", SignRadius(rho=0.05, lr=0.1)),
+        ("lets", LETSRadius(rho=0.05, hvp="finite_difference", objective="val")),
+    ):
         model = tiny_mlp(dtype=torch.float32)
         optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=radius)
         assert optimizer.radius.learns

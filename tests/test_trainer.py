@@ -1,22 +1,29 @@
 """LETSTrainer against the plain-PyTorch loop, across gradient accumulation, checkpoints and precisions."""
+
 import json
 
 import pytest
 import torch
-
-from lets_hf.trainer import LETSTrainer
-
 from lets_testing import tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args, lm_dataset, reference_loop, tiny_gpt2
+
+from lets_hf.trainer import LETSTrainer
 
 
 def _weights(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("optim, base", [
-    ("sam", {}), ("asam", {}), ("lets_sam", {}), ("lets_asam", {}),
-    ("lets_sam", dict(lets_base_optim="adamw_torch", lets_descent="adam", learning_rate=1e-2, rho_lr=0.2))])
+@pytest.mark.parametrize(
+    "optim, base",
+    [
+        ("sam", {}),
+        ("asam", {}),
+        ("lets_sam", {}),
+        ("lets_asam", {}),
+        ("lets_sam", dict(lets_base_optim="adamw_torch", lets_descent="adam", learning_rate=1e-2, rho_lr=0.2)),
+    ],
+)
 def test_trainer_matches_the_plain_pytorch_loop(tmp_path, optim, base):
     data = token_dataset(64)
     args = lets_args(tmp_path, optim=optim, **base)
@@ -36,14 +43,16 @@ def _classifier_that_says_it_ignores_num_items():
     return model
 
 
-@pytest.mark.parametrize("build, data", [(_classifier_that_says_it_ignores_num_items, token_dataset(64)),
-                                         (tiny_gpt2, lm_dataset(64))])  # labels masked: 1 to 9 tokens a row
+@pytest.mark.parametrize(
+    "build, data", [(_classifier_that_says_it_ignores_num_items, token_dataset(64)), (tiny_gpt2, lm_dataset(64))]
+)  # labels masked: 1 to 9 tokens a row
 def test_gradient_accumulation_has_whole_batch_semantics(tmp_path, build, data):
     """Trainer's normalisation (per micro-batch mean / steps, or a sum over num_items_in_batch) in every pass."""
     results = []
     for batch, accumulation in ((16, 1), (8, 2), (4, 4)):
-        args = lets_args(tmp_path, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                         optim="lets_asam")
+        args = lets_args(
+            tmp_path, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, optim="lets_asam"
+        )
         trainer = SequentialLETSTrainer(model=build(), args=args, train_dataset=data)
         trainer.train()
         results.append((_weights(trainer.model), trainer.lets_optimizer.rho))
@@ -56,8 +65,16 @@ def test_gradient_accumulation_has_whole_batch_semantics(tmp_path, build, data):
 @pytest.mark.parametrize("rule", [dict(), dict(lets_train_term="next", optim="lets_looksam", looksam_k=2)])
 def test_resume_from_checkpoint_is_bit_exact(tmp_path, rule):
     data = token_dataset(96)
-    common = dict(max_steps=6, save_strategy="steps", save_steps=3, optim="lets_sam", lets_base_optim="adamw_torch",
-                  learning_rate=1e-3, lr_scheduler_type="linear", warmup_steps=2)
+    common = dict(
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=3,
+        optim="lets_sam",
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+        lr_scheduler_type="linear",
+        warmup_steps=2,
+    )
     common.update(rule)
     full = LETSTrainer(model=tiny_deberta(dropout=0.1), args=lets_args(tmp_path / "a", **common), train_dataset=data)
     full.train()
@@ -97,7 +114,7 @@ def _fp16_trainer(tmp_path, data, max_steps):
     """fp16 with a real GradScaler (accelerate gives CPU runs none: the CUDA path, made testable here)."""
     args = lets_args(tmp_path, fp16=True, max_steps=max_steps)
     trainer = LETSTrainer(model=tiny_deberta(), args=args, train_dataset=data)
-    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
     trainer.accelerator.native_amp = True  # so that clipping unscales first, as on CUDA
     return trainer
 
@@ -115,9 +132,10 @@ def test_fp16_with_scaler_unscales_the_hyper_math(tmp_path):
     data = token_dataset(32)
     scaled = _fp16_trainer(tmp_path / "s", data, max_steps=3)
     scaled.train()
-    assert scaled.accelerator.scaler.get_scale() == 2.0 ** 10
-    plain = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "p", fp16=True, max_steps=3),
-                        train_dataset=data)
+    assert scaled.accelerator.scaler.get_scale() == 2.0**10
+    plain = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path / "p", fp16=True, max_steps=3), train_dataset=data
+    )
     plain.train()
     assert scaled.lets_optimizer.radius.updates == 3
     logged = lambda trainer, key: [row[key] for row in trainer.state.log_history if key in row]
@@ -141,7 +159,7 @@ def test_fp16_overflow_in_the_ascent_pass_skips_the_step(tmp_path):
     trainer.train()
     assert len(backward_calls) == 1  # the ascent pass only: no descent or hyper pass ran
     assert trainer.accelerator.optimizer_step_was_skipped
-    assert trainer.accelerator.scaler.get_scale() == 2.0 ** 9
+    assert trainer.accelerator.scaler.get_scale() == 2.0**9
     assert torch.equal(_weights(trainer.model), before)
     assert trainer.lets_optimizer.radius.updates == 0
     assert trainer.lets_optimizer.rho == pytest.approx(0.1, rel=1e-12)

@@ -3,6 +3,7 @@
 Each test compares LETSTrainer with the stock ``transformers.Trainer`` on the same model, data and
 arguments, or checks a user-facing promise of the README's Trainer section.
 """
+
 import json
 import os
 import subprocess
@@ -11,15 +12,14 @@ from dataclasses import dataclass, field, fields
 
 import pytest
 import torch
+from lets_testing import ROOT, tiny_deberta, token_dataset
 from torch.utils.data import SequentialSampler
+from trainer_helpers import SequentialLETSTrainer, lets_args, lm_dataset, tiny_gpt2
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from lets_hf.arguments import SAM_FAMILY, STOCK_OPTIMIZERS, LETSArguments, LETSArgumentsMixin, LETSSeq2SeqArguments
 from lets_hf.plots import radius_trajectory
 from lets_hf.trainer import LETSTrainer
-
-from lets_testing import ROOT, tiny_deberta, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args, lm_dataset, tiny_gpt2
 
 
 class EventCounter(TrainerCallback):
@@ -53,11 +53,19 @@ def test_log_entries_and_events_are_the_trainers(tmp_path):
     """Same entries (steps and count) and the same number of on_log events as Trainer; rho starts in the first."""
     common = dict(max_steps=4, logging_steps=2)
     stock, lets = EventCounter(), EventCounter()
-    erm = Trainer(model=tiny_deberta(), args=lets_args(tmp_path / "erm", optim="sgd", **common),
-                  train_dataset=token_dataset(32), callbacks=[stock])
+    erm = Trainer(
+        model=tiny_deberta(),
+        args=lets_args(tmp_path / "erm", optim="sgd", **common),
+        train_dataset=token_dataset(32),
+        callbacks=[stock],
+    )
     erm.train()
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "lets", **common),
-                          train_dataset=token_dataset(32), callbacks=[lets])
+    trainer = LETSTrainer(
+        model=tiny_deberta(),
+        args=lets_args(tmp_path / "lets", **common),
+        train_dataset=token_dataset(32),
+        callbacks=[lets],
+    )
     trainer.train()
     assert lets.events == stock.events and lets.events["on_log"] == 3  # steps 2 and 4, the final metrics
     history = trainer.state.log_history
@@ -66,15 +74,24 @@ def test_log_entries_and_events_are_the_trainers(tmp_path):
     assert history[0]["rho_start"] == pytest.approx(0.1, rel=1e-12) and "rho_start" not in history[1]
     assert history[0]["rho"] != pytest.approx(0.1, rel=1e-3)  # rho after step 2
     trajectory = radius_trajectory(history)
-    assert trajectory["step"] == [0, 2, 4] and trajectory["rho"] == [history[0]["rho_start"], history[0]["rho"],
-                                                                     history[1]["rho"]]
+    assert trajectory["step"] == [0, 2, 4] and trajectory["rho"] == [
+        history[0]["rho_start"],
+        history[0]["rho"],
+        history[1]["rho"],
+    ]
     assert trajectory["lets_gap"] == [None, history[0]["lets_gap"], history[1]["lets_gap"]]
 
 
 @pytest.mark.parametrize("logging_steps, save_steps", [(1, 3), (4, 2)])  # resumed after, and before, the first log
 def test_resumed_log_history_equals_the_uninterrupted_one(tmp_path, logging_steps, save_steps):
-    common = dict(max_steps=6, save_strategy="steps", save_steps=save_steps, logging_steps=logging_steps,
-                  lets_base_optim="adamw_torch", learning_rate=1e-3)
+    common = dict(
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=save_steps,
+        logging_steps=logging_steps,
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+    )
     data = token_dataset(64)
     full = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path / "a", **common), train_dataset=data)
     full.train()
@@ -86,7 +103,9 @@ def test_resumed_log_history_equals_the_uninterrupted_one(tmp_path, logging_step
         for row in expected[:1] + history[:1]:
             row.pop("loss")
     assert history == expected
-    assert expected[0]["rho_start"] == pytest.approx(0.1, rel=1e-12) and sum("rho_start" in row for row in expected) == 1
+    assert (
+        expected[0]["rho_start"] == pytest.approx(0.1, rel=1e-12) and sum("rho_start" in row for row in expected) == 1
+    )
 
 
 # -- 2. construction without datasets ---------------------------------------------------------
@@ -99,8 +118,9 @@ def test_construction_needs_no_dataset(tmp_path):
 
 
 def test_validation_source_is_checked_when_training_starts(tmp_path):
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
-                          train_dataset=token_dataset(32))
+    trainer = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"), train_dataset=token_dataset(32)
+    )
     with pytest.raises(ValueError, match="lets_val_source='eval' needs a single eval_dataset"):
         trainer.train()
     assert trainer.state.global_step == 0
@@ -112,9 +132,20 @@ class SequentialTrainer(Trainer):
         return SequentialSampler(self.train_dataset)
 
 
-LM_ARGS = dict(per_device_train_batch_size=2, gradient_accumulation_steps=4, max_steps=2, learning_rate=0.1,
-               lr_scheduler_type="constant", max_grad_norm=0.0, logging_steps=1, save_strategy="no", report_to=[],
-               use_cpu=True, seed=7, disable_tqdm=True)
+LM_ARGS = dict(
+    per_device_train_batch_size=2,
+    gradient_accumulation_steps=4,
+    max_steps=2,
+    learning_rate=0.1,
+    lr_scheduler_type="constant",
+    max_grad_norm=0.0,
+    logging_steps=1,
+    save_strategy="no",
+    report_to=[],
+    use_cpu=True,
+    seed=7,
+    disable_tqdm=True,
+)
 
 
 def _lm_run(trainer_cls, args):
@@ -127,10 +158,12 @@ def _lm_run(trainer_cls, args):
 
 def test_stock_optim_is_the_trainer_exactly_for_a_causal_lm(tmp_path):
     """2 x 4 accumulation of a causal LM: the loss is a sum over num_items_in_batch, as Trainer computes it."""
-    stock, stock_losses, stock_grads = _lm_run(SequentialTrainer,
-                                               TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS))
-    lets, losses, grads = _lm_run(SequentialLETSTrainer,
-                                  LETSArguments(output_dir=str(tmp_path / "b"), optim="sgd", **LM_ARGS))
+    stock, stock_losses, stock_grads = _lm_run(
+        SequentialTrainer, TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS)
+    )
+    lets, losses, grads = _lm_run(
+        SequentialLETSTrainer, LETSArguments(output_dir=str(tmp_path / "b"), optim="sgd", **LM_ARGS)
+    )
     assert stock.model_accepts_loss_kwargs and lets.model_accepts_loss_kwargs
     assert losses == stock_losses and len(losses) == 2
     assert len(grads) == 2 and all(torch.equal(a, b) for a, b in zip(grads, stock_grads))
@@ -139,10 +172,18 @@ def test_stock_optim_is_the_trainer_exactly_for_a_causal_lm(tmp_path):
 @pytest.mark.parametrize("optim", ["sam", "lets_sam"])
 def test_sam_family_descent_is_normalised_as_the_trainer_normalises_erm(tmp_path, optim):
     """At rho -> 0, SAM's descent gradient is the ERM gradient: the same normalisation over num_items_in_batch."""
-    _, erm_losses, erm_grads = _lm_run(SequentialTrainer,
-                                       TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS))
-    args = LETSArguments(output_dir=str(tmp_path / "b"), optim=optim, lets_base_optim="sgd", rho=1e-6, rho_min=1e-8,
-                         rho_lr=1e-3, **LM_ARGS)
+    _, erm_losses, erm_grads = _lm_run(
+        SequentialTrainer, TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS)
+    )
+    args = LETSArguments(
+        output_dir=str(tmp_path / "b"),
+        optim=optim,
+        lets_base_optim="sgd",
+        rho=1e-6,
+        rho_min=1e-8,
+        rho_lr=1e-3,
+        **LM_ARGS,
+    )
     lets, losses, grads = _lm_run(SequentialLETSTrainer, args)
     assert losses[0] == erm_losses[0]  # the ascent pass is the stock training_step at the same weights
     assert losses[1] == pytest.approx(erm_losses[1], rel=1e-5)
@@ -172,15 +213,19 @@ def test_rho_gap_and_hypergradient_are_public_and_rho_is_in_the_metrics(tmp_path
     assert trainer.rho == optimizer.rho == metrics["rho"] != 0.1
     assert trainer.rho_start == pytest.approx(0.1, rel=1e-12)
     assert trainer.lets_gap == float(optimizer.last_gap) and trainer.lets_hypergradient == float(
-        optimizer.last_hypergradient)
+        optimizer.last_hypergradient
+    )
     assert trainer.state.log_history[-1]["rho"] == metrics["rho"]  # the final entry too
     erm = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="sgd"), train_dataset=token_dataset(32))
     assert "rho" not in erm.train().metrics and erm.rho is None
 
 
 def test_progress_bar_shows_rho(tmp_path, capsys):
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, disable_tqdm=False, logging_steps=500),
-                          train_dataset=token_dataset(32))
+    trainer = LETSTrainer(
+        model=tiny_deberta(),
+        args=lets_args(tmp_path, disable_tqdm=False, logging_steps=500),
+        train_dataset=token_dataset(32),
+    )
     trainer.train()
     bar = capsys.readouterr().err
     assert f"rho={trainer.rho:.4g}" in bar, bar[-500:]
@@ -188,14 +233,16 @@ def test_progress_bar_shows_rho(tmp_path, capsys):
 
 # -- 8. imports --------------------------------------------------------------------------------
 def test_top_level_exports_are_lazy():
-    code = ("import sys, lets_hf\n"
-            "assert 'transformers' not in sys.modules, 'import lets_hf imported transformers'\n"
-            "from lets_hf import LETSTrainer, LETSArguments, LETSSeq2SeqTrainer, LETSSeq2SeqArguments\n"
-            "import transformers, lets_hf.trainer, lets_hf.arguments\n"
-            "assert issubclass(LETSTrainer, transformers.Trainer) and LETSTrainer is lets_hf.trainer.LETSTrainer\n"
-            "assert issubclass(LETSArguments, transformers.TrainingArguments)\n"
-            "assert {'LETSTrainer', 'LETSArguments'} <= set(dir(lets_hf)) <= set(dir(lets_hf)) | set(lets_hf.__all__)\n"
-            "try:\n    lets_hf.LETSNothing\nexcept AttributeError as e:\n    print(e)\n")
+    code = (
+        "import sys, lets_hf\n"
+        "assert 'transformers' not in sys.modules, 'import lets_hf imported transformers'\n"
+        "from lets_hf import LETSTrainer, LETSArguments, LETSSeq2SeqTrainer, LETSSeq2SeqArguments\n"
+        "import transformers, lets_hf.trainer, lets_hf.arguments\n"
+        "assert issubclass(LETSTrainer, transformers.Trainer) and LETSTrainer is lets_hf.trainer.LETSTrainer\n"
+        "assert issubclass(LETSArguments, transformers.TrainingArguments)\n"
+        "assert {'LETSTrainer', 'LETSArguments'} <= set(dir(lets_hf)) <= set(dir(lets_hf)) | set(lets_hf.__all__)\n"
+        "try:\n    lets_hf.LETSNothing\nexcept AttributeError as e:\n    print(e)\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -258,8 +305,12 @@ def test_the_scripts_keep_deberta_and_iwslt_losses_per_device():
 
     assert glue_arguments(["--task_name", "mrpc"])[2].average_tokens_across_devices is False
     assert translation_arguments(["--data_dir", "x", "--do_train"])[2].average_tokens_across_devices is False
-    assert glue_arguments(["--task_name", "mrpc", "--average_tokens_across_devices", "true"])[2] \
-        .average_tokens_across_devices is True
+    assert (
+        glue_arguments(["--task_name", "mrpc", "--average_tokens_across_devices", "true"])[
+            2
+        ].average_tokens_across_devices
+        is True
+    )
 
 
 @pytest.mark.parametrize("script", ["glue", "translation"])

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo): every rank ends with the same rho and weights, and losses are not scaled by the world size."""
+"""Two CPU processes (gloo): every rank ends with the same rho and weights; losses are not scaled by the world size."""
+
 import json
 import os
 import subprocess
@@ -6,16 +7,23 @@ import sys
 
 import pytest
 import torch
-
-from lets_hf.plots import radius_trajectory
 from lets_testing import ROOT, free_port, tiny_deberta, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
+
+from lets_hf.plots import radius_trajectory
 
 WORKER = str(ROOT / "tests" / "ddp_worker.py")
 LAUNCHERS = {
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"],
-    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--main_process_port"],
+    "accelerate": [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+    ],
 }
 
 
@@ -29,8 +37,9 @@ def _launch(launcher, out, optim, *worker_args):
     return results, weights
 
 
-@pytest.mark.parametrize("launcher, optim", [("torchrun", "lets_sam"), ("accelerate", "lets_asam"),
-                                             ("torchrun", "lets_ae_looksam")])
+@pytest.mark.parametrize(
+    "launcher, optim", [("torchrun", "lets_sam"), ("accelerate", "lets_asam"), ("torchrun", "lets_ae_looksam")]
+)
 def test_ranks_hold_the_same_rho_and_weights(tmp_path, launcher, optim):
     results, weights = _launch(launcher, tmp_path, optim)
     assert results[0]["world_size"] == results[1]["world_size"] == 2
@@ -67,9 +76,11 @@ def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
     """With average_tokens_across_devices=False (the scripts' setting), a model that ignores num_items_in_batch is
     not scaled by the world size (Trainer's default doubles it on 2 processes)."""
     _, weights = _launch("torchrun", tmp_path, "sgd")
-    single = SequentialLETSTrainer(model=tiny_deberta(), train_dataset=token_dataset(64),
-                                   args=lets_args(tmp_path / "single", optim="sgd", per_device_train_batch_size=8,
-                                                  max_steps=3))
+    single = SequentialLETSTrainer(
+        model=tiny_deberta(),
+        train_dataset=token_dataset(64),
+        args=lets_args(tmp_path / "single", optim="sgd", per_device_train_batch_size=8, max_steps=3),
+    )
     single.train()
     expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
     torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)
@@ -78,8 +89,11 @@ def test_ddp_erm_equals_one_process_on_the_whole_batch(tmp_path):
 def test_global_ascent_under_ddp_equals_one_process_on_the_whole_batch(tmp_path):
     """--lets_ascent global: the ascent and hyper-step passes synced, so 2 x 4 take the step of 1 x 8 (float32)."""
     results, weights = _launch("torchrun", tmp_path, "lets_sam", "", "global")
-    single = SequentialLETSTrainer(model=tiny_deberta(), train_dataset=token_dataset(64),
-                                   args=lets_args(tmp_path / "single", per_device_train_batch_size=8, max_steps=3))
+    single = SequentialLETSTrainer(
+        model=tiny_deberta(),
+        train_dataset=token_dataset(64),
+        args=lets_args(tmp_path / "single", per_device_train_batch_size=8, max_steps=3),
+    )
     single.train()
     expected = torch.cat([p.detach().flatten() for p in single.model.parameters()])
     torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)

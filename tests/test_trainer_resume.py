@@ -3,6 +3,7 @@
 Every resumed run is compared bit for bit with the uninterrupted run (weights, rho, rho's Adam state,
 the base optimizer's moments): lets_sam over AdamW with dropout, 8 steps, a checkpoint every 2.
 """
+
 import json
 import logging
 import os
@@ -12,7 +13,6 @@ import sys
 
 import pytest
 import torch
-
 from resume_worker import MAX_STEPS, resume_trainer
 
 HERE = os.path.dirname(__file__)
@@ -40,8 +40,9 @@ def assert_same_run(resumed, full):
 
 def _losses(trainer):
     """The logged losses and the run's train_loss (the last row): a resumed run's are the whole run's."""
-    return [(row["step"], row["loss"]) for row in trainer.state.log_history if "loss" in row] + \
-        [trainer.state.log_history[-1]["train_loss"]]
+    return [(row["step"], row["loss"]) for row in trainer.state.log_history if "loss" in row] + [
+        trainer.state.log_history[-1]["train_loss"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +63,24 @@ def _copy_checkpoints(source, target, steps):
 
 def _cut_in_half(path):
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
 
 
 # Folder checkpoint-6 as a kill inside its save leaves it (files are written in this order, trainer_state.json last).
 DAMAGE = {
     "empty folder (killed right after mkdir)": lambda folder: [p.unlink() for p in folder.iterdir()],
-    "weights cut short": lambda folder: [_cut_in_half(folder / "model.safetensors")] +
-                                        [p.unlink() for p in folder.iterdir() if p.name != "model.safetensors"],
-    "optimizer.pt cut short": lambda folder: [_cut_in_half(folder / "optimizer.pt")] +
-                                             [(folder / n).unlink() for n in ("scheduler.pt", "rng_state.pth",
-                                                                              "trainer_state.json")],
-    "0-byte scheduler.pt": lambda folder: [(folder / "scheduler.pt").write_bytes(b"")] +
-                                          [(folder / n).unlink() for n in ("rng_state.pth", "trainer_state.json")],
+    "weights cut short": lambda folder: (
+        [_cut_in_half(folder / "model.safetensors")]
+        + [p.unlink() for p in folder.iterdir() if p.name != "model.safetensors"]
+    ),
+    "optimizer.pt cut short": lambda folder: (
+        [_cut_in_half(folder / "optimizer.pt")]
+        + [(folder / n).unlink() for n in ("scheduler.pt", "rng_state.pth", "trainer_state.json")]
+    ),
+    "0-byte scheduler.pt": lambda folder: (
+        [(folder / "scheduler.pt").write_bytes(b"")]
+        + [(folder / n).unlink() for n in ("rng_state.pth", "trainer_state.json")]
+    ),
     "no trainer_state.json (killed before the last file)": lambda folder: (folder / "trainer_state.json").unlink(),
     "trainer_state.json cut short": lambda folder: _cut_in_half(folder / "trainer_state.json"),
 }
@@ -103,12 +109,18 @@ def test_a_save_cut_short_is_passed_over_and_the_resume_is_bit_exact(tmp_path, f
 def test_a_sigkilled_run_resumes_bit_exact(tmp_path, full_run, caplog, kill):
     """A real SIGKILL: inside a checkpoint write (the newest folder is half written) or between two saves."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE)] + sys.path)}
-    process = subprocess.run([sys.executable, os.path.join(HERE, "resume_worker.py"), str(tmp_path), kill],
-                             env=env, capture_output=True, text=True, timeout=600)
+    process = subprocess.run(
+        [sys.executable, os.path.join(HERE, "resume_worker.py"), str(tmp_path), kill],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert process.returncode == -9, process.stderr[-2000:]  # killed, not finished
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "checkpoint-4"] + \
-        (["checkpoint-6"] if kill.startswith("write") else [])
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "checkpoint-4"] + (
+        ["checkpoint-6"] if kill.startswith("write") else []
+    )
     resumed = _resume_newest(tmp_path, caplog)
     assert_same_run(resumed, full_run[0])
     skipped = [r.getMessage() for r in caplog.records if "not resuming from" in r.getMessage()]
@@ -120,7 +132,7 @@ def test_a_sigkilled_run_resumes_bit_exact(tmp_path, full_run, caplog, kill):
 
 
 def test_a_checkpoint_between_two_logs_resumes_the_loss_tally(tmp_path):
-    """Logs every 3 steps, checkpoints every 2: the resumed run's loss at step 6 averages steps 4-6, as uninterrupted."""
+    """Logs every 3 steps, checkpoints every 2: the resumed loss at step 6 averages steps 4-6, as uninterrupted."""
     full = resume_trainer(tmp_path / "a", logging_steps=3)
     full.train()
     resumed = resume_trainer(tmp_path / "b", logging_steps=3)
@@ -153,13 +165,19 @@ def test_restarting_a_finished_run_changes_nothing(tmp_path, full_run):
     assert (out / "checkpoint-8" / "trainer_state.json").read_text() == state
 
 
-@pytest.mark.parametrize("asked, expected", [
-    (dict(optim="sam"), r"learned radius \(LETS, rho=.*fixed radius \(rho=0\.1\).*--optim sam"),
-    (dict(optim="adamw_torch"), r"SAM-family state.*stock optimizer's state.*--optim adamw_torch"),
-    (dict(lets_base_optim="sgd"), r"torch\.optim\.Adam or torch\.optim\.AdamW.*torch\.optim\.SGD.*--lets_base_optim sgd"),
-])
+@pytest.mark.parametrize(
+    "asked, expected",
+    [
+        (dict(optim="sam"), r"learned radius \(LETS, rho=.*fixed radius \(rho=0\.1\).*--optim sam"),
+        (dict(optim="adamw_torch"), r"SAM-family state.*stock optimizer's state.*--optim adamw_torch"),
+        (
+            dict(lets_base_optim="sgd"),
+            r"torch\.optim\.Adam or torch\.optim\.AdamW.*torch\.optim\.SGD.*--lets_base_optim sgd",
+        ),
+    ],
+)
 def test_another_configuration_is_refused_before_training(tmp_path, full_run, asked, expected):
-    out = _copy_checkpoints(full_run[1], tmp_path / "out", (4,))
+    _copy_checkpoints(full_run[1], tmp_path / "out", (4,))
     trainer = resume_trainer(tmp_path, **asked)
     steps = []
     trainer.training_step = lambda *args, **kwargs: steps.append(1)

@@ -1,19 +1,29 @@
 """Every SAM variant against its paper's definition or its authors' code, alone and with the learned radius."""
+
 import copy
 import math
 
 import pytest
 import torch
+from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
+from trainer_helpers import SequentialLETSTrainer, lets_args
 
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.arguments import SAM_FAMILY
 from lets_hf.foreach import dot
 from lets_hf.optimizer import Phase
-from lets_hf.perturbation import (ESAM, ESAM_FORMS, GSAM, RST, AdaptivePolicy, LookSAM, PERTURBATIONS,
-                                  get_perturbation, sharpness_sensitive_subset, variant_options)
-
-from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args
+from lets_hf.perturbation import (
+    ESAM,
+    ESAM_FORMS,
+    GSAM,
+    PERTURBATIONS,
+    RST,
+    AdaptivePolicy,
+    LookSAM,
+    get_perturbation,
+    sharpness_sensitive_subset,
+    variant_options,
+)
 
 
 def _vectors(seed, shapes=((3, 4), (4,))):
@@ -144,8 +154,9 @@ def test_looksam_per_tensor_equals_pytorch_optimizer(split):
     model = tiny_mlp()
     reference = copy.deepcopy(model)
     sgd = dict(lr=0.1, momentum=0.9)
-    ours = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=LookSAM(k=3, alpha=0.7, split=split),
-                         radius=0.5, **sgd)
+    ours = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, perturbation=LookSAM(k=3, alpha=0.7, split=split), radius=0.5, **sgd
+    )
     theirs = ReferenceLookSAM(reference.parameters(), torch.optim.SGD, rho=0.5, k=3, alpha=0.7, **sgd)
 
     def our_step(net, x, y):
@@ -230,13 +241,18 @@ def test_esam_rule_selects_examples_and_the_trainer_refuses_selection(tmp_path):
     assert sorted(rule.select_examples(torch.ones(4), torch.tensor([1.5, 1.1, 2.0, 0.9])).tolist()) == [0, 2]
     assert ESAM().select_examples(torch.ones(3), torch.zeros(3)).numel() == 3  # gamma 1: every example
     with pytest.raises(ValueError, match="esam_gamma < 1"):
-        SequentialLETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="esam", esam_gamma=0.5),
-                              train_dataset=token_dataset(32))
+        SequentialLETSTrainer(
+            model=tiny_deberta(),
+            args=lets_args(tmp_path, optim="esam", esam_gamma=0.5),
+            train_dataset=token_dataset(32),
+        )
 
 
-NAMED_OPTIONS = [("lets_esam", "esam_form", "clean_unselected", "form"),
-                 ("looksam", "looksam_split", "tensor", "split"),
-                 ("lets_ae_looksam", "looksam_split", "tensor", "split")]
+NAMED_OPTIONS = [
+    ("lets_esam", "esam_form", "clean_unselected", "form"),
+    ("looksam", "looksam_split", "tensor", "split"),
+    ("lets_ae_looksam", "looksam_split", "tensor", "split"),
+]
 
 
 @pytest.mark.parametrize("optim, option, value, attribute", NAMED_OPTIONS)

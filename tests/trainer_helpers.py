@@ -1,4 +1,5 @@
 """Shared pieces of the Trainer tests: arguments, a trainer with sequential data order, a reference loop, a tiny LM."""
+
 import torch
 from torch.utils.data import SequentialSampler
 from transformers.data.data_collator import default_data_collator
@@ -17,29 +18,60 @@ class SequentialLETSTrainer(LETSTrainer):
 
 
 def lets_args(tmp_path, **overrides) -> LETSArguments:
-    kwargs = dict(output_dir=str(tmp_path / "out"), optim="lets_sam", lets_base_optim="sgd", learning_rate=0.5,
-                  rho=0.1, rho_lr=0.05, lets_hvp="finite_difference", per_device_train_batch_size=8,
-                  lets_val_batch_size=8, max_steps=4, lr_scheduler_type="constant", max_grad_norm=1.0,
-                  logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=7,
-                  disable_tqdm=True)
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        optim="lets_sam",
+        lets_base_optim="sgd",
+        learning_rate=0.5,
+        rho=0.1,
+        rho_lr=0.05,
+        lets_hvp="finite_difference",
+        per_device_train_batch_size=8,
+        lets_val_batch_size=8,
+        max_steps=4,
+        lr_scheduler_type="constant",
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+    )
     kwargs.update(overrides)
     return LETSArguments(**kwargs)
 
 
 def reference_loop(model, data, args: LETSArguments, steps: int):
     """The plain-PyTorch LETS loop on the same batches: what LETSTrainer must reproduce."""
-    base = {"sgd": dict(cls=torch.optim.SGD),
-            "adamw_torch": dict(cls=torch.optim.AdamW, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
-                                weight_decay=args.weight_decay)}[args.lets_base_optim]
-    optimizer = LETSOptimizer(model.parameters(), base.pop("cls"), lr=args.learning_rate,
-                              perturbation=args.build_perturbation(), radius=args.build_radius(), **base)
+    base = {
+        "sgd": dict(cls=torch.optim.SGD),
+        "adamw_torch": dict(
+            cls=torch.optim.AdamW,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+            weight_decay=args.weight_decay,
+        ),
+    }[args.lets_base_optim]
+    optimizer = LETSOptimizer(
+        model.parameters(),
+        base.pop("cls"),
+        lr=args.learning_rate,
+        perturbation=args.build_perturbation(),
+        radius=args.build_radius(),
+        **base,
+    )
     validation = ValidationBatches(data, args.lets_val_batch_size, default_data_collator, seed=args.seed)
     loss = lambda batch: model(**batch).loss
     bs = args.per_device_train_batch_size * args.gradient_accumulation_steps
     for step in range(steps):
-        batch = default_data_collator(data[step * bs:(step + 1) * bs])
-        optimizer.step(lambda: loss(batch), lambda: loss(validation.batch(step)), model=model,
-                       max_grad_norm=args.max_grad_norm or None)  # as Trainer: clip g_hat where max_grad_norm > 0
+        batch = default_data_collator(data[step * bs : (step + 1) * bs])
+        optimizer.step(
+            lambda: loss(batch),
+            lambda: loss(validation.batch(step)),
+            model=model,
+            max_grad_norm=args.max_grad_norm or None,
+        )  # as Trainer: clip g_hat where max_grad_norm > 0
     return optimizer
 
 
@@ -48,8 +80,18 @@ def tiny_gpt2(seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2, resid_pdrop=0.0,
-                                      embd_pdrop=0.0, attn_pdrop=0.0))
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=50,
+            n_positions=16,
+            n_embd=16,
+            n_layer=2,
+            n_head=2,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    )
 
 
 def lm_dataset(n: int = 32, length: int = 10):
@@ -59,7 +101,7 @@ def lm_dataset(n: int = 32, length: int = 10):
     for i in range(n):
         ids = torch.randint(0, 50, (length,), generator=g)
         labels = ids.clone()
-        labels[:(5 * i) % (length - 1)] = -100
+        labels[: (5 * i) % (length - 1)] = -100
         rows.append({"input_ids": ids, "labels": labels})
     return rows
 

@@ -7,10 +7,11 @@ split ``&apos;s`` into ``& apos ; s`` and inflate the score) and no lowercasing 
 is). The sacrebleu signature (``nrefs:1|case:mixed|eff:no|tok:none|smooth:exp|version:...``) is
 reported with every score.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Sequence
 
 from sacrebleu.metrics import BLEU
 
@@ -28,13 +29,13 @@ class BleuScore:
 
     score: float
     signature: str
-    precisions: List[float]
+    precisions: list[float]
     brevity_penalty: float
     hypothesis_length: int
     reference_length: int
     sentences: int
 
-    def as_dict(self) -> Dict:
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -44,6 +45,12 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuSco
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     metric = BLEU(tokenize="none", lowercase=False, force=True)
     result = metric.corpus_score(list(hypotheses), [list(references)])
-    return BleuScore(score=result.score, signature=str(metric.get_signature()), precisions=list(result.precisions),
-                     brevity_penalty=result.bp, hypothesis_length=result.sys_len, reference_length=result.ref_len,
-                     sentences=len(hypotheses))
+    return BleuScore(
+        score=result.score,
+        signature=str(metric.get_signature()),
+        precisions=list(result.precisions),
+        brevity_penalty=result.bp,
+        hypothesis_length=result.sys_len,
+        reference_length=result.ref_len,
+        sentences=len(hypotheses),
+    )

@@ -10,6 +10,7 @@ fairseq's initialisation replaces Marian's ``normal(0, 0.02)``: embeddings ``nor
 with the padding row zero, Xavier-uniform linear layers (gain ``1/sqrt(2)`` for the q, k, v
 projections), zero biases. Trained from scratch, this is what the recipe's learning rate assumes.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,23 +37,45 @@ def iwslt_config(tokenizer: PreTrainedTokenizerFast, sizes: ArchitectureSizes) -
     """A ``MarianConfig`` for the architecture above over ``tokenizer``'s joined vocabulary."""
     eos = tokenizer.eos_token_id
     return MarianConfig(
-        vocab_size=len(tokenizer), d_model=sizes.d_model, max_position_embeddings=sizes.max_positions,
-        encoder_layers=sizes.layers, decoder_layers=sizes.layers,
-        encoder_ffn_dim=sizes.ffn_dim, decoder_ffn_dim=sizes.ffn_dim,
-        encoder_attention_heads=sizes.attention_heads, decoder_attention_heads=sizes.attention_heads,
-        activation_function="relu", dropout=sizes.dropout, attention_dropout=0.0, activation_dropout=0.0,
-        scale_embedding=True, share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
-        decoder_start_token_id=eos, forced_eos_token_id=eos)
+        vocab_size=len(tokenizer),
+        d_model=sizes.d_model,
+        max_position_embeddings=sizes.max_positions,
+        encoder_layers=sizes.layers,
+        decoder_layers=sizes.layers,
+        encoder_ffn_dim=sizes.ffn_dim,
+        decoder_ffn_dim=sizes.ffn_dim,
+        encoder_attention_heads=sizes.attention_heads,
+        decoder_attention_heads=sizes.attention_heads,
+        activation_function="relu",
+        dropout=sizes.dropout,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos,
+        decoder_start_token_id=eos,
+        forced_eos_token_id=eos,
+    )
 
 
 def generation_config(config: MarianConfig, num_beams: int = 5, max_length: int = 200) -> GenerationConfig:
     """Beam search as fairseq-generate runs it: beam 5, length-normalised scores, stop at ``beam`` finished
     hypotheses, ``</s>`` forced at the length limit, ``<pad>`` never generated."""
-    return GenerationConfig(num_beams=num_beams, max_length=max_length, early_stopping=True, length_penalty=1.0,
-                            decoder_start_token_id=config.decoder_start_token_id, bos_token_id=config.bos_token_id,
-                            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-                            forced_eos_token_id=config.eos_token_id, suppress_tokens=[config.pad_token_id])
+    return GenerationConfig(
+        num_beams=num_beams,
+        max_length=max_length,
+        early_stopping=True,
+        length_penalty=1.0,
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        forced_eos_token_id=config.eos_token_id,
+        suppress_tokens=[config.pad_token_id],
+    )
 
 
 @torch.no_grad()
@@ -65,13 +88,14 @@ def fairseq_initialise(model: MarianMTModel) -> MarianMTModel:
             nn.init.xavier_uniform_(module.weight, gain=gain)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-    nn.init.normal_(shared.weight, mean=0.0, std=model.config.d_model ** -0.5)
+    nn.init.normal_(shared.weight, mean=0.0, std=model.config.d_model**-0.5)
     shared.weight[model.config.pad_token_id].zero_()
     return model
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, sizes: ArchitectureSizes, num_beams: int = 5,
-                max_length: int = 200) -> MarianMTModel:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, sizes: ArchitectureSizes, num_beams: int = 5, max_length: int = 200
+) -> MarianMTModel:
     """A randomly initialised (fairseq-style) ``MarianMTModel`` with fairseq-like beam search settings."""
     config = iwslt_config(tokenizer, sizes)
     model = fairseq_initialise(MarianMTModel(config))

@@ -1,14 +1,16 @@
 """What one run leaves behind: ``results.json`` (BLEU, loss curves, rho trajectory, wall time) and ``rho.png``.
 
 The JSON is the unit that ``summarize.py`` reads; it names the method as the paper's Table 8 does
-(``ERM``, ``SAM``, ``LETS-SAM``, ``ASAM``, ``LETS-ASAM``: :func:`lets_hf.methods.method_label`) and says which split trained the model and
-which was scored, so that a run on ``valid`` (the shipped data) is never mistaken for the paper's.
+(``ERM``, ``SAM``, ``LETS-SAM``, ``ASAM``, ``LETS-ASAM``: :func:`lets_hf.methods.method_label`) and says
+which split trained the model and which was scored, so that a run on ``valid`` (the shipped data) is never
+mistaken for the paper's.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Iterable, List, Mapping
+from collections.abc import Iterable, Mapping
 
 from lets_hf.plots import plot_radius_trajectory, radius_trajectory
 
@@ -22,21 +24,25 @@ def data_label(train_split: str, test_split: str) -> str:
     return label if train_split == "train" else f"{label} (not the paper's training data)"
 
 
-def curve(log_history: Iterable[Mapping], key: str) -> Dict[str, List[float]]:
+def curve(log_history: Iterable[Mapping], key: str) -> dict[str, list[float]]:
     """``{"step": [...], key: [...]}`` over the log rows that hold ``key``."""
     rows = [row for row in log_history if key in row]
     return {"step": [row.get("step") for row in rows], key: [row[key] for row in rows]}
 
 
-def write_run_report(output_dir: str, log_history: List[Mapping], summary: Dict) -> Dict:
+def write_run_report(output_dir: str, log_history: list[Mapping], summary: dict) -> dict:
     """Write ``results.json`` (``summary`` plus the curves from ``log_history``) and ``rho.png``; return the JSON."""
     trajectory = radius_trajectory(log_history)
-    results = dict(summary, loss_curves={"train": curve(log_history, "loss"), "eval": curve(log_history, "eval_loss")},
-                   rho_trajectory=trajectory,
-                   rho_final=trajectory["rho"][-1] if trajectory["rho"] else None)
+    results = dict(
+        summary,
+        loss_curves={"train": curve(log_history, "loss"), "eval": curve(log_history, "eval_loss")},
+        rho_trajectory=trajectory,
+        rho_final=trajectory["rho"][-1] if trajectory["rho"] else None,
+    )
     data = summary["data"]
-    title = f"{summary['method']}, seed {summary['seed']}: trained on {data['train_split']}, " \
-            f"BLEU on {data['test_split']}"
+    title = (
+        f"{summary['method']}, seed {summary['seed']}: trained on {data['train_split']}, BLEU on {data['test_split']}"
+    )
     plot = plot_radius_trajectory(log_history, os.path.join(output_dir, RHO_PLOT_FILE), title)
     results["rho_plot"] = plot and RHO_PLOT_FILE
     with open(os.path.join(output_dir, RESULTS_FILE), "w", encoding="utf-8") as f:

@@ -8,34 +8,34 @@ seed of one method. Runs are grouped by method and by data label, so a run train
 never averaged with the paper's protocol; the paper's own numbers stand in a column of their own.
 The std is the sample standard deviation (n - 1) over seeds; with one seed it is left out.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from lets_hf.reporting import markdown_table, mean_std, method_rank
 
 PAPER_TABLE8 = {"ERM": 34.60, "SAM": 34.70, "LETS-SAM": 34.85, "ASAM": 34.60, "LETS-ASAM": 34.72}
 
 
-def load_runs(folder: str) -> List[Dict]:
+def load_runs(folder: str) -> list[dict]:
     """Every ``results.json`` under ``folder`` that holds a BLEU score."""
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(folder).rglob("results.json"))]
     return [run for run in runs if run.get("bleu")]
 
 
-def group_runs(runs: List[Dict]) -> Dict[Tuple[str, str], List[Dict]]:
+def group_runs(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """Runs keyed by ``(data label, method)``."""
-    groups: Dict[Tuple[str, str], List[Dict]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["data"]["label"], run["method"])].append(run)
     return groups
 
 
-def table(runs: List[Dict]) -> str:
+def table(runs: list[dict]) -> str:
     """The Markdown table: one row per (data, method), BLEU and final rho over seeds, the paper's BLEU."""
     rows = []
     ordered = sorted(group_runs(runs).items(), key=lambda item: (item[0][0], method_rank(item[0][1])))
@@ -48,11 +48,16 @@ def table(runs: List[Dict]) -> str:
         rows.append([label, method, seeds, bleu, rho, paper])
     header = ["data (train->scored)", "method", "seeds", "BLEU", "final rho", "paper's BLEU (Table 8, train->test)"]
     signatures = sorted({run["bleu"]["signature"] for run in runs})
-    return "\n".join([markdown_table(header, rows), "",
-                      "BLEU: sacrebleu " + "; ".join(signatures) + " (tokenized, lowercased, BPE removed)"])
+    return "\n".join(
+        [
+            markdown_table(header, rows),
+            "",
+            "BLEU: sacrebleu " + "; ".join(signatures) + " (tokenized, lowercased, BPE removed)",
+        ]
+    )
 
 
-def main(argv: Optional[List[str]] = None) -> str:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="a folder holding run folders (each with a results.json)")
     parser.add_argument("--output", help="also write the table to this Markdown file")

@@ -10,10 +10,11 @@ The tokenizer is a ``tokenizers`` WordLevel model with a whitespace-split pre-to
 as a ``PreTrainedTokenizerFast`` so that ``save_pretrained``, ``AutoTokenizer`` and ``generate``
 work; it appends ``</s>`` to every sequence, as fairseq does to source and target.
 """
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, Iterable, List, Sequence
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
@@ -25,7 +26,7 @@ BOS, PAD, EOS, UNK = "<s>", "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = (BOS, PAD, EOS, UNK)
 
 
-def build_joined_vocabulary(*texts: Iterable[str]) -> Dict[str, int]:
+def build_joined_vocabulary(*texts: Iterable[str]) -> dict[str, int]:
     """``{unit: id}`` over all lines of all ``texts``: specials, then by count (desc), ties alphabetical."""
     counts = Counter(unit for lines in texts for line in lines for unit in line.split())
     for special in SPECIAL_TOKENS:
@@ -34,14 +35,21 @@ def build_joined_vocabulary(*texts: Iterable[str]) -> Dict[str, int]:
     return {unit: index for index, unit in enumerate(list(SPECIAL_TOKENS) + ordered)}
 
 
-def build_tokenizer(vocabulary: Dict[str, int], model_max_length: int = 1024) -> PreTrainedTokenizerFast:
+def build_tokenizer(vocabulary: dict[str, int], model_max_length: int = 1024) -> PreTrainedTokenizerFast:
     """A fast tokenizer that maps whitespace-separated units to ids and appends ``</s>``."""
     backend = Tokenizer(WordLevel(vocabulary, unk_token=UNK))
     backend.pre_tokenizer = WhitespaceSplit()
-    backend.post_processor = TemplateProcessing(single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}",
-                                                special_tokens=[(EOS, vocabulary[EOS])])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=BOS, pad_token=PAD, eos_token=EOS,
-                                   unk_token=UNK, model_max_length=model_max_length)
+    backend.post_processor = TemplateProcessing(
+        single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, vocabulary[EOS])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS,
+        pad_token=PAD,
+        eos_token=EOS,
+        unk_token=UNK,
+        model_max_length=model_max_length,
+    )
 
 
 def ids_to_text(tokenizer: PreTrainedTokenizerFast, ids: Sequence[int]) -> str:
@@ -50,5 +58,5 @@ def ids_to_text(tokenizer: PreTrainedTokenizerFast, ids: Sequence[int]) -> str:
     ``<unk>`` is kept, as in fairseq's hypotheses; ``skip_special_tokens=True`` would drop it.
     """
     dropped = {tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id}
-    kept: List[int] = [int(i) for i in ids if i >= 0 and int(i) not in dropped]
+    kept: list[int] = [int(i) for i in ids if i >= 0 and int(i) not in dropped]
     return " ".join(tokenizer.convert_ids_to_tokens(kept))

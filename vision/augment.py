@@ -5,9 +5,10 @@ Randomness comes from a seed per batch, not from a global generator, so a batch'
 a function of (run seed, epoch, batch index) and a resumed run draws exactly what an uninterrupted
 one would.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,13 +25,19 @@ class DeviceTransform:
         size: resize (bilinear) to ``size x size`` after augmenting, e.g. CIFAR to 224 for ViT-S/16.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], padding: int = 4, flip: bool = True,
-                 size: Optional[int] = None):
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        padding: int = 4,
+        flip: bool = True,
+        size: int | None = None,
+    ):
         self.mean = torch.tensor(mean).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std).view(1, -1, 1, 1) * 255
         self.padding, self.flip, self.size = padding, flip, size
 
-    def __call__(self, images: Tensor, seed: Optional[int] = None) -> Tensor:
+    def __call__(self, images: Tensor, seed: int | None = None) -> Tensor:
         if seed is not None:
             generator = torch.Generator().manual_seed(seed)
             if self.padding:

@@ -16,13 +16,14 @@ anything else. (accelerate's ``register_for_checkpointing`` would write each obj
 ``custom_checkpoint_N.pkl`` and read it back with ``weights_only=False``, a full unpickler that
 runs whatever a planted file asks; a checkpoint folder holding such a file is refused.)
 """
+
 from __future__ import annotations
 
 import json
 import os
 import pathlib
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -41,10 +42,10 @@ class RunState:
         self.epoch = 0
         self.step = 0
 
-    def state_dict(self) -> Dict[str, int]:
+    def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "step": self.step}
 
-    def load_state_dict(self, state: Dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
 
@@ -52,29 +53,31 @@ def checkpoint_dir(output_dir: pathlib.Path, epoch: int) -> pathlib.Path:
     return output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{epoch:04d}"
 
 
-def list_checkpoints(output_dir: pathlib.Path) -> List[pathlib.Path]:
+def list_checkpoints(output_dir: pathlib.Path) -> list[pathlib.Path]:
     """Complete checkpoints (those with their run state written), oldest first."""
     root = output_dir / "checkpoints"
     if not root.is_dir():
         return []
     found = [d for d in root.iterdir() if d.name.startswith(CHECKPOINT_PREFIX) and (d / RUN_STATE).is_file()]
-    return sorted(found, key=lambda d: int(d.name[len(CHECKPOINT_PREFIX):]))
+    return sorted(found, key=lambda d: int(d.name[len(CHECKPOINT_PREFIX) :]))
 
 
-def latest_checkpoint(output_dir: pathlib.Path) -> Optional[pathlib.Path]:
+def latest_checkpoint(output_dir: pathlib.Path) -> pathlib.Path | None:
     """The newest complete checkpoint; a ConfigError if any checkpoint folder holds a pickled object."""
     root = output_dir / "checkpoints"
     pickled = sorted(root.glob(f"{CHECKPOINT_PREFIX}*/{PICKLED_STATE}")) if root.is_dir() else []
     if pickled:
-        raise ConfigError(f"--output_dir {output_dir}: {pickled[0]} is a pickled object, which can run code when it is "
-                          f"read; this script never writes or reads one (its state is in {RUN_STATE}, tensors and "
-                          f"plain values only). A checkpoint of an earlier version, or a planted file: it is not "
-                          f"loaded. Remove it to resume from the folder's {RUN_STATE}, or start a new --output_dir")
+        raise ConfigError(
+            f"--output_dir {output_dir}: {pickled[0]} is a pickled object, which can run code when it is "
+            f"read; this script never writes or reads one (its state is in {RUN_STATE}, tensors and "
+            f"plain values only). A checkpoint of an earlier version, or a planted file: it is not "
+            f"loaded. Remove it to resume from the folder's {RUN_STATE}, or start a new --output_dir"
+        )
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
 
 
-def save_run_state(accelerator: Accelerator, directory: pathlib.Path, objects: Dict[str, Any]) -> None:
+def save_run_state(accelerator: Accelerator, directory: pathlib.Path, objects: dict[str, Any]) -> None:
     """Write every object's ``state_dict()`` to ``directory/run_state.pt`` (main process; atomic: it marks the
     checkpoint complete). Raises if a state holds anything but tensors and plain values."""
     if not accelerator.is_main_process:
@@ -85,13 +88,15 @@ def save_run_state(accelerator: Accelerator, directory: pathlib.Path, objects: D
     os.replace(partial, directory / RUN_STATE)
 
 
-def load_run_state(directory: pathlib.Path, objects: Dict[str, Any]) -> None:
+def load_run_state(directory: pathlib.Path, objects: dict[str, Any]) -> None:
     """Restore every object from ``directory/run_state.pt``, read with ``weights_only=True`` (no code runs)."""
     state = torch.load(directory / RUN_STATE, map_location="cpu", weights_only=True)
     held = sorted(state) if isinstance(state, dict) else repr(state)
     if held != sorted(objects):
-        raise ConfigError(f"{directory / RUN_STATE} holds the states {held}, this run has {sorted(objects)}: resume "
-                          f"with the options the run was started with")
+        raise ConfigError(
+            f"{directory / RUN_STATE} holds the states {held}, this run has {sorted(objects)}: resume "
+            f"with the options the run was started with"
+        )
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
 
@@ -107,7 +112,7 @@ class RunLog:
     def __init__(self, path: pathlib.Path):
         self.path = path
 
-    def records(self) -> List[Dict[str, Any]]:
+    def records(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
@@ -117,6 +122,6 @@ class RunLog:
         kept = [r for r in self.records() if r["epoch"] <= epochs]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
-    def append(self, record: Dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -8,12 +8,13 @@ the radius ``rho`` and the test accuracy.
 writes ``gap.png``, ``train_loss.png``, ``rho.png`` and ``test_acc.png`` there, one line per run
 (labelled by the run's method unless ``--labels`` is given).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from vision.checkpoints import RunLog
 
@@ -25,7 +26,7 @@ FIGURES = {  # metric -> y-axis label
 }
 
 
-def read_runs(run_dirs: Sequence[pathlib.Path], labels: Optional[Sequence[str]] = None) -> Dict[str, List[dict]]:
+def read_runs(run_dirs: Sequence[pathlib.Path], labels: Sequence[str] | None = None) -> dict[str, list[dict]]:
     """``{label: per-epoch records}``; a run's label is its method unless given."""
     if labels is not None and len(labels) != len(run_dirs):
         raise ValueError(f"--labels: got {len(labels)} labels for {len(run_dirs)} runs")
@@ -39,7 +40,7 @@ def read_runs(run_dirs: Sequence[pathlib.Path], labels: Optional[Sequence[str]] 
     return runs
 
 
-def plot_metric(runs: Dict[str, List[dict]], metric: str, path: pathlib.Path) -> bool:
+def plot_metric(runs: dict[str, list[dict]], metric: str, path: pathlib.Path) -> bool:
     """One line per run of ``metric`` against the epoch; False (and no file) when no run logged it."""
     import matplotlib
 
@@ -65,7 +66,7 @@ def plot_metric(runs: Dict[str, List[dict]], metric: str, path: pathlib.Path) ->
     return drawn
 
 
-def main(argv=None) -> List[pathlib.Path]:
+def main(argv=None) -> list[pathlib.Path]:
     parser = argparse.ArgumentParser(description="Gap, training-loss, rho and accuracy curves of vision/train.py runs.")
     parser.add_argument("runs", nargs="+", type=pathlib.Path, help="vision/train.py output folders")
     parser.add_argument("--labels", nargs="+", help="one legend label per run (default: the run's method)")

@@ -12,6 +12,7 @@ Every dataset yields ``(uint8 image [3, H, W], label)`` and exposes all labels a
 (for label noise, :mod:`vision.noise`). A folder in the wrong format raises :class:`DataError`
 naming ``--data_dir`` before any training starts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,8 @@ import pathlib
 import pickle
 import tarfile
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,8 +40,8 @@ class CifarFormat:
     """Where one CIFAR variant keeps its files inside its archive folder."""
 
     folder: str
-    train_files: Tuple[str, ...]
-    test_files: Tuple[str, ...]
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
     label_key: bytes
     num_classes: int
     url: str
@@ -48,12 +49,24 @@ class CifarFormat:
 
 
 CIFAR = {
-    "cifar10": CifarFormat("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-                           b"labels", 10, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                           "c58f30108f718f92721af3b95e74349a"),
-    "cifar100": CifarFormat("cifar-100-python", ("train",), ("test",), b"fine_labels", 100,
-                            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                            "eb9058c3a382ffc7106e4002c42a8d85"),
+    "cifar10": CifarFormat(
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        b"labels",
+        10,
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+    ),
+    "cifar100": CifarFormat(
+        "cifar-100-python",
+        ("train",),
+        ("test",),
+        b"fine_labels",
+        100,
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+    ),
 }
 DATASETS = (*CIFAR, "imagenet", "synthetic")  # synthetic: vision/synthetic.py, for smoke runs
 
@@ -76,7 +89,7 @@ class TensorImages(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> Tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.images[index], self.labels[index]
 
 
@@ -92,8 +105,8 @@ class VisionData:
     train: Dataset
     test: Dataset
     num_classes: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     augment_on_device: bool
 
 
@@ -111,33 +124,46 @@ class CifarUnpickler(pickle.Unpickler):
     ``numpy.core`` of the original Python 2 files or numpy 2's ``numpy._core``), ``ndarray``, ``dtype``
     and ``_codecs.encode`` (bytes in a protocol-2 pickle written by Python 3), so no code runs."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, "
-                                         f"bytes, numbers and numpy arrays")
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, "
+                f"bytes, numbers and numpy arrays"
+            )
         return super().find_class(module, name)
 
 
-def _read_cifar_file(path: pathlib.Path, label_key: bytes, num_classes: int) -> Tuple[Tensor, Tensor]:
+def _read_cifar_file(path: pathlib.Path, label_key: bytes, num_classes: int) -> tuple[Tensor, Tensor]:
     if not path.is_file():
-        raise DataError(f"--data_dir: expected the CIFAR file {path} (the python-pickle archive layout); "
-                        f"pass --download to fetch it")
+        raise DataError(
+            f"--data_dir: expected the CIFAR file {path} (the python-pickle archive layout); "
+            f"pass --download to fetch it"
+        )
     try:
         with open(path, "rb") as f:
             batch = CifarUnpickler(f, encoding="bytes").load()
         data, labels = batch[b"data"], batch[label_key]
     except Exception as error:  # unpickling garbage raises many kinds of errors
-        raise DataError(f"--data_dir: {path} is not a CIFAR python-pickle batch "
-                        f"(a dict with b'data' and {label_key!r}): {error}") from None
+        raise DataError(
+            f"--data_dir: {path} is not a CIFAR python-pickle batch (a dict with b'data' and {label_key!r}): {error}"
+        ) from None
     images = torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8))
     labels = torch.as_tensor(list(labels), dtype=torch.long)
     if images.numel() != len(labels) * 3072:
-        raise DataError(f"--data_dir: {path} holds {images.numel()} bytes of pixels for {len(labels)} labels; "
-                        f"CIFAR images are 3x32x32 = 3072 bytes each")
+        raise DataError(
+            f"--data_dir: {path} holds {images.numel()} bytes of pixels for {len(labels)} labels; "
+            f"CIFAR images are 3x32x32 = 3072 bytes each"
+        )
     if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
         raise DataError(f"--data_dir: {path} has labels outside [0, {num_classes}); is it the right CIFAR variant?")
     return images.reshape(-1, 3, 32, 32), labels
@@ -153,9 +179,15 @@ def load_cifar(name: str, data_dir: pathlib.Path) -> VisionData:
     fmt = CIFAR[name]
     folder = cifar_folder(data_dir, name)
     mean, std = NORMALISATION[name]
-    return VisionData(name, _read_cifar_split(folder, fmt.train_files, fmt),
-                      _read_cifar_split(folder, fmt.test_files, fmt), fmt.num_classes, mean, std,
-                      augment_on_device=True)
+    return VisionData(
+        name,
+        _read_cifar_split(folder, fmt.train_files, fmt),
+        _read_cifar_split(folder, fmt.test_files, fmt),
+        fmt.num_classes,
+        mean,
+        std,
+        augment_on_device=True,
+    )
 
 
 def fetch(url: str, path: pathlib.Path) -> None:
@@ -165,8 +197,10 @@ def fetch(url: str, path: pathlib.Path) -> None:
     except (OSError, ValueError) as error:  # URLError, refused or timed-out connections, bad proxies
         path.unlink(missing_ok=True)
         reason = getattr(error, "reason", None) or error
-        raise DataError(f"--download: could not fetch {url} ({reason}). Without a network, unpack the archive "
-                        f"into --data_dir yourself, or try the script with --dataset synthetic") from None
+        raise DataError(
+            f"--download: could not fetch {url} ({reason}). Without a network, unpack the archive "
+            f"into --data_dir yourself, or try the script with --dataset synthetic"
+        ) from None
 
 
 def download_cifar(name: str, data_dir: pathlib.Path) -> pathlib.Path:
@@ -193,13 +227,18 @@ class ImageFolder(Dataset):
 
     EXTENSIONS = (".jpeg", ".jpg", ".png")
 
-    def __init__(self, root: pathlib.Path, transform: Callable, classes: Optional[List[str]] = None):
+    def __init__(self, root: pathlib.Path, transform: Callable, classes: list[str] | None = None):
         if not root.is_dir():
-            raise DataError(f"--data_dir: expected the ImageNet folder {root} "
-                            f"(train/<class>/*.JPEG, val/<class>/*.JPEG)")
+            raise DataError(
+                f"--data_dir: expected the ImageNet folder {root} (train/<class>/*.JPEG, val/<class>/*.JPEG)"
+            )
         self.classes = classes or sorted(d.name for d in root.iterdir() if d.is_dir())
-        samples = [(p, i) for i, c in enumerate(self.classes) for p in sorted((root / c).iterdir())
-                   if p.suffix.lower() in self.EXTENSIONS]
+        samples = [
+            (p, i)
+            for i, c in enumerate(self.classes)
+            for p in sorted((root / c).iterdir())
+            if p.suffix.lower() in self.EXTENSIONS
+        ]
         if not samples:
             raise DataError(f"--data_dir: no images found under {root}/<class>/")
         self.paths = [p for p, _ in samples]
@@ -209,14 +248,14 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> Tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         from PIL import Image
 
         with Image.open(self.paths[index]) as image:
             return self.transform(image.convert("RGB")), self.labels[index]
 
 
-def _imagenet_transforms(image_size: int) -> Tuple[Callable, Callable]:
+def _imagenet_transforms(image_size: int) -> tuple[Callable, Callable]:
     """Random-resized crop and flip for training, resize and centre crop for testing; uint8 outputs."""
     try:
         from torchvision.transforms import v2

@@ -12,12 +12,13 @@ eval mode, with the trained running statistics); the centre of the grid is the t
 writes ``landscape.npz`` (``alphas``, ``betas``, ``loss``) and ``landscape.png`` (surface and contour)
 into the run folder.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
-from typing import Callable, Iterable, List, Sequence, Tuple
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def filter_normalized_direction(model: nn.Module, generator: torch.Generator) -> List[Tensor]:
+def filter_normalized_direction(model: nn.Module, generator: torch.Generator) -> list[Tensor]:
     """A Gaussian direction with every filter scaled to its weight filter's norm (0 on 1-D parameters)."""
     directions = []
     for p in model.parameters():
@@ -49,8 +50,13 @@ def grid_coordinates(points: int, span: float) -> Tensor:
 
 
 @torch.no_grad()
-def loss_surface(model: nn.Module, loss_of: Callable[[nn.Module], float], directions: Tuple[Sequence[Tensor], ...],
-                 alphas: Tensor, betas: Tensor) -> Tensor:
+def loss_surface(
+    model: nn.Module,
+    loss_of: Callable[[nn.Module], float],
+    directions: tuple[Sequence[Tensor], ...],
+    alphas: Tensor,
+    betas: Tensor,
+) -> Tensor:
     """``loss[i, j] = loss_of(model at theta + alphas[i] d1 + betas[j] d2)``; the weights are restored after."""
     params = list(model.parameters())
     original = [p.detach().clone() for p in params]
@@ -69,7 +75,7 @@ def loss_surface(model: nn.Module, loss_of: Callable[[nn.Module], float], direct
 
 
 @torch.no_grad()
-def mean_loss(batches: Iterable[Tuple[Tensor, Tensor]]) -> Callable[[nn.Module], float]:
+def mean_loss(batches: Iterable[tuple[Tensor, Tensor]]) -> Callable[[nn.Module], float]:
     """``loss_of(model)``: mean cross-entropy over fixed (already transformed) batches, in eval mode."""
     batches = list(batches)
 
@@ -150,10 +156,17 @@ def main(argv=None) -> pathlib.Path:
     directions = (filter_normalized_direction(model, generator), filter_normalized_direction(model, generator))
     surface = loss_surface(model, mean_loss(batches), directions, alphas, betas)
     np.savez(run_dir / "landscape.npz", alphas=alphas.numpy(), betas=betas.numpy(), loss=surface.numpy())
-    plot_surface(alphas, betas, surface, run_dir / "landscape.png",
-                 title=f"{config.method} {config.model} {config.dataset} ({args.split} loss)")
-    print(f"centre loss {float(surface[args.points // 2, args.points // 2]):.4f}; wrote {run_dir / 'landscape.npz'}, "
-          f"{run_dir / 'landscape.png'}")
+    plot_surface(
+        alphas,
+        betas,
+        surface,
+        run_dir / "landscape.png",
+        title=f"{config.method} {config.model} {config.dataset} ({args.split} loss)",
+    )
+    print(
+        f"centre loss {float(surface[args.points // 2, args.points // 2]):.4f}; wrote {run_dir / 'landscape.npz'}, "
+        f"{run_dir / 'landscape.png'}"
+    )
     return run_dir / "landscape.npz"
 
 

@@ -6,10 +6,10 @@ Exactly ``round(rate * N)`` training examples, chosen by a seeded permutation, g
 uniformly from the *other* classes, so the fraction of wrong labels is the rate (not
 ``rate * (C - 1) / C`` as when the new label may equal the old one). The test set is never touched.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ def check_noise_rate(rate: float) -> float:
     return rate
 
 
-def symmetric_noise(labels: Tensor, rate: float, num_classes: int, seed: int) -> Tuple[Tensor, Tensor]:
+def symmetric_noise(labels: Tensor, rate: float, num_classes: int, seed: int) -> tuple[Tensor, Tensor]:
     """``(noisy_labels, flipped)``: ``round(rate * N)`` labels moved to a uniformly drawn other class."""
     rate = check_noise_rate(rate)
     if num_classes < 2:

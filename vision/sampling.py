@@ -13,10 +13,11 @@ seeded stream, a fresh permutation per pass, batch ``k`` a pure function of ``(s
 loads them with this module's workers and remembers how many it drew. Every seed comes from
 :mod:`lets_hf.seeding`.
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -34,8 +35,18 @@ class ShardedBatches:
     examples ``r, r + world_size, ...``), in batches of ``batch_size // world_size``.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, *, shuffle: bool, rank: int = 0,
-                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        *,
+        shuffle: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
         if batch_size % world_size:
             raise ValueError(f"--batch_size ({batch_size}) must be divisible by the number of processes ({world_size})")
         self.dataset, self.seed, self.shuffle = dataset, seed, shuffle
@@ -50,21 +61,28 @@ class ShardedBatches:
             return len(self.dataset) // self.global_batch
         return -(-len(range(self.rank, len(self.dataset), self.world_size)) // self.local_batch)
 
-    def index_batches(self, epoch: int) -> List[Tensor]:
+    def index_batches(self, epoch: int) -> list[Tensor]:
         """This rank's example indices for pass ``epoch``, one tensor per batch."""
         if not self.shuffle:
             return list(torch.arange(self.rank, len(self.dataset), self.world_size).split(self.local_batch))
-        order = torch.randperm(len(self.dataset), generator=generator(self.seed, epoch))[:len(self) * self.global_batch]
+        order = torch.randperm(len(self.dataset), generator=generator(self.seed, epoch))[
+            : len(self) * self.global_batch
+        ]
         return list(order.view(len(self), self.world_size, self.local_batch)[:, self.rank])
 
     def batch_seed(self, epoch: int, index: int) -> int:
         return mix_seed(self.seed, epoch, index, self.rank)
 
-    def iterate(self, epoch: int, start: int = 0) -> Iterator[Tuple[int, Tensor, Tensor]]:
+    def iterate(self, epoch: int, start: int = 0) -> Iterator[tuple[int, Tensor, Tensor]]:
         """``(index, images, labels)`` for the batches ``start, start + 1, ...`` of pass ``epoch``."""
         batches = [b.tolist() for b in self.index_batches(epoch)[start:]]
-        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
-                            pin_memory=self.pin_memory, persistent_workers=False)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+        )
         for index, (images, labels) in enumerate(loader, start):
             yield index, images, labels
 
@@ -77,32 +95,49 @@ class ValidationStream:
     moved to ``device``, with the seed ``mix_seed(VALIDATION_STREAM, seed, k, rank)``.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int,
-                 transform: Callable[[Tensor, Optional[int]], Tensor], device: torch.device, *, rank: int = 0,
-                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False):
-        self.batches = ValidationBatches(dataset, batch_size // world_size, default_collate, seed=seed, rank=rank,
-                                         world_size=world_size)
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        seed: int,
+        transform: Callable[[Tensor, int | None], Tensor],
+        device: torch.device,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        self.batches = ValidationBatches(
+            dataset, batch_size // world_size, default_collate, seed=seed, rank=rank, world_size=world_size
+        )
         self.transform, self.device = transform, device
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.drawn = 0
-        self._iterator: Optional[Iterator[Tuple[Tensor, Tensor]]] = None
+        self._iterator: Iterator[tuple[Tensor, Tensor]] | None = None
 
-    def __iter__(self) -> "ValidationStream":
+    def __iter__(self) -> ValidationStream:
         return self
 
-    def __next__(self) -> Tuple[Tensor, Tensor]:
+    def __next__(self) -> tuple[Tensor, Tensor]:
         if self._iterator is None:
             indices = (self.batches.indices(k) for k in itertools.count(self.drawn))
-            self._iterator = iter(DataLoader(self.batches.dataset, batch_sampler=indices, num_workers=self.num_workers,
-                                             pin_memory=self.pin_memory))
+            self._iterator = iter(
+                DataLoader(
+                    self.batches.dataset,
+                    batch_sampler=indices,
+                    num_workers=self.num_workers,
+                    pin_memory=self.pin_memory,
+                )
+            )
         images, labels = next(self._iterator)
         seed = mix_seed(VALIDATION_STREAM, self.batches.seed, self.drawn, self.batches.rank)
         self.drawn += 1
         images = self.transform(images.to(self.device, non_blocking=True), seed)
         return images, labels.to(self.device, non_blocking=True)
 
-    def state_dict(self) -> Dict[str, int]:
+    def state_dict(self) -> dict[str, int]:
         return {"drawn": self.drawn}
 
-    def load_state_dict(self, state: Dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, int]) -> None:
         self.drawn, self._iterator = int(state["drawn"]), None

@@ -12,22 +12,32 @@ cell, else the cell would mix setups and the tool stops. The tables of the paper
 
 The standard deviation is the sample one (n - 1); a cell with one run shows its value alone.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from lets_hf.methods import method_label
 from lets_hf.reporting import markdown_table, mean_std, method_rank
 
-IGNORED_FIELDS = {"seed", "output_dir", "data_dir", "resume", "download", "num_workers", "save_every",
-                  "keep_checkpoints"}
+IGNORED_FIELDS = {
+    "seed",
+    "output_dir",
+    "data_dir",
+    "resume",
+    "download",
+    "num_workers",
+    "save_every",
+    "keep_checkpoints",
+}
 
 
-def find_results(root: pathlib.Path) -> List[dict]:
+def find_results(root: pathlib.Path) -> list[dict]:
     """Every ``results.json`` under ``root``."""
     found = [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
     if not found:
@@ -35,18 +45,19 @@ def find_results(root: pathlib.Path) -> List[dict]:
     return found
 
 
-def _key(config: dict, fields: Sequence[str]) -> Tuple:
+def _key(config: dict, fields: Sequence[str]) -> tuple:
     missing = [f for f in fields if f not in config]
     if missing:
         raise ValueError(f"unknown configuration field(s) {missing}; choose from {sorted(config)}")
     return tuple(config[f] for f in fields)
 
 
-def group_runs(results: List[dict], rows: Sequence[str], cols: Sequence[str],
-               metric: str) -> Dict[Tuple, Dict[Tuple, List[float]]]:
+def group_runs(
+    results: list[dict], rows: Sequence[str], cols: Sequence[str], metric: str
+) -> dict[tuple, dict[tuple, list[float]]]:
     """``{row key: {column key: [metric of each seed]}}``, checking that each cell holds one setup."""
-    table: Dict[Tuple, Dict[Tuple, List[float]]] = {}
-    setups: Dict[Tuple, dict] = {}
+    table: dict[tuple, dict[tuple, list[float]]] = {}
+    setups: dict[tuple, dict] = {}
     for result in results:
         config = result["config"]
         row, col = _key(config, rows), _key(config, cols)
@@ -68,13 +79,15 @@ def _order(fields: Sequence[str]):
     return lambda key: tuple(method_rank(_shown(f, v)) if f == "method" else (0, str(v)) for f, v in zip(fields, key))
 
 
-def summary_table(table: Dict[Tuple, Dict[Tuple, List[float]]], rows: Sequence[str], cols: Sequence[str]) -> str:
+def summary_table(table: dict[tuple, dict[tuple, list[float]]], rows: Sequence[str], cols: Sequence[str]) -> str:
     """The Markdown table: one row per ``rows`` key, one column per ``cols`` key, mean ± std (``-``: no run)."""
     columns = sorted({c for cells in table.values() for c in cells}, key=_order(cols))
     header = [" / ".join(rows)] + ["/".join(_shown(f, v) for f, v in zip(cols, c)) for c in columns]
-    lines = [[" / ".join(_shown(f, v) for f, v in zip(rows, row))]
-             + [mean_std(table[row][c], ".2f") if table[row].get(c) else "-" for c in columns]
-             for row in sorted(table, key=_order(rows))]
+    lines = [
+        [" / ".join(_shown(f, v) for f, v in zip(rows, row))]
+        + [mean_std(table[row][c], ".2f") if table[row].get(c) else "-" for c in columns]
+        for row in sorted(table, key=_order(rows))
+    ]
     return markdown_table(header, lines) + "\n"
 
 

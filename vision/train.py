@@ -21,6 +21,7 @@ validation batch ``V`` drawn from the training set:
 Only the clean first pass moves BatchNorm's running statistics. SAM and ASAM are steps 1 and 2
 with a fixed radius; ERM is one pass with the base optimizer. See ``vision/README.md``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,7 @@ import math
 import pathlib
 import sys
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,15 @@ from tqdm.auto import tqdm
 from lets_hf import LearnedRadius, LETSOptimizer
 from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
-from vision.checkpoints import (RunLog, RunState, checkpoint_dir, latest_checkpoint, load_run_state, prune_checkpoints,
-                                save_run_state)
+from vision.checkpoints import (
+    RunLog,
+    RunState,
+    checkpoint_dir,
+    latest_checkpoint,
+    load_run_state,
+    prune_checkpoints,
+    save_run_state,
+)
 from vision.config import BASE_OPTIMIZERS, ConfigError, TrainConfig, base_optimizer_arguments, parse_config
 from vision.data import DataError, VisionData, load_dataset
 from vision.models import build_model, count_parameters
@@ -87,11 +95,12 @@ def build_scheduler(config: TrainConfig, optimizer: Optimizer, steps_per_epoch: 
     return LambdaLR(optimizer, factor)
 
 
-def device_transforms(config: TrainConfig, data: VisionData) -> Tuple[DeviceTransform, DeviceTransform]:
+def device_transforms(config: TrainConfig, data: VisionData) -> tuple[DeviceTransform, DeviceTransform]:
     """(train, eval) transforms run on the device: CIFAR crops and flips there, ImageNet in its workers."""
     size = config.image_size if data.augment_on_device else None
-    train = DeviceTransform(data.mean, data.std, padding=4 if data.augment_on_device else 0,
-                            flip=data.augment_on_device, size=size)
+    train = DeviceTransform(
+        data.mean, data.std, padding=4 if data.augment_on_device else 0, flip=data.augment_on_device, size=size
+    )
     return train, DeviceTransform(data.mean, data.std, padding=0, flip=False, size=size)
 
 
@@ -106,17 +115,18 @@ def train_eval_subset(config: TrainConfig, data: VisionData) -> Subset:
 class Stepper:
     """One training step of the configured method; returns the clean pass's loss and logits."""
 
-    def __init__(self, model: nn.Module, optimizer: Optimizer, accelerator: Accelerator,
-                 val_stream: Optional[ValidationStream]):
+    def __init__(
+        self, model: nn.Module, optimizer: Optimizer, accelerator: Accelerator, val_stream: ValidationStream | None
+    ):
         self.model, self.optimizer, self.accelerator, self.val_stream = model, optimizer, accelerator, val_stream
         self.sharpness_aware = isinstance(optimizer, LETSOptimizer)
         self.learns = self.sharpness_aware and isinstance(optimizer.radius, LearnedRadius)
 
-    def example_losses(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+    def example_losses(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.model(images)
         return F.cross_entropy(logits.float(), labels, reduction="none"), logits
 
-    def descent_batch(self, images: Tensor, labels: Tensor, clean_losses: Tensor) -> Tuple[Tensor, Tensor]:
+    def descent_batch(self, images: Tensor, labels: Tensor, clean_losses: Tensor) -> tuple[Tensor, Tensor]:
         """The perturbed pass's examples: all, or those ESAM's data selection keeps (``esam_gamma`` < 1), found
         from per-example losses at the perturbed weights in a pass without gradient, as in the official code;
         the perturbed pass then runs on them alone (ESAM's saving; BatchNorm normalises with their statistics)."""
@@ -128,18 +138,18 @@ class Stepper:
         kept = rule.select_examples(clean_losses, perturbed_losses)
         return images[kept], labels[kept]
 
-    def loss(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+    def loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         logits = self.model(images)
         return F.cross_entropy(logits.float(), labels), logits
 
-    def __call__(self, images: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         if not self.sharpness_aware:
             loss, logits = self.loss(images, labels)
             self.accelerator.backward(loss)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             return loss.detach(), logits.detach()
-        clean: Dict[str, Any] = {}
+        clean: dict[str, Any] = {}
 
         def closure() -> Tensor:
             """The batch's loss for each pass of ``LETSOptimizer.step``: the clean pass keeps its per-example
@@ -162,14 +172,25 @@ class Stepper:
 
 
 # -- epochs ------------------------------------------------------------------------------------
-def train_epoch(stepper: Stepper, batches: ShardedBatches, transform: DeviceTransform, scheduler: LambdaLR,
-                epoch: int, config: TrainConfig, accelerator: Accelerator) -> Dict[str, float]:
+def train_epoch(
+    stepper: Stepper,
+    batches: ShardedBatches,
+    transform: DeviceTransform,
+    scheduler: LambdaLR,
+    epoch: int,
+    config: TrainConfig,
+    accelerator: Accelerator,
+) -> dict[str, float]:
     """One pass over the training set; returns the mean clean-pass loss and accuracy, and the mean LETS gap."""
     stepper.model.train()
     steps = min(len(batches), config.max_steps_per_epoch or len(batches))
     totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # loss, correct, count, gap, gaps
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=not accelerator.is_local_main_process)
+    bar = tqdm(
+        total=steps,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        leave=False,
+        disable=not accelerator.is_local_main_process,
+    )
     for index, images, labels in batches.iterate(epoch):
         if index >= steps:
             break
@@ -178,28 +199,43 @@ def train_epoch(stepper: Stepper, batches: ShardedBatches, transform: DeviceTran
         loss, logits = stepper(images, labels)
         scheduler.step()
         gap = stepper.optimizer.last_gap if stepper.learns else None
-        totals += _as_row(loss * len(labels), (logits.argmax(1) == labels).sum(), len(labels),
-                          0.0 if gap is None else gap, float(gap is not None), like=totals)
+        totals += _as_row(
+            loss * len(labels),
+            (logits.argmax(1) == labels).sum(),
+            len(labels),
+            0.0 if gap is None else gap,
+            float(gap is not None),
+            like=totals,
+        )
         bar.update()
         if index % 20 == 0:
             bar.set_postfix(loss=f"{float(loss):.3f}", rho=_current_rho(stepper.optimizer))
     bar.close()
     totals = accelerator.reduce(totals, reduction="sum")
-    return {"train_loss": float(totals[0] / totals[2]), "train_acc": float(totals[1] / totals[2]),
-            "lets_gap": float(totals[3] / totals[4]) if totals[4] > 0 else None, "steps": steps}
+    return {
+        "train_loss": float(totals[0] / totals[2]),
+        "train_acc": float(totals[1] / totals[2]),
+        "lets_gap": float(totals[3] / totals[4]) if totals[4] > 0 else None,
+        "steps": steps,
+    }
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: ShardedBatches, transform: DeviceTransform,
-             accelerator: Accelerator) -> Tuple[float, float]:
+def evaluate(
+    model: nn.Module, batches: ShardedBatches, transform: DeviceTransform, accelerator: Accelerator
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a split (eval mode, no augmentation), exact over processes."""
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
     for _, images, labels in batches.iterate(0):
         images, labels = transform(images.to(accelerator.device)), labels.to(accelerator.device)
         logits = model(images).float()
-        totals += _as_row(F.cross_entropy(logits, labels, reduction="sum"), (logits.argmax(1) == labels).sum(),
-                          len(labels), like=totals)
+        totals += _as_row(
+            F.cross_entropy(logits, labels, reduction="sum"),
+            (logits.argmax(1) == labels).sum(),
+            len(labels),
+            like=totals,
+        )
     totals = accelerator.reduce(totals, reduction="sum")
     return float(totals[0] / totals[2]), float(totals[1] / totals[2])
 
@@ -209,7 +245,7 @@ def _as_row(*values: Any, like: Tensor) -> Tensor:
     return torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in values])
 
 
-def _current_rho(optimizer: Optimizer) -> Optional[float]:
+def _current_rho(optimizer: Optimizer) -> float | None:
     return optimizer.rho if isinstance(optimizer, LETSOptimizer) else None
 
 
@@ -226,28 +262,33 @@ class Run:
     scheduler: LambdaLR
     stepper: Stepper
     train_batches: ShardedBatches
-    eval_batches: Dict[str, ShardedBatches]
+    eval_batches: dict[str, ShardedBatches]
     train_tf: DeviceTransform
     eval_tf: DeviceTransform
     state: RunState
     log: RunLog
     output_dir: pathlib.Path
-    checkpointed: Dict[str, Any]  # what run_state.pt holds, by name: objects with state_dict / load_state_dict
+    checkpointed: dict[str, Any]  # what run_state.pt holds, by name: objects with state_dict / load_state_dict
 
 
 def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
     """Data, model, optimizer, schedule and the LETS validation stream, registered for checkpointing."""
     rank, world = accelerator.process_index, accelerator.num_processes
     if world > 1 and config.learns_radius and config.lets_hvp == "exact":
-        raise ConfigError(f"--lets_hvp exact runs in one process only (it needs a double backward through DDP); "
-                          f"use diag or finite_difference with {world} processes")
+        raise ConfigError(
+            f"--lets_hvp exact runs in one process only (it needs a double backward through DDP); "
+            f"use diag or finite_difference with {world} processes"
+        )
     data = load_data(config)
     loader_options = {"rank": rank, "world_size": world, "num_workers": config.num_workers}
     pin = accelerator.device.type == "cuda"
-    train_batches = ShardedBatches(data.train, config.batch_size, config.seed, shuffle=True, pin_memory=pin,
-                                   **loader_options)
-    eval_batches = {name: ShardedBatches(split, config.batch_size, config.seed, shuffle=False, **loader_options)
-                    for name, split in (("test", data.test), ("train_eval", train_eval_subset(config, data)))}
+    train_batches = ShardedBatches(
+        data.train, config.batch_size, config.seed, shuffle=True, pin_memory=pin, **loader_options
+    )
+    eval_batches = {
+        name: ShardedBatches(split, config.batch_size, config.seed, shuffle=False, **loader_options)
+        for name, split in (("test", data.test), ("train_eval", train_eval_subset(config, data)))
+    }
     steps_per_epoch = min(len(train_batches), config.max_steps_per_epoch or len(train_batches))
 
     model = build_model(config.model, data.num_classes, **config.model_options())
@@ -257,40 +298,71 @@ def build_run(config: TrainConfig, accelerator: Accelerator) -> Run:
     train_tf, eval_tf = device_transforms(config, data)
     val_stream = None
     if config.learns_radius:
-        val_stream = ValidationStream(data.train, config.batch_size, config.seed, train_tf, accelerator.device,
-                                      pin_memory=pin, **loader_options)
+        val_stream = ValidationStream(
+            data.train, config.batch_size, config.seed, train_tf, accelerator.device, pin_memory=pin, **loader_options
+        )
     state = RunState()
-    checkpointed = {"optimizer": optimizer, "scheduler": scheduler, "run": state,
-                    **({"validation": val_stream} if val_stream else {})}
+    checkpointed = {
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "run": state,
+        **({"validation": val_stream} if val_stream else {}),
+    }
     output_dir = pathlib.Path(config.output_dir)
     stepper = Stepper(model, optimizer, accelerator, val_stream)
-    return Run(config, accelerator, data, model, optimizer, scheduler, stepper, train_batches, eval_batches, train_tf,
-               eval_tf, state, RunLog(output_dir / "log.jsonl"), output_dir, checkpointed)
+    return Run(
+        config,
+        accelerator,
+        data,
+        model,
+        optimizer,
+        scheduler,
+        stepper,
+        train_batches,
+        eval_batches,
+        train_tf,
+        eval_tf,
+        state,
+        RunLog(output_dir / "log.jsonl"),
+        output_dir,
+        checkpointed,
+    )
 
 
-def run_epoch(run: Run, epoch: int) -> Dict[str, Any]:
+def run_epoch(run: Run, epoch: int) -> dict[str, Any]:
     """Train one epoch, evaluate, and return the epoch's log record."""
     started, lr = time.time(), run.optimizer.param_groups[0]["lr"]
-    stats = train_epoch(run.stepper, run.train_batches, run.train_tf, run.scheduler, epoch, run.config,
-                        run.accelerator)
+    stats = train_epoch(run.stepper, run.train_batches, run.train_tf, run.scheduler, epoch, run.config, run.accelerator)
     run.state.epoch, run.state.step = epoch + 1, run.state.step + stats.pop("steps")
     test_loss, test_acc = evaluate(run.model, run.eval_batches["test"], run.eval_tf, run.accelerator)
     train_eval_loss, train_eval_acc = evaluate(run.model, run.eval_batches["train_eval"], run.eval_tf, run.accelerator)
-    return {"epoch": epoch + 1, "step": run.state.step, "lr": lr, "rho": _current_rho(run.optimizer), **stats,
-            "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc, "test_loss": test_loss,
-            "test_acc": test_acc, "gap": test_loss - train_eval_loss, "epoch_time_s": time.time() - started}
+    return {
+        "epoch": epoch + 1,
+        "step": run.state.step,
+        "lr": lr,
+        "rho": _current_rho(run.optimizer),
+        **stats,
+        "train_eval_loss": train_eval_loss,
+        "train_eval_acc": train_eval_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "gap": test_loss - train_eval_loss,
+        "epoch_time_s": time.time() - started,
+    }
 
 
-def main(argv=None) -> Dict[str, Any]:
+def main(argv=None) -> dict[str, Any]:
     """Train as ``argv`` says; returns (and writes to ``results.json``) the final numbers."""
     config = parse_config(argv)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     run = build_run(config, accelerator)
     _start(run)
-    accelerator.print(f"{config.method} | {config.model} ({count_parameters(run.model) / 1e6:.2f}M parameters) | "
-                      f"{config.dataset} ({len(run.data.train)} train, {len(run.data.test)} test) | "
-                      f"{accelerator.num_processes} process(es) | epochs {run.state.epoch + 1}..{config.epochs}")
+    accelerator.print(
+        f"{config.method} | {config.model} ({count_parameters(run.model) / 1e6:.2f}M parameters) | "
+        f"{config.dataset} ({len(run.data.train)} train, {len(run.data.test)} test) | "
+        f"{accelerator.num_processes} process(es) | epochs {run.state.epoch + 1}..{config.epochs}"
+    )
     started = time.time()
     for epoch in range(run.state.epoch, config.epochs):
         record = run_epoch(run, epoch)
@@ -307,8 +379,10 @@ def _start(run: Run) -> None:
     accelerator, output_dir = run.accelerator, run.output_dir
     checkpoint = latest_checkpoint(output_dir)
     if checkpoint is not None and not run.config.resume:
-        raise ConfigError(f"--output_dir {output_dir} already holds checkpoints of a run: pass --resume to continue "
-                          f"it, or choose another --output_dir")
+        raise ConfigError(
+            f"--output_dir {output_dir} already holds checkpoints of a run: pass --resume to continue "
+            f"it, or choose another --output_dir"
+        )
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         load_run_state(checkpoint, run.checkpointed)
@@ -328,8 +402,10 @@ def _warn_on_changed_options(run: Run) -> None:
     saved = json.loads((run.output_dir / "config.json").read_text())
     changed = sorted(k for k, v in dataclasses.asdict(run.config).items() if k != "resume" and saved.get(k) != v)
     if changed:
-        run.accelerator.print(f"warning: resuming with options that differ from the run's config.json: {changed}; "
-                              f"the result will not match an uninterrupted run")
+        run.accelerator.print(
+            f"warning: resuming with options that differ from the run's config.json: {changed}; "
+            f"the result will not match an uninterrupted run"
+        )
 
 
 def _save(run: Run) -> None:
@@ -341,18 +417,23 @@ def _save(run: Run) -> None:
     run.accelerator.wait_for_everyone()
 
 
-def _finish(run: Run, seconds: float) -> Dict[str, Any]:
+def _finish(run: Run, seconds: float) -> dict[str, Any]:
     """Write the final weights and ``results.json`` (final and best test accuracy, final rho, the precision)."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
     accelerator.save_model(run.model, str(run.output_dir))
     records = run.log.records() if accelerator.is_main_process else []
-    results = {"config": dataclasses.asdict(run.config), "epochs": run.config.epochs, "train_time_s": seconds,
-               "precision": PRECISIONS[run.config.mixed_precision],
-               "parameters": count_parameters(run.model), "final_rho": _current_rho(run.optimizer),
-               "final": records[-1] if records else None,
-               "final_test_acc": records[-1]["test_acc"] if records else None,
-               "best_test_acc": max((r["test_acc"] for r in records), default=None)}
+    results = {
+        "config": dataclasses.asdict(run.config),
+        "epochs": run.config.epochs,
+        "train_time_s": seconds,
+        "precision": PRECISIONS[run.config.mixed_precision],
+        "parameters": count_parameters(run.model),
+        "final_rho": _current_rho(run.optimizer),
+        "final": records[-1] if records else None,
+        "final_test_acc": records[-1]["test_acc"] if records else None,
+        "best_test_acc": max((r["test_acc"] for r in records), default=None),
+    }
     if accelerator.is_main_process:
         (run.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

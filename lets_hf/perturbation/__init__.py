@@ -17,13 +17,15 @@ A rule declares its options once, in its module (:class:`~lets_hf.options.Option
 constructor's, the paper's); :func:`register` makes it known to every front end. A new variant is its
 module and its name in the ``register(...)`` line below (``docs/design.md``, "Adding a variant").
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Type
+from collections.abc import Mapping
+from typing import Any
 
 from ..checks import choice
 from ..options import Option, build_from_options, merge_options
-from .adaptive import AELookSAM, AESAM, AdaptivePolicy
+from .adaptive import AESAM, AdaptivePolicy, AELookSAM
 from .asam import ASAM, is_weight_matrix, named_weight_filter
 from .base import PerturbationRule
 from .esam import ESAM, ESAM_FORMS, sharpness_sensitive_subset
@@ -32,10 +34,10 @@ from .looksam import LOOKSAM_SPLITS, LookSAM
 from .rst import RST
 from .sam import SAM
 
-PERTURBATIONS: Dict[str, Type[PerturbationRule]] = {}  # name -> rule class, in order of registration
+PERTURBATIONS: dict[str, type[PerturbationRule]] = {}  # name -> rule class, in order of registration
 
 
-def register(*rules: Type[PerturbationRule]) -> None:
+def register(*rules: type[PerturbationRule]) -> None:
     """Make ``rules`` known by their ``name`` (to ``--optim``, ``LETSArguments``, vision's command line, the labels
     and :func:`build_perturbation`); their options must agree with the options of the same name already known."""
     for rule in rules:
@@ -48,7 +50,7 @@ def register(*rules: Type[PerturbationRule]) -> None:
 register(SAM, ASAM, GSAM, ESAM, RST, LookSAM, AESAM, AELookSAM)
 
 
-def variant_options() -> Dict[str, Option]:
+def variant_options() -> dict[str, Option]:
     """Every registered rule's options by name (``asam_xi``, ``gsam_alpha``, ...), with their defaults."""
     return merge_options(PERTURBATIONS.values())
 
@@ -58,14 +60,34 @@ def get_perturbation(name: str, **kwargs) -> PerturbationRule:
     return PERTURBATIONS[choice("perturbation", name, sorted(PERTURBATIONS))](**kwargs)
 
 
-def build_perturbation(name: str, options: Mapping[str, Any], seed: int = 0,
-                       total_steps: Optional[int] = None) -> PerturbationRule:
+def build_perturbation(
+    name: str, options: Mapping[str, Any], seed: int = 0, total_steps: int | None = None
+) -> PerturbationRule:
     """The rule ``name`` from command-line ``options`` (``{"asam_xi": 0.01, ...}``; others are ignored, None means
     the default); ``seed`` reaches the rules that draw (ESAM, RST), ``total_steps`` those with a schedule (AE-SAM)."""
     rule = PERTURBATIONS[choice("perturbation", name, sorted(PERTURBATIONS))]
     return build_from_options(rule, options, seed=seed, total_steps=total_steps)
 
 
-__all__ = ["AELookSAM", "AESAM", "ASAM", "AdaptivePolicy", "ESAM", "ESAM_FORMS", "GSAM", "LOOKSAM_SPLITS", "LookSAM",
-           "PERTURBATIONS", "PerturbationRule", "RST", "SAM", "build_perturbation", "get_perturbation",
-           "register", "variant_options", "is_weight_matrix", "named_weight_filter", "sharpness_sensitive_subset"]
+__all__ = [
+    "AELookSAM",
+    "AESAM",
+    "ASAM",
+    "AdaptivePolicy",
+    "ESAM",
+    "ESAM_FORMS",
+    "GSAM",
+    "LOOKSAM_SPLITS",
+    "LookSAM",
+    "PERTURBATIONS",
+    "PerturbationRule",
+    "RST",
+    "SAM",
+    "build_perturbation",
+    "get_perturbation",
+    "register",
+    "variant_options",
+    "is_weight_matrix",
+    "named_weight_filter",
+    "sharpness_sensitive_subset",
+]

@@ -28,10 +28,12 @@ with the defaults 1 and -1 (a constant ``ae_lambda1`` when the horizon is unknow
 the transcription in junaidaliop/zij (``docs/math/aesam.md``) writes
 ``c_t = (t / T) lambda_1 + (1 - t / T) lambda_2``, where ``lambda_1`` is the value at the end.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -47,12 +49,13 @@ class AdaptivePolicy:
     """The switching rule: SAM where ``||g||^2`` is large against its running mean and deviation."""
 
     paper = "Jiang et al., ICLR 2023"
-    options = (Option("ae_delta", float, "AE-SAM / AE-LookSAM: decay of the moving averages", arg="delta"),
-               Option("ae_lambda1", float, "AE-SAM / AE-LookSAM: threshold factor at the start", arg="lambda1"),
-               Option("ae_lambda2", float, "AE-SAM / AE-LookSAM: threshold factor at the end", arg="lambda2"))
+    options = (
+        Option("ae_delta", float, "AE-SAM / AE-LookSAM: decay of the moving averages", arg="delta"),
+        Option("ae_lambda1", float, "AE-SAM / AE-LookSAM: threshold factor at the start", arg="lambda1"),
+        Option("ae_lambda2", float, "AE-SAM / AE-LookSAM: threshold factor at the end", arg="lambda2"),
+    )
 
-    def __init__(self, delta: float = 0.9, lambda1: float = 1.0, lambda2: float = -1.0,
-                 total_steps: Optional[int] = None):
+    def __init__(self, delta: float = 0.9, lambda1: float = 1.0, lambda2: float = -1.0, total_steps: int | None = None):
         self.delta = number("ae_delta", delta, "in [0, 1)", lambda x: 0 <= x < 1)
         self.lambda1, self.lambda2 = number("ae_lambda1", lambda1), number("ae_lambda2", lambda2)
         self.total_steps = None if total_steps is None else integer("total_steps", total_steps, 1)
@@ -74,10 +77,10 @@ class AdaptivePolicy:
         """From the first pass's gradients (a host sync: the decision picks the next pass)."""
         return self.use_sam(step, float(mean_over_ranks(global_norm(grads) ** 2)))
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "var": self.var}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.var = float(state.get("mean", 0.0)), float(state.get("var", 0.0))
 
 
@@ -88,16 +91,16 @@ class AESAM(SAM):
     name, label, paper = "ae_sam", "AE-SAM", "Jiang et al., ICLR 2023"
     options = POLICY_OPTIONS
 
-    def __init__(self, total_steps: Optional[int] = None, **policy: Any):
+    def __init__(self, total_steps: int | None = None, **policy: Any):
         self.policy = AdaptivePolicy(total_steps=total_steps, **policy)
 
     def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
         return self.policy.decide(step, grads)
 
-    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
         return {"policy": self.policy.state_dict()}
 
-    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
         self.policy.load_state_dict(state.get("policy", {}))
 
 
@@ -105,7 +108,7 @@ class AELookSAM(LookSAM):
     name, label, paper = "ae_looksam", "AE-LookSAM", "Jiang et al., ICLR 2023"
     options = (LOOKSAM_ALPHA, LOOKSAM_SPLIT, *POLICY_OPTIONS)
 
-    def __init__(self, alpha: float = 0.7, split: str = "whole", total_steps: Optional[int] = None, **policy: Any):
+    def __init__(self, alpha: float = 0.7, split: str = "whole", total_steps: int | None = None, **policy: Any):
         super().__init__(k=1, alpha=alpha, split=split)
         self.policy = AdaptivePolicy(total_steps=total_steps, **policy)
 
@@ -115,9 +118,9 @@ class AELookSAM(LookSAM):
     def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
         return self.policy.decide(step, grads)
 
-    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
         return {**super().state_dict(params), "policy": self.policy.state_dict()}
 
-    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
         super().load_state_dict(state, params)
         self.policy.load_state_dict(state.get("policy", {}))

@@ -9,9 +9,10 @@ is 1 on the rest. The official code picks "weight tensors" by the name containin
 official code's naming rule exactly, or ``lambda p: True`` for ``T`` on every tensor (the form of
 ``pytorch_optimizer``'s ``adaptive=True``).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -14,10 +14,12 @@ GSAM, LookSAM, ESAM's ``clean_unselected`` form) or of an ERM step (:meth:`~Pert
 LookSAM). A rule that changes the descent gradient also gives its derivative in rho
 (:meth:`~PerturbationRule.descent_derivative_`), so that LETS differentiates the step the rule takes.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -37,7 +39,7 @@ class PerturbationRule(ABC):
     name: str
     label: str
     paper: str = ""
-    options: Tuple[Option, ...] = ()
+    options: tuple[Option, ...] = ()
     needs_ascent_gradient: bool = False
 
     @abstractmethod
@@ -56,12 +58,14 @@ class PerturbationRule(ABC):
         """After the first pass of a planned SAM step, from ``g``: still SAM (True) or ERM?"""
         return True
 
-    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
-                          ascent_grads: Sequence[Tensor]) -> None:
+    def descent_gradient_(
+        self, params: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         """After a SAM step's second pass: turn ``g_hat`` (in ``grads``) into the descent gradient."""
 
-    def descent_derivative_(self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor],
-                            ascent_grads: Sequence[Tensor]) -> None:
+    def descent_derivative_(
+        self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         """On a LETS step, before :meth:`descent_gradient_`: turn ``b = d g_hat / d rho`` (in ``b``) into the
         derivative in rho of the descent gradient, with ``g_hat`` in ``grads`` and ``g`` in ``ascent_grads`` (empty
         unless ``needs_ascent_gradient``). The default, a descent along ``g_hat``, leaves ``b`` as it is."""
@@ -69,11 +73,11 @@ class PerturbationRule(ABC):
     def erm_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor]) -> None:
         """On an ERM step: turn ``g`` (in ``grads``) into the descent gradient."""
 
-    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
         """The rule's state (tensors by the index of their parameter in ``params``)."""
         return {}
 
-    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
     def __repr__(self) -> str:

@@ -32,10 +32,12 @@ loops have them; ``LETSTrainer`` does not (its models return a mean loss) and re
 ``gamma < 1``. ``beta = 0.5`` is the paper's default; ``gamma`` defaults to 1 (no selection) so
 that ESAM runs everywhere, set it to the paper's 0.5 where per-example losses exist.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,12 +62,25 @@ def sharpness_sensitive_subset(clean_losses: Tensor, perturbed_losses: Tensor, g
 
 class ESAM(SAM):
     name, label, paper = "esam", "ESAM", "Du et al., ICLR 2022"
-    options = (Option("esam_beta", float, "ESAM's share of perturbed tensors", arg="beta"),
-               Option("esam_gamma", float, "ESAM's share of examples kept by data selection (the paper's 0.5; 1, no "
-                                           "selection, by default and the only value in LETSTrainer)", arg="gamma"),
-               Option("esam_form", str, "ESAM's weight perturbation: official (Du et al.'s code: ascent norm over the "
-                                        "selected tensors, every tensor descends with g_hat) or clean_unselected (norm "
-                                        "over all, the others descend with g)", arg="form", choices=ESAM_FORMS))
+    options = (
+        Option("esam_beta", float, "ESAM's share of perturbed tensors", arg="beta"),
+        Option(
+            "esam_gamma",
+            float,
+            "ESAM's share of examples kept by data selection (the paper's 0.5; 1, no "
+            "selection, by default and the only value in LETSTrainer)",
+            arg="gamma",
+        ),
+        Option(
+            "esam_form",
+            str,
+            "ESAM's weight perturbation: official (Du et al.'s code: ascent norm over the "
+            "selected tensors, every tensor descends with g_hat) or clean_unselected (norm "
+            "over all, the others descend with g)",
+            arg="form",
+            choices=ESAM_FORMS,
+        ),
+    )
 
     def __init__(self, beta: float = 0.5, gamma: float = 1.0, seed: int = 0, form: str = "official"):
         self.beta = number("esam_beta", beta, "in (0, 1]", lambda x: 0 < x <= 1)
@@ -85,7 +100,7 @@ class ESAM(SAM):
         self._step += 1
         return (draws < self.beta).tolist()
 
-    def _unselected(self, tensors: Sequence[Tensor]) -> List[Tensor]:
+    def _unselected(self, tensors: Sequence[Tensor]) -> list[Tensor]:
         return [t for t, keep in zip(tensors, self.selected) if not keep]
 
     def perturbation_(self, params: Sequence[Tensor], grads: Sequence[Tensor], rho: Tensor) -> None:
@@ -98,7 +113,7 @@ class ESAM(SAM):
             self._zero(self._unselected(grads))
 
     @staticmethod
-    def _zero(tensors: List[Tensor]) -> None:
+    def _zero(tensors: list[Tensor]) -> None:
         if tensors:
             torch._foreach_zero_(tensors)
 
@@ -106,22 +121,24 @@ class ESAM(SAM):
         """SDS: the indices of the examples the perturbed pass keeps (all of them with ``gamma = 1``)."""
         return sharpness_sensitive_subset(clean_losses, perturbed_losses, self.gamma)
 
-    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
-                          ascent_grads: Sequence[Tensor]) -> None:
+    def descent_gradient_(
+        self, params: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         if self.form == "clean_unselected":
             pairs = list(zip(self._unselected(grads), self._unselected(ascent_grads)))
             if pairs:
                 copy_([g for g, _ in pairs], [a for _, a in pairs])
 
-    def descent_derivative_(self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor],
-                            ascent_grads: Sequence[Tensor]) -> None:
+    def descent_derivative_(
+        self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         if self.form == "clean_unselected":  # their descent, the clean g, does not depend on rho
             self._zero(self._unselected(b))
 
-    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
         return {"step": self._step}
 
-    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
         self._step = int(state.get("step", 0))
 
     def __repr__(self) -> str:

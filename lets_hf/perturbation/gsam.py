@@ -13,9 +13,10 @@ derivative in rho of that whole descent gradient ``u = (1 + alpha p) g_hat - alp
 Paper and official code agree on this decomposition; ``alpha`` defaults to 0.4, the official
 example's value.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -34,16 +35,18 @@ class GSAM(SAM):
     def __init__(self, alpha: float = 0.4):
         self.alpha = non_negative("gsam_alpha", alpha)
 
-    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
-                          ascent_grads: Sequence[Tensor]) -> None:
+    def descent_gradient_(
+        self, params: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         grads, clean = list(grads), list(ascent_grads)
         projection = safe_scale(dot(clean, grads), dot(grads, grads))  # p = <g, g_hat> / ||g_hat||^2
         # g_hat - alpha * (g - projection * g_hat) = (1 + alpha * projection) g_hat - alpha g
         torch._foreach_mul_(grads, (1 + self.alpha * projection).to(grads[0].dtype))
         torch._foreach_add_(grads, clean, alpha=-self.alpha)
 
-    def descent_derivative_(self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor],
-                            ascent_grads: Sequence[Tensor]) -> None:
+    def descent_derivative_(
+        self, params: Sequence[Tensor], b: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         b, grads, clean = list(b), list(grads), list(ascent_grads)
         squared = dot(grads, grads)
         projection = safe_scale(dot(clean, grads), squared)

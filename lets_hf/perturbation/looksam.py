@@ -18,9 +18,11 @@ and norms run:
 the paper's baseline should get. The paper's layer-wise variant for LAMB (a per-layer rescaling
 of the update) is not implemented.
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,31 +34,46 @@ from ..sharding import like
 from .sam import SAM
 
 LOOKSAM_SPLITS = ("whole", "tensor")
-LOOKSAM_ALPHA = Option("looksam_alpha", float, "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient",
-                       arg="alpha", paper="Liu et al., CVPR 2022")
-LOOKSAM_SPLIT = Option("looksam_split", str, "LookSAM / AE-LookSAM: split g_s against g over the whole gradient "
-                                             "(whole, the paper's Algorithm 1) or per tensor (tensor, as "
-                                             "pytorch_optimizer)",
-                       arg="split", choices=LOOKSAM_SPLITS, paper="Liu et al., CVPR 2022")
+LOOKSAM_ALPHA = Option(
+    "looksam_alpha",
+    float,
+    "LookSAM / AE-LookSAM: weight of the reused orthogonal gradient",
+    arg="alpha",
+    paper="Liu et al., CVPR 2022",
+)
+LOOKSAM_SPLIT = Option(
+    "looksam_split",
+    str,
+    "LookSAM / AE-LookSAM: split g_s against g over the whole gradient "
+    "(whole, the paper's Algorithm 1) or per tensor (tensor, as "
+    "pytorch_optimizer)",
+    arg="split",
+    choices=LOOKSAM_SPLITS,
+    paper="Liu et al., CVPR 2022",
+)
 
 
 class LookSAM(SAM):
     name, label, paper = "looksam", "LookSAM", "Liu et al., CVPR 2022"
-    options = (Option("looksam_k", int, "LookSAM: a full SAM step every k steps", arg="k"), LOOKSAM_ALPHA,
-               LOOKSAM_SPLIT)
+    options = (
+        Option("looksam_k", int, "LookSAM: a full SAM step every k steps", arg="k"),
+        LOOKSAM_ALPHA,
+        LOOKSAM_SPLIT,
+    )
     needs_ascent_gradient = True
 
     def __init__(self, k: int = 5, alpha: float = 0.7, split: str = "whole"):
         self.k = integer("looksam_k", k, 1)
         self.alpha = non_negative("looksam_alpha", alpha)
         self.split = choice("looksam_split", split, LOOKSAM_SPLITS)
-        self.orthogonal: Dict[Tensor, Tensor] = {}  # g_v of the last SAM step, by parameter
+        self.orthogonal: dict[Tensor, Tensor] = {}  # g_v of the last SAM step, by parameter
 
     def plans_sam_step(self, step: int) -> bool:
         return step % self.k == 0
 
-    def descent_gradient_(self, params: Sequence[Tensor], grads: Sequence[Tensor],
-                          ascent_grads: Sequence[Tensor]) -> None:
+    def descent_gradient_(
+        self, params: Sequence[Tensor], grads: Sequence[Tensor], ascent_grads: Sequence[Tensor]
+    ) -> None:
         clean, grads = list(ascent_grads), list(grads)
         if self.split == "whole":  # <g, g_s> / ||g||^2
             along = [safe_scale(dot(clean, grads), dot(clean, clean))] * len(clean)
@@ -74,16 +91,17 @@ class LookSAM(SAM):
         if self.split == "whole":  # alpha ||g|| / ||g_v||
             scales = [self.alpha * safe_scale(global_norm(grads_with), global_norm(stored))] * len(stored)
         else:
-            scales = [self.alpha * safe_scale(n, v)
-                      for n, v in zip(torch._foreach_norm(grads_with), torch._foreach_norm(stored))]
+            scales = [
+                self.alpha * safe_scale(n, v)
+                for n, v in zip(torch._foreach_norm(grads_with), torch._foreach_norm(stored))
+            ]
         torch._foreach_add_(grads_with, torch._foreach_mul(stored, [s.to(stored[0].dtype) for s in scales]))
 
-    def state_dict(self, params: List[Tensor]) -> Dict[str, Any]:
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
         return {"orthogonal": {i: self.orthogonal[p].clone() for i, p in enumerate(params) if p in self.orthogonal}}
 
-    def load_state_dict(self, state: Dict[str, Any], params: List[Tensor]) -> None:
-        self.orthogonal = {params[int(i)]: like(v, params[int(i)])
-                           for i, v in state.get("orthogonal", {}).items()}
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
+        self.orthogonal = {params[int(i)]: like(v, params[int(i)]) for i, v in state.get("orthogonal", {}).items()}
 
     def __repr__(self) -> str:
         return f"LookSAM(k={self.k}, alpha={self.alpha}, split={self.split!r})"

@@ -6,6 +6,7 @@ Bernoulli draw from a generator seeded by ``(seed, step)``: every rank of a dist
 resumed run draw the same schedule without communicating. The paper also studies schedules of
 ``p``; the constant one is implemented.
 """
+
 from __future__ import annotations
 
 import torch

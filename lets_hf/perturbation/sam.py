@@ -4,9 +4,10 @@ Improving Generalization", ICLR 2021.
 The first-order solution of ``max_{||e|| <= rho} L(theta + e)`` is ``e = rho * g / ||g||``, with
 ``||g||`` the 2-norm of the whole gradient (all parameters together).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

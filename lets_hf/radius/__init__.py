@@ -3,6 +3,7 @@
 Each controller declares its options in its module (``options``); :data:`RADII` names them, and
 ``rho_schedule`` picks the controller of a fixed-radius method (``--rho_schedule lr``: GSAM's schedule).
 """
+
 from ..options import Option
 from .base import LearnedRadius, RadiusController
 from .descent import DESCENT_FORMS, get_descent
@@ -15,10 +16,32 @@ from .scheduled import LRProportionalRadius
 
 RADII = {radius.name: radius for radius in (FixedRadius, LRProportionalRadius, LETSRadius)}
 RHO_SCHEDULES = tuple(name for name, radius in RADII.items() if not radius.learns)
-RHO_SCHEDULE = Option("rho_schedule", str, "Fixed-radius methods: a constant rho, or rho proportional to the learning "
-                                           "rate between rho_min and rho (GSAM's schedule)", choices=RHO_SCHEDULES,
-                      default=RHO_SCHEDULES[0], paper="Zhuang et al., ICLR 2022")
+RHO_SCHEDULE = Option(
+    "rho_schedule",
+    str,
+    "Fixed-radius methods: a constant rho, or rho proportional to the learning "
+    "rate between rho_min and rho (GSAM's schedule)",
+    choices=RHO_SCHEDULES,
+    default=RHO_SCHEDULES[0],
+    paper="Zhuang et al., ICLR 2022",
+)
 
-__all__ = ["DEFAULT_PRESET", "DESCENT_FORMS", "FixedRadius", "HVP_MODES", "LearnedRadius", "LETSRadius",
-           "LRProportionalRadius", "OBJECTIVES", "PRESETS", "RADII", "RHO_SCHEDULE", "RHO_SCHEDULES", "RadiusController",
-           "get_descent", "get_hvp", "get_objective", "radius_settings"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "DESCENT_FORMS",
+    "FixedRadius",
+    "HVP_MODES",
+    "LearnedRadius",
+    "LETSRadius",
+    "LRProportionalRadius",
+    "OBJECTIVES",
+    "PRESETS",
+    "RADII",
+    "RHO_SCHEDULE",
+    "RHO_SCHEDULES",
+    "RadiusController",
+    "get_descent",
+    "get_hvp",
+    "get_objective",
+    "radius_settings",
+]

@@ -12,10 +12,12 @@ the published ones are 0.05 (SAM) to 2 (ASAM, in its normalised coordinates), an
 at initialisation (112; WRN-28-10: 163): a perturbation that large replaces the network instead of
 probing its neighbourhood, so a larger value is a mistake (``1e30`` for ``1e-3``).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -31,8 +33,9 @@ if TYPE_CHECKING:
 RHO_LIMIT = 100.0
 # The options every controller with a radius shares (declared once, here).
 RHO = Option("rho", float, "The fixed radius (sam, asam, ...) or the initial one (lets_*)")
-RHO_MIN = Option("rho_min", float, "Lower clamp of the learned radius; with --rho_schedule lr, the radius at a "
-                                   "learning rate of 0")
+RHO_MIN = Option(
+    "rho_min", float, "Lower clamp of the learned radius; with --rho_schedule lr, the radius at a learning rate of 0"
+)
 
 
 def check_radius(name: str, value: Any) -> float:
@@ -46,8 +49,10 @@ def check_state_keys(state: Any, expected: Sequence[str], owner: str) -> None:
         raise ValueError(f"{owner} state must be a dict with the keys {list(expected)}, got {type(state).__name__}")
     missing, unexpected = [k for k in expected if k not in state], sorted(set(state) - set(expected), key=str)
     if missing or unexpected:
-        raise ValueError(f"{owner} state has missing keys {missing} and unexpected keys {unexpected} (expected "
-                         f"{list(expected)}); is this checkpoint from this kind of radius?")
+        raise ValueError(
+            f"{owner} state has missing keys {missing} and unexpected keys {unexpected} (expected "
+            f"{list(expected)}); is this checkpoint from this kind of radius?"
+        )
 
 
 def state_dtype(device: torch.device) -> torch.dtype:
@@ -65,7 +70,7 @@ class RadiusController(ABC):
 
     name: str
     paper: str = ""
-    options: Tuple[Option, ...] = ()
+    options: tuple[Option, ...] = ()
     learns: bool = False
 
     @abstractmethod
@@ -81,12 +86,11 @@ class RadiusController(ABC):
         """Told the base optimizer's learning rate before each perturbation (for schedules that follow it)."""
 
     @abstractmethod
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Tensors and numbers only, so that ``torch.load(weights_only=True)`` reads it back."""
 
     @abstractmethod
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class LearnedRadius(RadiusController):
@@ -107,9 +111,9 @@ class LearnedRadius(RadiusController):
     """
 
     learns = True
-    hvp: "HessianVectorProduct"
-    descent: "DescentJacobian"
-    objective: "UpperObjective"
+    hvp: HessianVectorProduct
+    descent: DescentJacobian
+    objective: UpperObjective
 
     @property
     def train_term_from_next_step(self) -> bool:
@@ -130,7 +134,7 @@ class LearnedRadius(RadiusController):
     def update(self, hypergradient: Tensor) -> None:
         """Change ``rho`` from ``h = d objective / d rho`` (on the parameters' device; skip a non-finite one)."""
 
-    def stuck_warning(self, total_steps: int) -> Optional[str]:
+    def stuck_warning(self, total_steps: int) -> str | None:
         """A message when ``rho`` cannot move over a run of ``total_steps`` steps (default: None)."""
         return None
 
@@ -142,5 +146,7 @@ def check_learned_radius(radius: LearnedRadius) -> None:
     """A ValueError naming the members of :class:`LearnedRadius` that ``radius`` does not set."""
     missing = [name for name in LEARNED_MEMBERS if getattr(radius, name, None) is None]
     if missing:
-        raise ValueError(f"radius {type(radius).__name__} is a LearnedRadius but does not set {missing} "
-                         f"(see lets_hf.radius.base.LearnedRadius)")
+        raise ValueError(
+            f"radius {type(radius).__name__} is a LearnedRadius but does not set {missing} "
+            f"(see lets_hf.radius.base.LearnedRadius)"
+        )

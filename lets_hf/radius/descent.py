@@ -25,10 +25,10 @@ workload it pointed the wrong way on 8 of 30 steps against a finite difference t
 step, ``adam`` on 3 (``benchmarks/base_optimizer_hypergradient.py``). Gradient clipping by norm,
 applied before the step, is not differentiated (as in the paper).
 """
+
 from __future__ import annotations
 
 from abc import ABC
-from typing import Dict
 
 import torch
 from torch import Tensor
@@ -43,10 +43,10 @@ class DescentJacobian(ABC):
     def check(self, base_optimizer: Optimizer) -> None:
         """Raise ValueError where this form does not describe ``base_optimizer``'s step."""
 
-    def before_step(self, b: Dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
+    def before_step(self, b: dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
         """Just before the base optimizer's step: the part of ``J`` that depends on the state before it."""
 
-    def apply_(self, b: Dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
+    def apply_(self, b: dict[Tensor, Tensor], base_optimizer: Optimizer) -> None:
         """After the step: ``b[p] <- J b[p]`` for every parameter ``p`` in ``b``, with ``g_hat`` in ``p.grad``."""
 
 
@@ -80,14 +80,18 @@ class AdamJacobian(DescentJacobian):
 
     def check(self, base_optimizer: Optimizer) -> None:
         if not isinstance(base_optimizer, (torch.optim.Adam, torch.optim.AdamW)):
-            raise ValueError(f"lets_descent 'adam' needs an Adam or AdamW base optimizer, got "
-                             f"{type(base_optimizer).__name__}; use 'sgd' (the paper's form) for others")
+            raise ValueError(
+                f"lets_descent 'adam' needs an Adam or AdamW base optimizer, got "
+                f"{type(base_optimizer).__name__}; use 'sgd' (the paper's form) for others"
+            )
         for group in base_optimizer.param_groups:
             if group.get("amsgrad") or group.get("maximize"):
                 raise ValueError("lets_descent 'adam' does not cover amsgrad or maximize; turn them off or use 'sgd'")
             if group.get("weight_decay") and not group.get("decoupled_weight_decay"):
-                raise ValueError("lets_descent 'adam' covers decoupled weight decay only (AdamW); Adam's L2 "
-                                 "weight_decay adds theta to the moments' gradient. Use AdamW or 'sgd'")
+                raise ValueError(
+                    "lets_descent 'adam' covers decoupled weight decay only (AdamW); Adam's L2 "
+                    "weight_decay adds theta to the moments' gradient. Use AdamW or 'sgd'"
+                )
 
     @torch.no_grad()
     def apply_(self, b, base_optimizer) -> None:
@@ -107,7 +111,7 @@ class AdamJacobian(DescentJacobian):
         order are those of the formula, so the result is the same bit for bit."""
         beta1, beta2 = group["betas"]
         step = state["step"]  # a tensor, on the device for fused/capturable AdamW: no host sync
-        c1, c2 = 1 - beta1 ** step, 1 - beta2 ** step
+        c1, c2 = 1 - beta1**step, 1 - beta2**step
         tiny, eps, v = torch.finfo(b.dtype).tiny, group["eps"], state["exp_avg_sq"]
         scratch = torch.empty_like(b)
 

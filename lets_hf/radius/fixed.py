@@ -1,7 +1,8 @@
 """A constant radius: plain SAM (Foret et al., ICLR 2021) or any variant at a fixed ``rho``."""
+
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,10 +26,10 @@ class FixedRadius(RadiusController):
     def rho(self) -> float:
         return self._rho
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"rho": self._rho}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``rho``: a finite number in ``(0, RHO_LIMIT]``, the only key."""
         check_state_keys(state, ("rho",), type(self).__name__)
         self._rho = check_radius("checkpointed rho", state["rho"])

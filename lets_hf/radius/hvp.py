@@ -20,10 +20,11 @@ perturbation ``e = rho d`` (``diag``, ``exact``) or the ascent gradient ``g``
 (``finite_difference``). ``product_`` overwrites that buffer with ``b``. Gradients may carry a
 loss scale (fp16); ``inv_grad_scale`` undoes it.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -41,8 +42,16 @@ class HessianVectorProduct(ABC):
     keeps: str  # "perturbation" or "gradient"
 
     @abstractmethod
-    def product_(self, kept: Sequence[Tensor], *, params: Sequence[Tensor], grads: Sequence[Tensor],
-                 rho: Tensor, inv_grad_scale: Tensor, loss_closure: Optional[LossClosure] = None) -> None:
+    def product_(
+        self,
+        kept: Sequence[Tensor],
+        *,
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        rho: Tensor,
+        inv_grad_scale: Tensor,
+        loss_closure: LossClosure | None = None,
+    ) -> None:
         """Overwrite ``kept`` with ``b``; ``grads`` hold ``g_hat`` and the weights are still perturbed."""
 
 
@@ -76,18 +85,23 @@ class ExactHVP(HessianVectorProduct):
 
     def product_(self, kept, *, params, grads, rho, inv_grad_scale, loss_closure=None):
         if sharding.contains_sharded(params):
-            raise ValueError("lets_hvp='exact' does not work on sharded (FSDP2) parameters: FSDP2 gathers them "
-                             "outside autograd, so no double backward reaches them. Use 'finite_difference'")
+            raise ValueError(
+                "lets_hvp='exact' does not work on sharded (FSDP2) parameters: FSDP2 gathers them "
+                "outside autograd, so no double backward reaches them. Use 'finite_difference'"
+            )
         if loss_closure is None:
-            raise ValueError("lets_hvp='exact' needs loss_closure: a function returning the training loss "
-                             "at the current (perturbed) weights")
+            raise ValueError(
+                "lets_hvp='exact' needs loss_closure: a function returning the training loss "
+                "at the current (perturbed) weights"
+            )
         kept = list(kept)
         with torch.enable_grad():
             loss = loss_closure()
             first = torch.autograd.grad(loss, list(params), create_graph=True, allow_unused=True)
             pairs = [(f, v) for f, v in zip(first, kept) if f is not None]
-            second = torch.autograd.grad([f for f, _ in pairs], list(params), grad_outputs=[v for _, v in pairs],
-                                         allow_unused=True)
+            second = torch.autograd.grad(
+                [f for f, _ in pairs], list(params), grad_outputs=[v for _, v in pairs], allow_unused=True
+            )
         products = [torch.zeros_like(v) if s is None else s for s, v in zip(second, kept)]
         foreach.copy_(kept, products)
         torch._foreach_div_(kept, rho.to(kept[0].dtype))

@@ -31,10 +31,11 @@ Cheaper hyper steps (options; the defaults are the paper's rule):
 The descent step (``descent``): the paper differentiates an SGD step (``sgd``); ``adam`` follows
 Adam's / AdamW's step instead (:mod:`lets_hf.radius.descent`).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,8 +56,10 @@ def _state_scalar(key: str, value: Any) -> float:
     """A checkpointed scalar of rho's state: a finite 0-dim floating-point tensor, or a finite number."""
     if isinstance(value, Tensor):
         if value.dim() != 0 or not value.is_floating_point():
-            raise ValueError(f"LETSRadius state {key!r} must be a 0-dim floating-point tensor, got shape "
-                             f"{tuple(value.shape)} and dtype {value.dtype}")
+            raise ValueError(
+                f"LETSRadius state {key!r} must be a 0-dim floating-point tensor, got shape "
+                f"{tuple(value.shape)} and dtype {value.dtype}"
+            )
         value = value.item()
     return number(f"LETSRadius state {key!r}", value)
 
@@ -66,24 +69,62 @@ class LETSRadius(LearnedRadius):
 
     name, paper = "lets", "Wang et al., ECCV 2024"
     options = (
-        RHO, RHO_MIN, Option("rho_max", float, "Upper clamp of the learned radius"), *PRESET_OPTIONS,
-        Option("lets_hvp", str, "How b = H d is formed: diag (the paper's), finite_difference, exact; default: the "
-                                "preset's", arg="hvp", choices=tuple(sorted(HVP_MODES)), default=None),
-        Option("lets_objective", str, "Upper objective: gap2 (the paper's, 1/2 gap^2), gap, val (Table 6); default: "
-                                      "the preset's", arg="objective", choices=tuple(sorted(OBJECTIVES)), default=None),
-        Option("lets_descent", str, "The descent step the hypergradient differentiates: sgd (the paper's theta - eta "
-                                    "g_hat) or adam (through Adam/AdamW's step; needs an Adam-family base optimizer)",
-               arg="descent", choices=tuple(sorted(DESCENT_FORMS)), paper="adam: ours"),
+        RHO,
+        RHO_MIN,
+        Option("rho_max", float, "Upper clamp of the learned radius"),
+        *PRESET_OPTIONS,
+        Option(
+            "lets_hvp",
+            str,
+            "How b = H d is formed: diag (the paper's), finite_difference, exact; default: the preset's",
+            arg="hvp",
+            choices=tuple(sorted(HVP_MODES)),
+            default=None,
+        ),
+        Option(
+            "lets_objective",
+            str,
+            "Upper objective: gap2 (the paper's, 1/2 gap^2), gap, val (Table 6); default: the preset's",
+            arg="objective",
+            choices=tuple(sorted(OBJECTIVES)),
+            default=None,
+        ),
+        Option(
+            "lets_descent",
+            str,
+            "The descent step the hypergradient differentiates: sgd (the paper's theta - eta "
+            "g_hat) or adam (through Adam/AdamW's step; needs an Adam-family base optimizer)",
+            arg="descent",
+            choices=tuple(sorted(DESCENT_FORMS)),
+            paper="adam: ours",
+        ),
         Option("lets_interval", int, "A hyper step after every k-th optimizer step", arg="interval", paper="ours"),
-        Option("lets_train_term", str, "Training term at theta_{t+1}: its own pass (same, the paper's) or the next "
-                                       "step's ascent pass (next: one pass less)", arg="train_term",
-               choices=TRAIN_TERMS, paper="next: ours"),
+        Option(
+            "lets_train_term",
+            str,
+            "Training term at theta_{t+1}: its own pass (same, the paper's) or the next "
+            "step's ascent pass (next: one pass less)",
+            arg="train_term",
+            choices=TRAIN_TERMS,
+            paper="next: ours",
+        ),
     )
 
-    def __init__(self, rho: float = 0.05, lr: float = 1e-4, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 0.0, lr_decay: float = 1.0, rho_min: float = 1e-4, rho_max: float = 5.0,
-                 hvp: str = "diag", objective: str = "gap2", interval: int = 1, train_term: str = "same",
-                 descent: str = "sgd"):
+    def __init__(
+        self,
+        rho: float = 0.05,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 0.0,
+        lr_decay: float = 1.0,
+        rho_min: float = 1e-4,
+        rho_max: float = 5.0,
+        hvp: str = "diag",
+        objective: str = "gap2",
+        interval: int = 1,
+        train_term: str = "same",
+        descent: str = "sgd",
+    ):
         rho = check_radius("rho", rho)
         self.lr = positive("rho_lr", lr)
         self.rho_min = check_radius("rho_min", rho_min)
@@ -95,27 +136,30 @@ class LETSRadius(LearnedRadius):
         self.lr_decay = number("rho_lr_decay", lr_decay, "in (0, 1] (a factor per update)", lambda x: 0 < x <= 1)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise ValueError(f"betas (rho's Adam) must be two numbers in [0, 1), got {betas!r}")
-        self.betas = tuple(number(f"betas[{i}] (rho's Adam)", b, "a number in [0, 1)", lambda x: 0 <= x < 1)
-                           for i, b in enumerate(betas))
+        self.betas = tuple(
+            number(f"betas[{i}] (rho's Adam)", b, "a number in [0, 1)", lambda x: 0 <= x < 1)
+            for i, b in enumerate(betas)
+        )
         self.eps = non_negative("eps (rho's Adam)", eps)
         self.interval = integer("lets_interval", interval, 1)
         self.train_term = choice("lets_train_term", train_term, TRAIN_TERMS)
         self.hvp = get_hvp(hvp)
         self.descent = get_descent(descent)
         self.objective = get_objective(objective)
-        self._state = {"log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
-                       "exp_avg": torch.zeros((), dtype=torch.float64),
-                       "exp_avg_sq": torch.zeros((), dtype=torch.float64),
-                       "updates": torch.zeros((), dtype=torch.float64)}
+        self._state = {
+            "log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
+            "exp_avg": torch.zeros((), dtype=torch.float64),
+            "exp_avg_sq": torch.zeros((), dtype=torch.float64),
+            "updates": torch.zeros((), dtype=torch.float64),
+        }
 
     @classmethod
-    def from_options(cls, preset: str = DEFAULT_PRESET, total_steps: Optional[int] = None,
-                     **overrides: Any) -> "LETSRadius":
+    def from_options(cls, preset: str = DEFAULT_PRESET, total_steps: int | None = None, **overrides: Any) -> LETSRadius:
         """The controller of ``preset`` with ``overrides`` (:func:`~lets_hf.radius.presets.radius_settings`);
         ``total_steps`` (the run's optimizer steps) feeds the horizon-aware rate."""
         return cls(**radius_settings(preset, total_steps=total_steps, **overrides))
 
-    def _on(self, device: torch.device) -> Dict[str, Tensor]:
+    def _on(self, device: torch.device) -> dict[str, Tensor]:
         dtype = state_dtype(device)
         if self._state["log_rho"].device != device or self._state["log_rho"].dtype != dtype:
             self._state = {k: v.to(device=device, dtype=dtype) for k, v in self._state.items()}
@@ -152,20 +196,22 @@ class LETSRadius(LearnedRadius):
         """
         updates = total_steps // self.interval
         decay = self.lr_decay
-        travel = self.lr * (updates if decay == 1 else (1 - decay ** updates) / (1 - decay))
+        travel = self.lr * (updates if decay == 1 else (1 - decay**updates) / (1 - decay))
         return math.exp(travel)
 
-    def stuck_warning(self, total_steps: int, threshold: float = 1.1) -> Optional[str]:
+    def stuck_warning(self, total_steps: int, threshold: float = 1.1) -> str | None:
         """A message when ``rho`` cannot change by more than ``threshold`` over the run (see :meth:`reach`)."""
         factor = self.reach(total_steps)
         if factor >= threshold:
             return None
         updates = max(total_steps // self.interval, 1)
-        return (f"the learned radius can change by at most a factor {factor:.3f} over this run ({updates} hyper "
-                f"updates at rho_lr {self.lr:g}, decay {self.lr_decay:g}): it will stay near rho_0 = {self.rho:g}, "
-                f"which makes LETS-SAM SAM at rho_0. Raise rho_lr to about {math.log(10) / updates:.2g} (a factor "
-                f"10 over the run), or set rho_travel (e.g. --lets_preset robust) so that the rate follows the "
-                f"run's length")
+        return (
+            f"the learned radius can change by at most a factor {factor:.3f} over this run ({updates} hyper "
+            f"updates at rho_lr {self.lr:g}, decay {self.lr_decay:g}): it will stay near rho_0 = {self.rho:g}, "
+            f"which makes LETS-SAM SAM at rho_0. Raise rho_lr to about {math.log(10) / updates:.2g} (a factor "
+            f"10 over the run), or set rho_travel (e.g. --lets_preset robust) so that the rate follows the "
+            f"run's length"
+        )
 
     def update(self, hypergradient: Tensor) -> None:
         """One Adam step on ``log rho`` with gradient ``hypergradient * rho``; skipped if not finite."""
@@ -178,19 +224,20 @@ class LETSRadius(LearnedRadius):
         exp_avg = beta1 * s["exp_avg"] + (1 - beta1) * grad
         exp_avg_sq = beta2 * s["exp_avg_sq"] + (1 - beta2) * grad * grad
         updates = s["updates"] + 1
-        m_hat = exp_avg / (1 - beta1 ** updates)
-        denom = (exp_avg_sq / (1 - beta2 ** updates)).sqrt() + self.eps
-        step = torch.where(denom > 0, m_hat / torch.where(denom > 0, denom, torch.ones_like(denom)),
-                           torch.zeros_like(denom))
+        m_hat = exp_avg / (1 - beta1**updates)
+        denom = (exp_avg_sq / (1 - beta2**updates)).sqrt() + self.eps
+        step = torch.where(
+            denom > 0, m_hat / torch.where(denom > 0, denom, torch.ones_like(denom)), torch.zeros_like(denom)
+        )
         lr = self.lr * self.lr_decay ** s["updates"]
         log_rho = (s["log_rho"] - lr * step).clamp(math.log(self.rho_min), math.log(self.rho_max))
         new = {"log_rho": log_rho, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "updates": updates}
         self._state = {k: torch.where(finite, new[k], s[k]) for k in _STATE_KEYS}
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self._state.items()}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the state after checking it (one host read at load time): exactly the keys of
         :meth:`state_dict`, each a finite 0-dim floating-point tensor (or a number), ``log_rho`` in
         ``[log rho_min, log rho_max]``, ``exp_avg_sq`` >= 0 and ``updates`` a whole number >= 0."""
@@ -200,9 +247,11 @@ class LETSRadius(LearnedRadius):
         slack = 1e-6 * max(1.0, abs(low), abs(high))  # a state clamped in float32 (MPS) may sit one ulp outside
         log_rho = values["log_rho"]
         if not low - slack <= log_rho <= high + slack:
-            raise ValueError(f"LETSRadius state 'log_rho' = {log_rho!r} (rho = {math.exp(log_rho):.4g}) is outside "
-                             f"[log rho_min, log rho_max] = [{low:.4g}, {high:.4g}] (rho in [{self.rho_min}, "
-                             f"{self.rho_max}]): a corrupted checkpoint, or one saved with another range")
+            raise ValueError(
+                f"LETSRadius state 'log_rho' = {log_rho!r} (rho = {math.exp(log_rho):.4g}) is outside "
+                f"[log rho_min, log rho_max] = [{low:.4g}, {high:.4g}] (rho in [{self.rho_min}, "
+                f"{self.rho_max}]): a corrupted checkpoint, or one saved with another range"
+            )
         if values["exp_avg_sq"] < 0:
             raise ValueError(f"LETSRadius state 'exp_avg_sq' must be >= 0, got {values['exp_avg_sq']!r}")
         if values["updates"] < 0 or values["updates"] != int(values["updates"]):
@@ -211,6 +260,8 @@ class LETSRadius(LearnedRadius):
         self._state = {k: torch.tensor(values[k], dtype=reference.dtype, device=reference.device) for k in _STATE_KEYS}
 
     def __repr__(self) -> str:
-        return (f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
-                f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
-                f"train_term={self.train_term!r}, descent={self.descent.name!r})")
+        return (
+            f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
+            f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
+            f"train_term={self.train_term!r}, descent={self.descent.name!r})"
+        )

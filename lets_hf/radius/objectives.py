@@ -15,10 +15,11 @@ val    ``l_v``                        ``-eta_t <grad l_v, b>``
 ``backward`` accumulates ``a``, the gradient of ``l_v - l_r`` (``l_v`` for ``val``), into ``.grad``;
 ``factor`` multiplies ``<a, b>``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from torch import Tensor
 
@@ -31,8 +32,9 @@ class UpperObjective:
     needs_train_loss: bool
     squares_gap: bool
 
-    def backward(self, val_loss: Tensor, train_losses: Iterable[Tensor] = (),
-                 scale: Optional[Tensor] = None) -> Optional[Tensor]:
+    def backward(
+        self, val_loss: Tensor, train_losses: Iterable[Tensor] = (), scale: Tensor | None = None
+    ) -> Tensor | None:
         """Accumulate ``a = grad(l_v - l_r)`` (``grad l_v`` for ``val``) into ``.grad``, one term at a time.
 
         ``l_r`` is the sum of ``train_losses`` (the parts of the training batch, e.g. its

@@ -9,10 +9,11 @@ each script's, see :data:`PRESETS`), and every value a preset sets can be overri
 ``rho_decay_total`` is horizon-aware too: the rate falls geometrically to that fraction of itself at
 the run's last hyper update, whatever the run's length.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..options import Option
 
@@ -21,16 +22,17 @@ from ..options import Option
 class Preset:
     """Settings of the learned radius, and where their numbers come from."""
 
-    settings: Dict[str, Any]
+    settings: dict[str, Any]
     source: str
 
 
-PRESETS: Dict[str, Preset] = {
+PRESETS: dict[str, Preset] = {
     "paper": Preset(
         {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-4, "rho_lr_decay": 1.0},
         "The rule of Wang et al. (ECCV 2024, Algorithm 1): the gap2 objective, the diag Hessian approximation, "
         "rho's Adam learning rate 1e-4 (Table 10; the smallest of Table 11's GLUE grid), no decay. "
-        "The default of LETSArguments and glue/run_glue.py."),
+        "The default of LETSArguments and glue/run_glue.py.",
+    ),
     "robust": Preset(
         {"hvp": "finite_difference", "objective": "val", "rho_travel": 24.0, "rho_decay_total": 0.1},
         "Ours: the setting that learned one radius from every starting point in this project's measurements "
@@ -39,30 +41,48 @@ PRESETS: Dict[str, Preset] = {
         "(finite_difference), which tracks the exact product; a rate set by the run's length, lr = travel / U for "
         "U hyper updates with travel = 24 (Adam moves log rho about lr per update, so about travel over the run), "
         "decayed geometrically to 0.1 of itself at the last update. No training-loss pass at theta_{t+1}: one "
-        "extra forward+backward per step."),
+        "extra forward+backward per step.",
+    ),
     "paper_vision": Preset(
         {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-4, "rho_decay_total": 0.1},
         "The paper's rule with Table 10's exponential schedule of rho's learning rate (1e-4 at first); the paper "
-        "gives no factor, ours falls to 0.1 of the first rate at the last update. The default of vision/train.py."),
+        "gives no factor, ours falls to 0.1 of the first rate at the last update. The default of vision/train.py.",
+    ),
     "paper_iwslt": Preset(
         {"hvp": "diag", "objective": "gap2", "rho_lr": 1e-5, "rho_decay_total": 0.1},
         "The paper's rule with its IWSLT'14 rate (rho's Adam learning rate 1e-5, the paper's translation setup), "
         "decayed exponentially; the paper gives no factor, ours falls to 0.1 of the first rate at the last update. The "
-        "default of translation/run_translation.py."),
+        "default of translation/run_translation.py.",
+    ),
 }
 DEFAULT_PRESET = "paper"
 
 # The options a preset fills in: declared here, owned by the learned radius (``LETSRadius.options``).
 PRESET_OPTIONS = (
-    Option("lets_preset", str, "Named settings of the learned radius (lets_hf/radius/presets.py), each overridable "
-                               "by the options below", arg="preset", choices=tuple(PRESETS),
-           paper="paper: Wang et al., ECCV 2024; the others: their docstrings"),
+    Option(
+        "lets_preset",
+        str,
+        "Named settings of the learned radius (lets_hf/radius/presets.py), each overridable by the options below",
+        arg="preset",
+        choices=tuple(PRESETS),
+        paper="paper: Wang et al., ECCV 2024; the others: their docstrings",
+    ),
     Option("rho_lr", float, "Adam learning rate of log(rho); default: the preset's", default=None),
     Option("rho_lr_decay", float, "Factor applied to rho_lr after each update; default: the preset's", default=None),
-    Option("rho_travel", float, "Horizon-aware rho_lr = rho_travel / (number of hyper updates of the run)",
-           default=None, paper="ours"),
-    Option("rho_decay_total", float, "Horizon-aware decay: rho_lr falls geometrically to this fraction at the last "
-                                     "update", default=None, paper="ours"),
+    Option(
+        "rho_travel",
+        float,
+        "Horizon-aware rho_lr = rho_travel / (number of hyper updates of the run)",
+        default=None,
+        paper="ours",
+    ),
+    Option(
+        "rho_decay_total",
+        float,
+        "Horizon-aware decay: rho_lr falls geometrically to this fraction at the last update",
+        default=None,
+        paper="ours",
+    ),
 )
 
 
@@ -80,8 +100,9 @@ def decay_per_update(decay_total: float, total_updates: int) -> float:
     return decay_total ** (1.0 / (total_updates - 1)) if total_updates > 1 else 1.0
 
 
-def radius_settings(preset: str = DEFAULT_PRESET, total_steps: Optional[int] = None, interval: int = 1,
-                    **overrides: Any) -> Dict[str, Any]:
+def radius_settings(
+    preset: str = DEFAULT_PRESET, total_steps: int | None = None, interval: int = 1, **overrides: Any
+) -> dict[str, Any]:
     """``LETSRadius`` keyword arguments for ``preset`` with ``overrides`` (None means "the preset's").
 
     ``overrides`` take ``hvp``, ``objective``, ``rho_lr``, ``rho_lr_decay``, ``rho_travel``,

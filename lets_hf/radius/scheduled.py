@@ -3,6 +3,7 @@
 
 A schedule of the radius is a controller of its own, so it combines with every perturbation rule.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,8 +1,8 @@
 """Fixtures for the GLUE tests: the real GLUE files, a tiny DeBERTa."""
+
 import pathlib
 
 import pytest
-
 from glue_helpers import GLUE_DATA, build_tiny_deberta
 
 
@@ -16,5 +16,6 @@ def glue_data() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def tiny_deberta(tmp_path_factory, glue_data) -> str:
     """A tiny DeBERTa folder whose vocabulary comes from real MRPC and STS-B text."""
-    return build_tiny_deberta(tmp_path_factory.mktemp("tiny-deberta"),
-                              [glue_data / "MRPC" / "train.tsv", glue_data / "STS-B" / "train.tsv"])
+    return build_tiny_deberta(
+        tmp_path_factory.mktemp("tiny-deberta"), [glue_data / "MRPC" / "train.tsv", glue_data / "STS-B" / "train.tsv"]
+    )

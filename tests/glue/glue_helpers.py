@@ -1,4 +1,5 @@
 """Helpers of the GLUE tests: a tiny DeBERTa built offline, and run_glue.py in a subprocess."""
+
 import os
 import pathlib
 import subprocess
@@ -31,21 +32,43 @@ def build_tiny_deberta(folder, text_files) -> str:
     backend.train_from_iterator(texts_of(text_files), trainer)
     cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
-                                        cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = DebertaV2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=37, max_position_embeddings=128, pad_token_id=0)
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     DebertaV2Model(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 
 
-def run_script(args, *, launcher=(sys.executable,), timeout: float = 120,
-               extra_env=None) -> subprocess.CompletedProcess:
+def run_script(
+    args, *, launcher=(sys.executable,), timeout: float = 120, extra_env=None
+) -> subprocess.CompletedProcess:
     """Run ``glue/run_glue.py`` in a subprocess (one thread, offline) and return the finished process."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(ROOT), **(extra_env or {})}
-    return subprocess.run([*launcher, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        [*launcher, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
+    )

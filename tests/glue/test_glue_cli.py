@@ -1,4 +1,5 @@
 """run_glue.py's arguments (presets as overridable defaults) and its messages for bad input, in-process."""
+
 import time
 
 import pytest
@@ -24,8 +25,9 @@ def test_no_arguments_is_a_complete_command():
 
 
 def test_flags_override_the_preset():
-    _, data, training = parse_arguments(["--task_name", "RTE", "--optim", "lets_asam", "--rho", "0.2",
-                                         "--adam_epsilon", "1e-7", "--seed", "3"])
+    _, data, training = parse_arguments(
+        ["--task_name", "RTE", "--optim", "lets_asam", "--rho", "0.2", "--adam_epsilon", "1e-7", "--seed", "3"]
+    )
     assert data.task_name == "rte" and training.output_dir == "runs/glue/rte/lets_asam-seed3"
     assert (training.rho, training.adam_epsilon, training.per_device_train_batch_size) == (0.2, 1e-7, 16)
     _, _, stock = parse_arguments(["--glue_preset", "none", "--optim", "sam"])
@@ -78,8 +80,10 @@ def test_unreachable_hub_stops_within_seconds(capsys, monkeypatch, tmp_path):
 
 def test_offline_without_cache(capsys, monkeypatch, tmp_path, glue_data):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    message = error_of(capsys, ["--data_dir", str(glue_data), "--output_dir", str(tmp_path / "o"),
-                                "--cache_dir", str(tmp_path / "cache")])
+    message = error_of(
+        capsys,
+        ["--data_dir", str(glue_data), "--output_dir", str(tmp_path / "o"), "--cache_dir", str(tmp_path / "cache")],
+    )
     assert "could not load model 'microsoft/deberta-base'" in message and "--data_dir" in message
 
 
@@ -88,8 +92,16 @@ def test_bad_data_is_reported_before_training(capsys, tmp_path, tiny_deberta):
     folder.mkdir(parents=True)
     (folder / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tc\td\tyes\n")
     (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
-    common = ["--task_name", "rte", "--data_dir", str(tmp_path / "glue"), "--model_name_or_path", tiny_deberta,
-              "--output_dir", str(tmp_path / "out")]
+    common = [
+        "--task_name",
+        "rte",
+        "--data_dir",
+        str(tmp_path / "glue"),
+        "--model_name_or_path",
+        tiny_deberta,
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     assert "train.tsv, data row 2: label 'yes' is not one of rte's labels" in error_of(capsys, common)
     (folder / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
     (folder / "dev.tsv").unlink()
@@ -104,16 +116,46 @@ def test_finished_run_is_not_overwritten(capsys, tmp_path):
 
 
 def test_conflicting_lets_validation_sources(capsys, tmp_path):
-    message = error_of(capsys, ["--optim", "lets_sam", "--lets_val_split_fraction", "0.1",
-                                "--lets_val_source", "eval", "--output_dir", str(tmp_path)])
+    message = error_of(
+        capsys,
+        [
+            "--optim",
+            "lets_sam",
+            "--lets_val_split_fraction",
+            "0.1",
+            "--lets_val_source",
+            "eval",
+            "--output_dir",
+            str(tmp_path),
+        ],
+    )
     assert "exclude each other" in message
 
 
 def test_too_small_held_out_split(capsys, tmp_path, tiny_deberta, glue_data):
-    message = error_of(capsys, ["--task_name", "rte", "--data_dir", str(glue_data), "--model_name_or_path",
-                                tiny_deberta, "--optim", "lets_sam", "--max_train_samples", "40",
-                                "--lets_val_split_fraction", "0.1", "--per_device_train_batch_size", "8",
-                                "--output_dir", str(tmp_path / "o"), "--use_cpu", "true"])
+    message = error_of(
+        capsys,
+        [
+            "--task_name",
+            "rte",
+            "--data_dir",
+            str(glue_data),
+            "--model_name_or_path",
+            tiny_deberta,
+            "--optim",
+            "lets_sam",
+            "--max_train_samples",
+            "40",
+            "--lets_val_split_fraction",
+            "0.1",
+            "--per_device_train_batch_size",
+            "8",
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--use_cpu",
+            "true",
+        ],
+    )
     assert "the LETS validation dataset has 4 examples, fewer than one batch of 8" in message
 
 

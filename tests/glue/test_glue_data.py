@@ -1,4 +1,5 @@
 """Reading GLUE: the real local files give the documented row counts; bad files give clear errors."""
+
 import pytest
 
 from glue.data import hold_out, load_files, load_glue, load_tsv, read_tsv_split
@@ -72,8 +73,10 @@ def test_labels_outside_the_label_set(tmp_path):
 def test_short_row_is_an_error_except_for_qqp(tmp_path):
     text = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t2\t3\tq a\tq b\t1\n2\t4\t5\tbroken\n"
     with pytest.raises(GlueInputError, match="row 2: expected at least 4"):
-        read_tsv_split(get_task("rte"), str(write(tmp_path / "r.tsv", "index\tsentence1\tsentence2\tlabel\n"
-                                                                         "0\ta\tb\tentailment\n1\ta\n")))
+        read_tsv_split(
+            get_task("rte"),
+            str(write(tmp_path / "r.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\n")),
+        )
     assert len(read_tsv_split(get_task("qqp"), str(write(tmp_path / "q.tsv", text)))) == 1
 
 
@@ -104,8 +107,20 @@ def test_hub_without_network_or_cache_says_how_to_run_offline(monkeypatch, tmp_p
         load_glue(get_task("rte"), cache_dir=str(tmp_path))
 
 
-MNLI_TRAIN = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-              "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label")
+MNLI_TRAIN = (
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "gold_label",
+)
 MNLI_DEV = MNLI_TRAIN[:-1] + ("label2", "label3", "label4", "label5", "gold_label")
 
 
@@ -122,10 +137,13 @@ def mnli_row(header, premise, hypothesis, label):
 def test_layouts_of_the_tasks_not_shipped_here(tmp_path):
     """QQP, MNLI and QNLI in their original glue_data/ headers (too large to ship; built here)."""
     files = {
-        "QQP/train.tsv": tsv(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
-                             [("0", "1", "2", "How?", "Why?", "0"), ("1", "3", "4", "Who?", "Who is?", "1")]),
-        "QQP/dev.tsv": tsv(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
-                           [("5", "6", "7", "What?", "Which?", "1")]),
+        "QQP/train.tsv": tsv(
+            ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
+            [("0", "1", "2", "How?", "Why?", "0"), ("1", "3", "4", "Who?", "Who is?", "1")],
+        ),
+        "QQP/dev.tsv": tsv(
+            ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), [("5", "6", "7", "What?", "Which?", "1")]
+        ),
         "QNLI/train.tsv": tsv(("index", "question", "sentence", "label"), [("0", "Q?", "S.", "not_entailment")]),
         "QNLI/dev.tsv": tsv(("index", "question", "sentence", "label"), [("0", "Q?", "S.", "entailment")]),
         "MNLI/train.tsv": tsv(MNLI_TRAIN, [mnli_row(MNLI_TRAIN, "P.", "H.", "neutral")]),

@@ -1,4 +1,5 @@
 """glue/evidence.py: the protocol's run list, its order, skipping finished runs and recording results."""
+
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,11 @@ def test_the_protocol_has_26_runs_per_task_with_its_fixed_settings():
     assert len(names) == len(set(names)) == 26
     seeds = {name: name.rsplit("-seed", 1)[1] for name in names}
     assert sorted(n for n, s in seeds.items() if s == "2") == [
-        "erm-seed2", "lets_sam-rho0.05-seed2", "lets_sam_robust-rho0.05-seed2", "sam-rho0.05-seed2"]
+        "erm-seed2",
+        "lets_sam-rho0.05-seed2",
+        "lets_sam_robust-rho0.05-seed2",
+        "sam-rho0.05-seed2",
+    ]
     for out, command in runs:
         assert (flag(command, "--learning_rate"), flag(command, "--num_train_epochs")) == ("1e-4", "1")
         assert flag(command, "--output_dir") == str(out) and flag(command, "--model_name_or_path") == "MODEL"
@@ -31,27 +36,44 @@ def test_the_protocol_has_26_runs_per_task_with_its_fixed_settings():
 
 
 def test_seed_0_of_every_arm_runs_first_arm_by_arm_across_the_tasks():
-    runs = [f"{out.parent.name}/{out.name}" for out, _ in evidence.commands(["cola", "mrpc"], "out", "M", "D",
-                                                                             "robust,core")]
-    assert runs[:5] == ["cola/lets_sam_robust-rho0.01-seed0", "cola/lets_sam_robust-rho0.05-seed0",
-                        "cola/lets_sam_robust-rho0.1-seed0", "cola/lets_sam_robust-rho0.5-seed0",
-                        "mrpc/lets_sam_robust-rho0.01-seed0"]
+    runs = [
+        f"{out.parent.name}/{out.name}"
+        for out, _ in evidence.commands(["cola", "mrpc"], "out", "M", "D", "robust,core")
+    ]
+    assert runs[:5] == [
+        "cola/lets_sam_robust-rho0.01-seed0",
+        "cola/lets_sam_robust-rho0.05-seed0",
+        "cola/lets_sam_robust-rho0.1-seed0",
+        "cola/lets_sam_robust-rho0.5-seed0",
+        "mrpc/lets_sam_robust-rho0.01-seed0",
+    ]
     assert runs[8] == "cola/erm-seed0"
     first_seed1 = next(i for i, run in enumerate(runs) if run.endswith("seed1"))
     assert first_seed1 == 2 * (4 + 9) and all(run.endswith("seed0") for run in runs[:first_seed1])
     assert runs[first_seed1] == "cola/lets_sam_robust-rho0.05-seed1"
     everything = [out.name for out, _ in evidence.commands(["cola"], "out", "M", "D", "all")]
-    assert everything[9:13] == ["lets_sam_robust-rho0.01-seed0", "lets_sam_robust-rho0.05-seed0",
-                                "lets_sam_robust-rho0.1-seed0", "lets_sam_robust-rho0.5-seed0"]
-    assert everything[13:18] == ["asam-seed0", "lets_asam-seed0", "erm-heldout-seed0", "sam-rho0.05-heldout-seed0",
-                                 "lets_sam-rho0.05-heldout-seed0"]
+    assert everything[9:13] == [
+        "lets_sam_robust-rho0.01-seed0",
+        "lets_sam_robust-rho0.05-seed0",
+        "lets_sam_robust-rho0.1-seed0",
+        "lets_sam_robust-rho0.5-seed0",
+    ]
+    assert everything[13:18] == [
+        "asam-seed0",
+        "lets_asam-seed0",
+        "erm-heldout-seed0",
+        "sam-rho0.05-heldout-seed0",
+        "lets_sam-rho0.05-heldout-seed0",
+    ]
 
 
 def test_unknown_arm(capsys):
     with pytest.raises(SystemExit):
         evidence.main(["--task", "cola", "--arms", "core,robst", "--model", "M", "--dry_run"])
-    assert "--arms: unknown arm 'robst'; use all or a comma list of core, robust, asam, heldout, robust_adam" in \
-        capsys.readouterr().err
+    assert (
+        "--arms: unknown arm 'robst'; use all or a comma list of core, robust, asam, heldout, robust_adam"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_follow_up_arm_runs_the_robust_preset_through_adams_step_from_the_grids_ends():
@@ -89,8 +111,21 @@ def test_recorded_runs_are_skipped(tmp_path, capsys):
     record = tmp_path / "record"
     (record / "cola" / "erm-seed0").mkdir(parents=True)
     (record / "cola" / "erm-seed0" / "glue_results.json").write_text("{}")
-    evidence.main(["--task", "cola", "--arms", "core", "--dry_run", "--model", "M", "--record_dir", str(record),
-                   "--output_dir", str(tmp_path / "runs")])
+    evidence.main(
+        [
+            "--task",
+            "cola",
+            "--arms",
+            "core",
+            "--dry_run",
+            "--model",
+            "M",
+            "--record_dir",
+            str(record),
+            "--output_dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 14 and not any("erm-seed0" in line for line in printed)  # 15 core runs, one recorded
 
@@ -107,10 +142,13 @@ def test_runs_finished_earlier_are_recorded_at_start_up(tmp_path, capsys):
         out.mkdir(parents=True)
         for name in ("glue_results.json", "trainer_state.json", "run.log"):
             (out / name).write_text(out.name)
-    evidence.main(["--task", "cola", "--arms", "heldout", "--model", "M", "--record_dir", str(record),
-                   "--output_dir", str(runs)])
+    evidence.main(
+        ["--task", "cola", "--arms", "heldout", "--model", "M", "--record_dir", str(record), "--output_dir", str(runs)]
+    )
     assert capsys.readouterr().out == ""  # nothing left to run
     recorded = sorted(str(path.relative_to(record)) for path in record.rglob("*") if path.is_file())
-    assert recorded == [f"cola/{run}-seed0/{name}" for run in ("erm-heldout", "lets_sam-rho0.05-heldout",
-                                                                 "sam-rho0.05-heldout")
-                        for name in ("glue_results.json", "trainer_state.json")]
+    assert recorded == [
+        f"cola/{run}-seed0/{name}"
+        for run in ("erm-heldout", "lets_sam-rho0.05-heldout", "sam-rho0.05-heldout")
+        for name in ("glue_results.json", "trainer_state.json")
+    ]

@@ -1,4 +1,5 @@
 """Label noise on GLUE training data, and the noisy text benchmark's protocol."""
+
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
@@ -9,8 +10,9 @@ from glue.noisy_benchmark import LETS_STARTS, SAM_GRID, arm_runs, label_of, pars
 
 def _dataset(n: int = 200) -> Dataset:
     features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    return Dataset.from_dict({"sentence": [f"s{i}" for i in range(n)], "label": [i % 2 for i in range(n)]},
-                             features=features)
+    return Dataset.from_dict(
+        {"sentence": [f"s{i}" for i in range(n)], "label": [i % 2 for i in range(n)]}, features=features
+    )
 
 
 def test_noise_flips_exactly_the_rate_and_keeps_the_rows():
@@ -19,7 +21,7 @@ def test_noise_flips_exactly_the_rate_and_keeps_the_rows():
     flipped = sum(a != b for a, b in zip(clean["label"], noisy["label"]))
     assert flipped == 60 and noisy["sentence"] == clean["sentence"]
     assert noisy.features["label"] == clean.features["label"]
-    assert with_label_noise(clean, 0.3, seed=0)["label"] == noisy["label"]   # the data seed alone decides
+    assert with_label_noise(clean, 0.3, seed=0)["label"] == noisy["label"]  # the data seed alone decides
     assert with_label_noise(clean, 0.3, seed=1)["label"] != noisy["label"]
     assert with_label_noise(clean, 0.0, seed=0)["label"] == clean["label"]
 
@@ -45,15 +47,20 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
     assert label_of("lets_sam_paper-rho0.05") == "LETS-SAM paper (rho_0=0.05)"
     assert label_of("sam-rho0.05-heldout") == "SAM (rho=0.05) on 90%"
     held_out = arm_runs("grid_heldout")
-    assert [name for name, _ in held_out] == ["erm-heldout", "sam-rho0.02-heldout", "sam-rho0.05-heldout",
-                                              "sam-rho0.1-heldout"]
+    assert [name for name, _ in held_out] == [
+        "erm-heldout",
+        "sam-rho0.02-heldout",
+        "sam-rho0.05-heldout",
+        "sam-rho0.1-heldout",
+    ]
     assert all(flags[-2:] == ["--lets_val_split_fraction", "0.1"] for _, flags in held_out)
     with pytest.raises(SystemExit):
         parse(["--arms", "grid,bogus"])
 
 
-@pytest.mark.parametrize("arm", ["grid", "grid_heldout", "paper", "robust_adam", "robust_adam_i4",
-                                 "robust_adam_i4_heldout"])
+@pytest.mark.parametrize(
+    "arm", ["grid", "grid_heldout", "paper", "robust_adam", "robust_adam_i4", "robust_adam_i4_heldout"]
+)
 def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
     """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""
     from glue.noisy_benchmark import fixed_settings
@@ -61,5 +68,6 @@ def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
 
     for _, flags in arm_runs(arm):
         _, data_args, training_args = parse_arguments(
-            [*fixed_settings("sst2", 100, 0.3, 1), *flags, "--output_dir", str(tmp_path)])
+            [*fixed_settings("sst2", 100, 0.3, 1), *flags, "--output_dir", str(tmp_path)]
+        )
         assert data_args.train_label_noise == 0.3 and training_args.train_sampling_strategy == "group_by_length"

@@ -1,14 +1,15 @@
 """run_glue.py's --seed from the command line: the same command gives the same run, bit for bit, and a run
 killed (SIGKILL) right after a checkpoint and started again with the same command ends as the uninterrupted run."""
+
 import hashlib
 import json
 import os
 import sys
 
 import pytest
+from glue_helpers import ROOT, run_script
 from safetensors.torch import load_file
 
-from glue_helpers import ROOT, run_script
 from glue.results import RESULTS_FILE
 
 KILLER = ROOT / "tests" / "sigkill_after.py"
@@ -18,11 +19,45 @@ WALL_TIME_METRICS = ("_runtime", "_per_second")
 def run_args(data, model, output_dir, *extra):
     """LETS-SAM on 64 MRPC rows, 6 steps of 8 with dropout, a checkpoint every 2 steps, rho's rate large enough
     to move it."""
-    return ["--task_name", "mrpc", "--data_dir", data, "--model_name_or_path", model, "--optim", "lets_sam",
-            "--output_dir", output_dir, "--max_train_samples", 64, "--max_eval_samples", 32, "--max_seq_length", 64,
-            "--per_device_train_batch_size", 8, "--per_device_eval_batch_size", 32, "--max_steps", 6,
-            "--logging_steps", 1, "--learning_rate", 1e-3, "--rho_lr", 0.05, "--save_steps", 2,
-            "--save_total_limit", 3, "--use_cpu", "true", "--disable_tqdm", "true", *extra]
+    return [
+        "--task_name",
+        "mrpc",
+        "--data_dir",
+        data,
+        "--model_name_or_path",
+        model,
+        "--optim",
+        "lets_sam",
+        "--output_dir",
+        output_dir,
+        "--max_train_samples",
+        64,
+        "--max_eval_samples",
+        32,
+        "--max_seq_length",
+        64,
+        "--per_device_train_batch_size",
+        8,
+        "--per_device_eval_batch_size",
+        32,
+        "--max_steps",
+        6,
+        "--logging_steps",
+        1,
+        "--learning_rate",
+        1e-3,
+        "--rho_lr",
+        0.05,
+        "--save_steps",
+        2,
+        "--save_total_limit",
+        3,
+        "--use_cpu",
+        "true",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
 
 
 def outcome(output_dir):
@@ -63,8 +98,9 @@ def resumed(tmp_path_factory, glue_data, tiny_deberta):
     """The same command killed right after checkpoint-4 of 6 steps, then run again: it resumes there."""
     output_dir = str(tmp_path_factory.mktemp("resumed"))
     args = run_args(str(glue_data), tiny_deberta, output_dir)
-    killed = run_script(args, launcher=(sys.executable, str(KILLER), "transformers.trainer:Trainer._save_checkpoint",
-                                        "2"))
+    killed = run_script(
+        args, launcher=(sys.executable, str(KILLER), "transformers.trainer:Trainer._save_checkpoint", "2")
+    )
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert sorted(os.listdir(output_dir)) == ["checkpoint-2", "checkpoint-4"]
     again = run_script(args)

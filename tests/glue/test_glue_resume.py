@@ -1,4 +1,5 @@
 """A GLUE run killed after a checkpoint and resumed leaves the records of the uninterrupted run (times apart)."""
+
 import json
 import shutil
 import time
@@ -7,18 +8,61 @@ from glue.results import RESULTS_FILE, WALL_TIME_FILE
 from glue.run_glue import run
 
 STEPS, SAVE_EVERY, LOG_EVERY = 16, 8, 2
-TIMES = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "eval_runtime",
-         "eval_samples_per_second", "eval_steps_per_second")
+TIMES = (
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+)
 
 
 def _args(data, model, output_dir):
-    return ["--task_name", "mrpc", "--data_dir", str(data), "--model_name_or_path", model, "--optim", "lets_sam",
-            "--output_dir", str(output_dir), "--max_train_samples", 96, "--max_eval_samples", 32,
-            "--max_seq_length", 48, "--per_device_train_batch_size", 8, "--per_device_eval_batch_size", 32,
-            "--max_steps", STEPS, "--logging_steps", LOG_EVERY, "--learning_rate", 1e-3, "--rho_lr", 0.05,
-            "--save_strategy", "steps", "--save_steps", SAVE_EVERY, "--save_total_limit", 2,
-            "--save_final_model", "false",
-            "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true"]
+    return [
+        "--task_name",
+        "mrpc",
+        "--data_dir",
+        str(data),
+        "--model_name_or_path",
+        model,
+        "--optim",
+        "lets_sam",
+        "--output_dir",
+        str(output_dir),
+        "--max_train_samples",
+        96,
+        "--max_eval_samples",
+        32,
+        "--max_seq_length",
+        48,
+        "--per_device_train_batch_size",
+        8,
+        "--per_device_eval_batch_size",
+        32,
+        "--max_steps",
+        STEPS,
+        "--logging_steps",
+        LOG_EVERY,
+        "--learning_rate",
+        1e-3,
+        "--rho_lr",
+        0.05,
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        SAVE_EVERY,
+        "--save_total_limit",
+        2,
+        "--save_final_model",
+        "false",
+        "--use_cpu",
+        "true",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+    ]
 
 
 def _without_times(results):

@@ -1,13 +1,14 @@
 """run_glue.py end to end from the command line: real GLUE files, a tiny DeBERTa, a few dozen LETS steps."""
+
 import json
 import math
 import os
 import sys
 
 import pytest
-
 from glue_helpers import run_script
 from lets_testing import free_port
+
 from glue.results import PLOT_FILE, RESULTS_FILE
 
 STEPS, LOG_EVERY = 24, 4
@@ -15,11 +16,42 @@ STEPS, LOG_EVERY = 24, 4
 
 def small_run_args(task, optim, data, model, output_dir, batch=8):
     """A short run: 192 training rows, 96 dev rows, rho's learning rate large enough to move it visibly."""
-    return ["--task_name", task, "--data_dir", data, "--model_name_or_path", model, "--optim", optim,
-            "--output_dir", output_dir, "--max_train_samples", 192, "--max_eval_samples", 96,
-            "--max_seq_length", 64, "--per_device_train_batch_size", batch, "--per_device_eval_batch_size", 32,
-            "--max_steps", STEPS, "--logging_steps", LOG_EVERY, "--learning_rate", 1e-3, "--rho_lr", 0.05,
-            "--save_strategy", "no", "--save_final_model", "false", "--use_cpu", "true"]
+    return [
+        "--task_name",
+        task,
+        "--data_dir",
+        data,
+        "--model_name_or_path",
+        model,
+        "--optim",
+        optim,
+        "--output_dir",
+        output_dir,
+        "--max_train_samples",
+        192,
+        "--max_eval_samples",
+        96,
+        "--max_seq_length",
+        64,
+        "--per_device_train_batch_size",
+        batch,
+        "--per_device_eval_batch_size",
+        32,
+        "--max_steps",
+        STEPS,
+        "--logging_steps",
+        LOG_EVERY,
+        "--learning_rate",
+        1e-3,
+        "--rho_lr",
+        0.05,
+        "--save_strategy",
+        "no",
+        "--save_final_model",
+        "false",
+        "--use_cpu",
+        "true",
+    ]
 
 
 def finished_run(process, output_dir):
@@ -58,10 +90,23 @@ def test_mrpc_with_lets_sam(tmp_path, data, tiny_deberta):
 
 def test_stsb_with_lets_asam_under_accelerate(tmp_path, data, tiny_deberta):
     output_dir = str(tmp_path / "stsb")
-    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no")
-    process = run_script(small_run_args("stsb", "lets_asam", data, tiny_deberta, output_dir) +
-                         ["--lets_val_split_fraction", 0.25], launcher=launcher)
+    launcher = (
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    )
+    process = run_script(
+        small_run_args("stsb", "lets_asam", data, tiny_deberta, output_dir) + ["--lets_val_split_fraction", 0.25],
+        launcher=launcher,
+    )
     results = finished_run(process, output_dir)
     check_lets_run(results, output_dir, ["pearson", "spearmanr"], "lets_asam", 0.5)  # the ASAM preset's radius
     assert results["settings"]["train_rows"] == 144 and results["settings"]["lets_val_rows"] == 48
@@ -71,9 +116,22 @@ def test_stsb_with_lets_asam_under_accelerate(tmp_path, data, tiny_deberta):
 def test_two_process_ddp(tmp_path, data, tiny_deberta):
     """2 CPU processes (gloo): the run finishes, and the loss is not scaled by the number of processes."""
     output_dir = str(tmp_path / "ddp")
-    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
-                "--dynamo_backend", "no")
+    launcher = (
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--main_process_port",
+        str(free_port()),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    )
     args = small_run_args("cola", "lets_sam", data, tiny_deberta, output_dir, batch=4)
     args[args.index("--use_cpu") + 1] = "false"  # ACCELERATE_USE_CPU below; --use_cpu would mean one process
     process = run_script(args, launcher=launcher, timeout=240, extra_env={"ACCELERATE_USE_CPU": "true"})
@@ -83,4 +141,3 @@ def test_two_process_ddp(tmp_path, data, tiny_deberta):
     with open(os.path.join(output_dir, "trainer_state.json")) as handle:
         first_loss = next(row["loss"] for row in json.load(handle)["log_history"] if "loss" in row)
     assert first_loss == pytest.approx(math.log(2), abs=0.15)  # two classes at init; 1.39 if doubled
-

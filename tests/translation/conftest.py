@@ -1,4 +1,5 @@
 """Fixtures for ``translation/``: the real IWSLT'14 folder."""
+
 import pathlib
 
 import pytest

@@ -3,6 +3,7 @@
 A tiny model of the ``transformer_iwslt_de_en`` architecture (1+1 layers, width 32) trains with
 LETS-SAM for 30 steps on 300 pairs of ``valid`` and is scored on 24 pairs of ``test``.
 """
+
 import json
 import math
 import os
@@ -22,19 +23,55 @@ RHO_0 = 0.05
 
 def run_script(*args, timeout=300):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def run_lets_sam(iwslt14, output):
     """30 LETS-SAM steps of the tiny model on 300 pairs of valid (dropout 0.3, the preset's), BLEU on 24 of test."""
-    result = run_script("--data_dir", iwslt14, "--train_split", "valid", "--test_split", "test",
-                        "--max_train_samples", 300, "--max_predict_samples", 24, *TINY,
-                        "--optim", "lets_sam", "--rho", RHO_0, "--rho_lr", 0.05, "--rho_lr_decay", 1, "--max_steps", 30,
-                        "--per_device_train_batch_size", 16, "--per_device_eval_batch_size", 24,
-                        "--warmup_steps", 5, "--logging_steps", 5, "--generation_max_length", 40,
-                        "--save_strategy", "no", "--report_to", "none", "--use_cpu",
-                        "--output_dir", output, "--do_train", "--do_predict")
+    result = run_script(
+        "--data_dir",
+        iwslt14,
+        "--train_split",
+        "valid",
+        "--test_split",
+        "test",
+        "--max_train_samples",
+        300,
+        "--max_predict_samples",
+        24,
+        *TINY,
+        "--optim",
+        "lets_sam",
+        "--rho",
+        RHO_0,
+        "--rho_lr",
+        0.05,
+        "--rho_lr_decay",
+        1,
+        "--max_steps",
+        30,
+        "--per_device_train_batch_size",
+        16,
+        "--per_device_eval_batch_size",
+        24,
+        "--warmup_steps",
+        5,
+        "--logging_steps",
+        5,
+        "--generation_max_length",
+        40,
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "--output_dir",
+        output,
+        "--do_train",
+        "--do_predict",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return output, result, json.loads((output / "results.json").read_text())
 
@@ -87,9 +124,26 @@ def test_run_is_recorded_and_labelled(lets_sam_run):
 
 def test_saved_run_scores_again_with_the_same_bleu(lets_sam_run, iwslt14, tmp_path):
     output, _, results = lets_sam_run
-    again = main(["--model_name_or_path", str(output), "--data_dir", str(iwslt14), "--max_predict_samples", "24",
-                  "--per_device_eval_batch_size", "24", "--generation_max_length", "40", "--report_to", "none",
-                  "--use_cpu", "--output_dir", str(tmp_path), "--do_predict"])
+    again = main(
+        [
+            "--model_name_or_path",
+            str(output),
+            "--data_dir",
+            str(iwslt14),
+            "--max_predict_samples",
+            "24",
+            "--per_device_eval_batch_size",
+            "24",
+            "--generation_max_length",
+            "40",
+            "--report_to",
+            "none",
+            "--use_cpu",
+            "--output_dir",
+            str(tmp_path),
+            "--do_predict",
+        ]
+    )
     assert json.loads((tmp_path / "results.json").read_text()) == again
     assert again["bleu"]["score"] == pytest.approx(results["bleu"]["score"], abs=1e-9)
     assert (tmp_path / "generated_predictions.txt").read_text() == (output / "generated_predictions.txt").read_text()
@@ -101,10 +155,23 @@ def test_misaligned_files_stop_before_training(tmp_path):
     for name, lines in {"train.de": "a\nb\nc\n", "train.en": "x\ny\n", "test.de": "a\n", "test.en": "x\n"}.items():
         (data / name).write_text(lines)
     with pytest.raises(SystemExit) as stopped:
-        main(["--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--do_train", "--do_predict",
-              "--use_cpu", "--report_to", "none"])
-    assert str(stopped.value) == f"run_translation.py: error: {data / 'train.de'} has 3 lines but " \
-                                 f"{data / 'train.en'} has 2: source and target files must be aligned line by line"
+        main(
+            [
+                "--data_dir",
+                str(data),
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--do_train",
+                "--do_predict",
+                "--use_cpu",
+                "--report_to",
+                "none",
+            ]
+        )
+    assert (
+        str(stopped.value) == f"run_translation.py: error: {data / 'train.de'} has 3 lines but "
+        f"{data / 'train.en'} has 2: source and target files must be aligned line by line"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -119,8 +186,22 @@ def test_the_same_command_gives_the_same_run(lets_sam_run, iwslt14, tmp_path):
 
 def test_fp16_on_cpu_stops_before_training(iwslt14, tmp_path):
     with pytest.raises(SystemExit) as stopped:
-        main(["--data_dir", str(iwslt14), "--train_split", "valid", "--output_dir", str(tmp_path / "out"),
-              "--do_train", "--fp16", "true", "--use_cpu", "--report_to", "none"])
+        main(
+            [
+                "--data_dir",
+                str(iwslt14),
+                "--train_split",
+                "valid",
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--do_train",
+                "--fp16",
+                "true",
+                "--use_cpu",
+                "--report_to",
+                "none",
+            ]
+        )
     assert str(stopped.value).startswith("run_translation.py: error: --fp16 true needs a GPU")
     assert "use --bf16 true, or neither flag for fp32" in str(stopped.value)
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
 """The joined vocabulary, BPE removal and the BLEU convention, against hand-checked values."""
+
 import math
 
 import pytest
@@ -34,12 +35,15 @@ def test_tokenizer_maps_units_appends_eos_and_keeps_unk(tmp_path):
     assert reloaded("&apos;s b")["input_ids"] == [3, 6, 2] and len(reloaded) == 7
 
 
-@pytest.mark.parametrize("bpe, text", [
-    ("gut@@ en tag", "guten tag"),
-    ("it had two-@@ to-@@ three-@@ to-@@ 400 times", "it had two-to-three-to-400 times"),
-    ("ends with a marker@@", "ends with a marker"),
-    ("no markers here .", "no markers here ."),
-])
+@pytest.mark.parametrize(
+    "bpe, text",
+    [
+        ("gut@@ en tag", "guten tag"),
+        ("it had two-@@ to-@@ three-@@ to-@@ 400 times", "it had two-to-three-to-400 times"),
+        ("ends with a marker@@", "ends with a marker"),
+        ("no markers here .", "no markers here ."),
+    ],
+)
 def test_remove_bpe(bpe, text):
     assert remove_bpe(bpe) == text
 

@@ -1,18 +1,33 @@
 """Checkpoints hold no code: the loop's state is tensors and plain values read with weights_only=True, and a
 planted pickle in a checkpoint folder is refused before anything is read."""
+
 import pickle
 
 import pytest
 import torch
-
 import vision_testing
 from vision_testing import Payload
+
 from vision import train
 from vision.checkpoints import RUN_STATE, latest_checkpoint, load_run_state
 from vision.config import ConfigError
 
-FLAGS = ["--method", "lets_sam", "--model", "resnet18", "--width", "4", "--lr", "0.05", "--epochs", "1",
-         "--batch_size", "32", "--train_eval_size", "32"]
+FLAGS = [
+    "--method",
+    "lets_sam",
+    "--model",
+    "resnet18",
+    "--width",
+    "4",
+    "--lr",
+    "0.05",
+    "--epochs",
+    "1",
+    "--batch_size",
+    "32",
+    "--train_eval_size",
+    "32",
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,24 @@
 """CIFAR files are unpickled by a restricted unpickler: the batches' own contents load, a planted payload is refused."""
+
 import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
-
 from vision_testing import Payload
+
 from vision.data import CifarUnpickler, DataError, load_cifar
 
 
 def _batch(n, seed=0):
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"training batch 1 of 5", b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            b"filenames": [b"img_%d.png" % i for i in range(n)]}
+    return {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": rng.integers(0, 10, n).tolist(),
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [b"img_%d.png" % i for i in range(n)],
+    }
 
 
 def _write_cifar10(root, protocol, numpy_module=None, train=None):
@@ -43,8 +47,11 @@ def test_a_fake_cifar_batch_loads_exactly(tmp_path, protocol, numpy_module):
 def test_a_planted_payload_is_refused_and_does_not_run(tmp_path):
     marker = tmp_path / "payload_ran"
     _write_cifar10(tmp_path / "cifar", 4, train={b"data": Payload(marker), b"labels": [0]})
-    with pytest.raises(DataError, match=r"data_batch_3 is not a CIFAR python-pickle batch .*refused to load "
-                                        r"io.open"):
+    with pytest.raises(
+        DataError,
+        match=r"data_batch_3 is not a CIFAR python-pickle batch .*refused to load "
+        r"io.open",
+    ):
         load_cifar("cifar10", tmp_path / "cifar")
     assert not marker.exists()
     pickle.loads(pickle.dumps(Payload(marker)))  # the payload is real: a plain unpickler runs it

@@ -1,12 +1,13 @@
 """CIFAR reading, bad data folders, label noise, device augmentation and batch sampling."""
+
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import vision_testing
 from torch.utils.data import default_collate
 
-import vision_testing
 from lets_hf.seeding import VALIDATION_STREAM, mix_seed
 from lets_hf.validation import ValidationBatches
 from vision.augment import DeviceTransform, random_crop, random_flip
@@ -36,8 +37,14 @@ def test_cifar100_reads_fine_labels(tmp_path):
     folder.mkdir()
     for split, n in (("train", 30), ("test", 10)):
         with open(folder / split, "wb") as f:
-            pickle.dump({b"data": np.zeros((n, 3072), np.uint8), b"fine_labels": list(range(70, 70 + n)),
-                         b"coarse_labels": [0] * n}, f)
+            pickle.dump(
+                {
+                    b"data": np.zeros((n, 3072), np.uint8),
+                    b"fine_labels": list(range(70, 70 + n)),
+                    b"coarse_labels": [0] * n,
+                },
+                f,
+            )
     data = load_dataset("cifar100", tmp_path)
     assert data.num_classes == 100 and data.train.labels.tolist() == list(range(70, 100))
 
@@ -88,7 +95,7 @@ def test_random_crop_is_a_window_of_the_padded_image():
     cropped = random_crop(images, 2, torch.Generator().manual_seed(0))
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
     for image, crop in zip(padded, cropped):
-        windows = [image[:, r:r + 8, c:c + 8] for r in range(5) for c in range(5)]
+        windows = [image[:, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
         assert any(torch.equal(crop, w) for w in windows)
     assert torch.equal(cropped, random_crop(images, 2, torch.Generator().manual_seed(0)))
     assert not torch.equal(cropped, random_crop(images, 2, torch.Generator().manual_seed(1)))
@@ -136,11 +143,15 @@ def test_validation_stream_draws_the_librarys_batches_and_resumes_exactly():
     for expected in drawn[4:]:
         images, labels = next(resumed)
         assert torch.equal(images, expected[0]) and torch.equal(labels, expected[1])
-    ranks = [ValidationStream(dataset, 6, 5, lambda x, seed: x, torch.device("cpu"), rank=r, world_size=3)
-             for r in range(3)]
+    ranks = [
+        ValidationStream(dataset, 6, 5, lambda x, seed: x, torch.device("cpu"), rank=r, world_size=3) for r in range(3)
+    ]
     first = [next(rank)[1].tolist() for rank in ranks]  # one global batch of 6 split over 3 ranks
-    assert first == [ValidationBatches(dataset, 2, default_collate, seed=5, rank=r, world_size=3).indices(0)
-                     for r in range(3)] and len({i for part in first for i in part}) == 6
+    assert (
+        first
+        == [ValidationBatches(dataset, 2, default_collate, seed=5, rank=r, world_size=3).indices(0) for r in range(3)]
+        and len({i for part in first for i in part}) == 6
+    )
 
 
 def test_image_folder_reads_the_imagenet_layout(tmp_path):

@@ -1,6 +1,7 @@
 """ESAM's data selection in vision/train.py against the authors' algorithm: the perturbed pass runs on the kept
 examples only, so that BatchNorm normalises them with their own batch statistics (as Du et al.'s code does); and
 the variants' named options (ESAM's form, LookSAM's split) on the command line."""
+
 import copy
 import math
 
@@ -19,8 +20,14 @@ RHO, GAMMA, SGD = 0.5, 0.5, dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 def conv_net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
 
 
 def batches(steps=3, n=10):
@@ -60,8 +67,9 @@ def authors_sds_step(model, base, images, labels, kept_only):
 def test_esam_data_selection_runs_the_perturbed_pass_on_the_kept_examples(kept_only):
     model = conv_net()
     reference = copy.deepcopy(model)
-    optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, perturbation=ESAM(beta=1.0, gamma=GAMMA),
-                              radius=RHO, **SGD)
+    optimizer = LETSOptimizer(
+        model.parameters(), torch.optim.SGD, perturbation=ESAM(beta=1.0, gamma=GAMMA), radius=RHO, **SGD
+    )
     stepper = train.Stepper(model, optimizer, train.Accelerator(cpu=True), None)
     base = torch.optim.SGD(reference.parameters(), **SGD)
     model.train()
@@ -78,8 +86,10 @@ def test_esam_data_selection_runs_the_perturbed_pass_on_the_kept_examples(kept_o
         torch.testing.assert_close(dict(model.named_buffers())[name], buffer, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("method, flag, value, attribute", [("lets_esam", "--esam_form", "clean_unselected", "form"),
-                                                            ("looksam", "--looksam_split", "tensor", "split")])
+@pytest.mark.parametrize(
+    "method, flag, value, attribute",
+    [("lets_esam", "--esam_form", "clean_unselected", "form"), ("looksam", "--looksam_split", "tensor", "split")],
+)
 def test_named_variant_options_reach_the_rule_from_the_command_line(method, flag, value, attribute, capsys):
     rule, _ = parse_config(["--method", method, flag, value]).build_method(total_steps=10)
     assert getattr(rule, attribute) == value

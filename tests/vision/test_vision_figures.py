@@ -1,18 +1,24 @@
 """Loss landscapes, training curves and the summary tables."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
-
 import vision_testing
+
 from vision import curves, landscape, summarize, train
 
 
 def tiny_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                               torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 3),
+    )
 
 
 def test_directions_are_filter_normalised():
@@ -49,14 +55,33 @@ def finished_run(tmp_path_factory):
     """A finished one-epoch LETS-SAM run of a narrow ResNet-32."""
     root = tmp_path_factory.mktemp("figures")
     data_dir = vision_testing.write_cifar10(root / "data", n_train=80, n_test=32)
-    train.main(["--data_dir", str(data_dir), "--output_dir", str(root / "run"), "--method", "lets_sam",
-                "--model", "resnet32", "--width", "4", "--epochs", "1", "--batch_size", "32", "--train_eval_size", "32"])
+    train.main(
+        [
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(root / "run"),
+            "--method",
+            "lets_sam",
+            "--model",
+            "resnet32",
+            "--width",
+            "4",
+            "--epochs",
+            "1",
+            "--batch_size",
+            "32",
+            "--train_eval_size",
+            "32",
+        ]
+    )
     return root / "run"
 
 
 def test_landscape_of_a_finished_run(finished_run, capsys):
-    path = landscape.main(["--run_dir", str(finished_run), "--points", "3", "--span", "0.5", "--num_batches", "1",
-                           "--batch_size", "32"])
+    path = landscape.main(
+        ["--run_dir", str(finished_run), "--points", "3", "--span", "0.5", "--num_batches", "1", "--batch_size", "32"]
+    )
     grid = np.load(path)
     assert grid["loss"].shape == (3, 3) and list(grid["alphas"]) == [-0.5, 0.0, 0.5]
     assert (finished_run / "landscape.png").stat().st_size > 10_000
@@ -74,8 +99,15 @@ def test_curves_of_finished_runs(finished_run, tmp_path):
 def fake_result(root, name, seed, acc, **config):
     folder = root / name
     folder.mkdir(parents=True)
-    full = {"dataset": "cifar10", "model": "resnet18", "method": "sam", "seed": seed, "rho": 0.05,
-            "output_dir": str(folder), **config}
+    full = {
+        "dataset": "cifar10",
+        "model": "resnet18",
+        "method": "sam",
+        "seed": seed,
+        "rho": 0.05,
+        "output_dir": str(folder),
+        **config,
+    }
     (folder / "results.json").write_text(json.dumps({"config": full, "final_test_acc": acc, "best_test_acc": acc}))
 
 

@@ -1,6 +1,7 @@
 """A first run of vision/train.py without any download: --dataset synthetic, a one-line error where --download
 has no network, the same command giving the same run, and a run killed (SIGKILL) after a checkpoint that resumes
 to the uninterrupted run's end, all from the command line."""
+
 import json
 import os
 import signal
@@ -9,23 +10,47 @@ import sys
 
 import pytest
 import torch
-
 import vision_testing
+
 from vision import synthetic
 from vision.data import DataError, load_dataset
 
 SCRIPT = vision_testing.ROOT / "vision" / "train.py"
 KILLER = vision_testing.ROOT / "tests" / "sigkill_after.py"
-SMOKE = ["--dataset", "synthetic", "--model", "resnet18", "--width", "4", "--lr", "0.05", "--method", "lets_sam",
-         "--rho_lr", "1e-2", "--epochs", "2", "--batch_size", "64", "--max_steps_per_epoch", "3",
-         "--train_eval_size", "64"]
+SMOKE = [
+    "--dataset",
+    "synthetic",
+    "--model",
+    "resnet18",
+    "--width",
+    "4",
+    "--lr",
+    "0.05",
+    "--method",
+    "lets_sam",
+    "--rho_lr",
+    "1e-2",
+    "--epochs",
+    "2",
+    "--batch_size",
+    "64",
+    "--max_steps_per_epoch",
+    "3",
+    "--train_eval_size",
+    "64",
+]
 
 
 def run_script(*args, prefix=(), env=None):
     """``python vision/train.py ARGS`` (or under ``prefix``, e.g. the SIGKILL wrapper), one thread."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(vision_testing.ROOT), **(env or {})}
-    return subprocess.run([sys.executable, *map(str, prefix), str(SCRIPT), *map(str, args)], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, *map(str, prefix), str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_synthetic_data_is_fixed_cifar_shaped_and_labelled_by_its_band():
@@ -36,8 +61,11 @@ def test_synthetic_data_is_fixed_cifar_shaped_and_labelled_by_its_band():
     assert set(labels.tolist()) == set(range(10))
     for image, label in zip(images[:50], labels[:50].tolist()):  # the class's band: 255, everything else < 200
         bright = (image == 255).nonzero()
-        assert set(bright[:, 0].tolist()) == {label % 3} and set(bright[:, 1].tolist()) == {3 * label, 3 * label + 1,
-                                                                                           3 * label + 2}
+        assert set(bright[:, 0].tolist()) == {label % 3} and set(bright[:, 1].tolist()) == {
+            3 * label,
+            3 * label + 1,
+            3 * label + 2,
+        }
     again = load_dataset("synthetic", "elsewhere")
     assert torch.equal(again.train.images, images) and torch.equal(again.test.labels, data.test.labels)
     pixels = images.permute(1, 0, 2, 3).reshape(3, -1).double() / 255
@@ -47,8 +75,14 @@ def test_synthetic_data_is_fixed_cifar_shaped_and_labelled_by_its_band():
 def test_download_without_a_network_is_one_line(tmp_path):
     """urllib goes through the proxy of the environment: one on a closed local port is a network that fails."""
     proxy = "http://127.0.0.1:9"
-    done = run_script("--data_dir", tmp_path / "data", "--download", "--output_dir", tmp_path / "run",
-                      env={"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""})
+    done = run_script(
+        "--data_dir",
+        tmp_path / "data",
+        "--download",
+        "--output_dir",
+        tmp_path / "run",
+        env={"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""},
+    )
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: --download: could not fetch https://www.cs.toronto.edu/~kriz/cifar-10-")
@@ -63,8 +97,11 @@ def test_an_unreachable_url_is_a_data_error(tmp_path, monkeypatch):
         raise data.urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(data.urllib.request, "urlretrieve", no_network)
-    with pytest.raises(DataError, match=r"^--download: could not fetch https://\S+cifar-100-python.tar.gz "
-                                        r"\(\[Errno -3\] Temporary failure in name resolution\)"):
+    with pytest.raises(
+        DataError,
+        match=r"^--download: could not fetch https://\S+cifar-100-python.tar.gz "
+        r"\(\[Errno -3\] Temporary failure in name resolution\)",
+    ):
         load_dataset("cifar100", tmp_path, download=True)
 
 
@@ -73,8 +110,10 @@ def outcome(output_dir):
     results = json.loads((output_dir / "results.json").read_text())
     results.pop("train_time_s")
     results["final"].pop("epoch_time_s")
-    log = [{k: v for k, v in json.loads(line).items() if k != "epoch_time_s"}
-           for line in (output_dir / "log.jsonl").read_text().splitlines()]
+    log = [
+        {k: v for k, v in json.loads(line).items() if k != "epoch_time_s"}
+        for line in (output_dir / "log.jsonl").read_text().splitlines()
+    ]
     results["config"].pop("output_dir")
     return results, log, (output_dir / "model.safetensors").read_bytes()
 

@@ -1,4 +1,5 @@
 """The networks: published parameter counts, output shapes, the width knob, He initialisation."""
+
 import math
 
 import pytest
@@ -8,12 +9,12 @@ from vision.models import MODELS, build_model, check_model_name, count_parameter
 
 # (model, classes, published size, relative tolerance)
 PUBLISHED = [
-    ("resnet18", 10, 11.2e6, 0.01),       # CIFAR ResNet-18 (SAM, LETS papers): 11,173,962
-    ("resnet32", 10, 0.46e6, 0.01),       # He et al. 2016, Table 6: 0.46M
-    ("wrn28_10", 10, 36.5e6, 0.01),       # Zagoruyko & Komodakis 2016: 36.5M
+    ("resnet18", 10, 11.2e6, 0.01),  # CIFAR ResNet-18 (SAM, LETS papers): 11,173,962
+    ("resnet32", 10, 0.46e6, 0.01),  # He et al. 2016, Table 6: 0.46M
+    ("wrn28_10", 10, 36.5e6, 0.01),  # Zagoruyko & Komodakis 2016: 36.5M
     ("pyramidnet110", 10, 28.3e6, 0.01),  # Han et al. 2017, Table 4 (alpha 270): 28.3M; ours 28.49M
-    ("resnet50", 1000, 25.6e6, 0.01),     # torchvision / He et al.: 25,557,032
-    ("vit_s16", 1000, 22.1e6, 0.01),      # DeiT-S at 224: 22.05M
+    ("resnet50", 1000, 25.6e6, 0.01),  # torchvision / He et al.: 25,557,032
+    ("vit_s16", 1000, 22.1e6, 0.01),  # DeiT-S at 224: 22.05M
 ]
 
 
@@ -31,8 +32,9 @@ def test_exact_counts_of_the_cifar_resnets():
         assert count_parameters(build_model("resnet50", 1000)) == 25_557_032
 
 
-@pytest.mark.parametrize("name, width", [("resnet18", 4), ("resnet32", 4), ("wrn28_10", 1), ("pyramidnet110", 12),
-                                         ("resnet50", 4)])
+@pytest.mark.parametrize(
+    "name, width", [("resnet18", 4), ("resnet32", 4), ("wrn28_10", 1), ("pyramidnet110", 12), ("resnet50", 4)]
+)
 def test_narrow_models_classify_cifar_batches(name, width):
     torch.manual_seed(0)
     model = build_model(name, 7, width=width)

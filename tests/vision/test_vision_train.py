@@ -1,5 +1,6 @@
 """vision/train.py end to end on tiny CIFAR-format data: runs finish, log, checkpoint, and resume exactly;
 BatchNorm statistics move only with the clean pass; bad input stops the run with a message naming the option."""
+
 import copy
 import json
 import math
@@ -9,16 +10,32 @@ import sys
 
 import pytest
 import torch
+import vision_testing
 from safetensors.torch import load_file
 
-import vision_testing
 from vision import train
 from vision.config import ConfigError, parse_config
 from vision.data import DataError
 
 RESNET = ["--width", "4", "--lr", "0.05"]
-VIT = ["--model", "vit_s16", "--width", "16", "--vit_depth", "1", "--vit_heads", "2", "--patch_size", "8",
-       "--image_size", "32", "--optimizer", "adam", "--lr", "1e-3"]
+VIT = [
+    "--model",
+    "vit_s16",
+    "--width",
+    "16",
+    "--vit_depth",
+    "1",
+    "--vit_heads",
+    "2",
+    "--patch_size",
+    "8",
+    "--image_size",
+    "32",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "1e-3",
+]
 RUNS = {  # id -> method and model flags
     "sam-resnet18": ["--method", "sam", "--model", "resnet18", *RESNET],
     "lets_sam-resnet18": ["--method", "lets_sam", "--model", "resnet18", *RESNET],
@@ -28,8 +45,19 @@ RUNS = {  # id -> method and model flags
     "lets_asam-vit": ["--method", "lets_asam", *VIT],
     "lets_looksam-resnet18": ["--method", "lets_looksam", "--looksam_k", "2", "--model", "resnet18", *RESNET],
     "lets_esam-sds-resnet18": ["--method", "lets_esam", "--esam_gamma", "0.5", "--model", "resnet18", *RESNET],
-    "lets_sam-robust-next-resnet18": ["--method", "lets_sam", "--lets_preset", "robust", "--lets_train_term", "next",
-                                      "--lets_objective", "gap2", "--model", "resnet18", *RESNET],
+    "lets_sam-robust-next-resnet18": [
+        "--method",
+        "lets_sam",
+        "--lets_preset",
+        "robust",
+        "--lets_train_term",
+        "next",
+        "--lets_objective",
+        "gap2",
+        "--model",
+        "resnet18",
+        *RESNET,
+    ],
 }
 
 
@@ -43,8 +71,24 @@ def data_dir(tmp_path_factory):
 
 
 def run(data_dir, out, flags, *extra):
-    return train.main(["--data_dir", str(data_dir), "--output_dir", str(out), "--epochs", "2", "--batch_size", "32",
-                       "--train_eval_size", "32", "--rho_lr", "1e-2", *flags, *extra])
+    return train.main(
+        [
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch_size",
+            "32",
+            "--train_eval_size",
+            "32",
+            "--rho_lr",
+            "1e-2",
+            *flags,
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -84,8 +128,10 @@ def test_run_finishes_logs_checkpoints_and_resumes_exactly(name, data_dir, tmp_p
     assert weights.keys() == resumed_weights.keys()
     assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
     assert resumed["final_rho"] == full["final_rho"]
-    optimizer_states = [torch.load(tmp_path / d / "checkpoints" / "epoch_0002" / "run_state.pt",
-                                   weights_only=True)["optimizer"] for d in ("full", "resumed")]
+    optimizer_states = [
+        torch.load(tmp_path / d / "checkpoints" / "epoch_0002" / "run_state.pt", weights_only=True)["optimizer"]
+        for d in ("full", "resumed")
+    ]
     if name.startswith("lets"):
         radius, resumed_radius = optimizer_states[0]["radius"], optimizer_states[1]["radius"]
         assert radius.keys() == resumed_radius.keys()
@@ -103,8 +149,22 @@ def test_erm_trains_with_the_base_optimizer(data_dir, tmp_path):
 
 
 def test_batchnorm_statistics_move_only_with_the_clean_pass(data_dir):
-    config = parse_config(["--data_dir", str(data_dir), "--method", "lets_sam", "--model", "resnet18", "--width", "4",
-                           "--rho", "0.5", "--lets_hvp", "exact"])
+    config = parse_config(
+        [
+            "--data_dir",
+            str(data_dir),
+            "--method",
+            "lets_sam",
+            "--model",
+            "resnet18",
+            "--width",
+            "4",
+            "--rho",
+            "0.5",
+            "--lets_hvp",
+            "exact",
+        ]
+    )
     torch.manual_seed(0)
     model = train.build_model("resnet18", 10, width=4)
     reference = copy.deepcopy(model)
@@ -116,8 +176,9 @@ def test_batchnorm_statistics_move_only_with_the_clean_pass(data_dir):
     reference.train()
     reference(images)  # one clean forward pass at theta_t
     buffers, expected = dict(model.named_buffers()), dict(reference.named_buffers())
-    assert optimizer.radius.updates == 1 and any(not torch.equal(p, q) for p, q in
-                                                 zip(model.parameters(), reference.parameters()))
+    assert optimizer.radius.updates == 1 and any(
+        not torch.equal(p, q) for p, q in zip(model.parameters(), reference.parameters())
+    )
     assert all(torch.equal(buffers[k], expected[k]) for k in expected)
     assert int(buffers["stem.0.1.num_batches_tracked"]) == 1
 
@@ -129,19 +190,24 @@ def test_label_noise_reaches_the_training_set_only(data_dir):
     assert torch.equal(noisy.test.labels, clean.test.labels)
 
 
-@pytest.mark.parametrize("flags, option", [
-    (["--model", "resnet1000"], "--model"),
-    (["--method", "gsam2"], "--method"),
-    (["--dataset", "svhn"], "--dataset"),
-    (["--label_noise", "1.0"], "--label_noise"),
-    (["--label_noise", "-0.2"], "--label_noise"),
-    (["--mixed_precision", "fp16"], "--mixed_precision"),
-    (["--epochs", "0"], "--epochs"),
-    (["--lets_objective", "gap3"], "--lets_objective"),
-    (["--method", "lets_sam", "--optimizer", "sgd", "--lets_descent", "adam"], "--lets_descent"),
-    (["--method", "lets_sam", "--optimizer", "adam", "--weight_decay", "5e-4", "--lets_descent", "adam"],
-     "--lets_descent"),
-])
+@pytest.mark.parametrize(
+    "flags, option",
+    [
+        (["--model", "resnet1000"], "--model"),
+        (["--method", "gsam2"], "--method"),
+        (["--dataset", "svhn"], "--dataset"),
+        (["--label_noise", "1.0"], "--label_noise"),
+        (["--label_noise", "-0.2"], "--label_noise"),
+        (["--mixed_precision", "fp16"], "--mixed_precision"),
+        (["--epochs", "0"], "--epochs"),
+        (["--lets_objective", "gap3"], "--lets_objective"),
+        (["--method", "lets_sam", "--optimizer", "sgd", "--lets_descent", "adam"], "--lets_descent"),
+        (
+            ["--method", "lets_sam", "--optimizer", "adam", "--weight_decay", "5e-4", "--lets_descent", "adam"],
+            "--lets_descent",
+        ),
+    ],
+)
 def test_bad_options_stop_with_a_message_naming_them(flags, option, capsys):
     with pytest.raises(SystemExit):
         parse_config(flags)
@@ -157,7 +223,12 @@ def test_bad_data_folder_stops_before_training(tmp_path):
 
 def test_the_script_reports_bad_data_as_a_one_line_error(tmp_path):
     script = vision_testing.ROOT / "vision" / "train.py"
-    done = subprocess.run([sys.executable, str(script), "--data_dir", str(tmp_path)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "--data_dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: --data_dir: expected the CIFAR file")

@@ -1,4 +1,5 @@
 """Helpers for the vision tests: tiny CIFAR-format pickle archives."""
+
 from __future__ import annotations
 
 import pathlib

@@ -2,6 +2,7 @@
 paper states for its convolutional networks: convolutions ``N(0, 2 / fan_out)``, BatchNorm scale 1 and
 shift 0, linear layers PyTorch's default with a zero bias.
 """
+
 from torch import nn
 
 

@@ -5,6 +5,7 @@ The channel count grows by ``alpha / (3 N)`` at every block (N = 18 blocks per s
 blocks are BN-conv-BN-ReLU-conv-BN; shortcuts are average-pooled (when downsampling) and zero-padded
 to the new channel count. ``width`` is alpha (270 by default).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -17,9 +18,13 @@ class PyramidBlock(nn.Module):
     def __init__(self, in_channels: int, channels: int, stride: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(channels))
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
         self.stride, self.extra = stride, channels - in_channels
 
     def forward(self, x: Tensor) -> Tensor:

@@ -8,9 +8,10 @@
 
 ``width`` is the channel count of the first stage (64, 16 and 64 by default); tests build narrow ones.
 """
+
 from __future__ import annotations
 
-from typing import Sequence, Type, Union
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,8 +20,9 @@ from .init import he_init
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(out_channels))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(out_channels)
+    )
 
 
 class PadShortcut(nn.Module):
@@ -31,7 +33,7 @@ class PadShortcut(nn.Module):
         self.extra, self.stride = out_channels - in_channels, stride
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x[:, :, ::self.stride, ::self.stride]
+        x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
 
 
@@ -74,8 +76,15 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Stem, stages of residual blocks (stride 2 at the start of every stage but the first), pool, linear."""
 
-    def __init__(self, block: Type[Union[BasicBlock, Bottleneck]], blocks: Sequence[int], widths: Sequence[int],
-                 num_classes: int, imagenet_stem: bool = False, shortcut: str = "projection"):
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        blocks: Sequence[int],
+        widths: Sequence[int],
+        num_classes: int,
+        imagenet_stem: bool = False,
+        shortcut: str = "projection",
+    ):
         super().__init__()
         if imagenet_stem:
             self.stem = nn.Sequential(_conv_bn(3, widths[0], 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
@@ -105,5 +114,4 @@ def resnet32(num_classes: int, width: int = 16) -> ResNet:
 
 
 def resnet50(num_classes: int, width: int = 64) -> ResNet:
-    return ResNet(Bottleneck, [3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes,
-                  imagenet_stem=True)
+    return ResNet(Bottleneck, [3, 4, 6, 3], [width, 2 * width, 4 * width, 8 * width], num_classes, imagenet_stem=True)

@@ -5,6 +5,7 @@ scratch. Built from a ``transformers.ViTConfig`` (imported only when a ViT is as
 ``image_size`` is the input resolution (CIFAR images are resized on the device to it; 224 gives
 the 14x14 patch grid of ViT-S/16); ``width`` is the hidden size, ``depth`` the number of layers.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -13,8 +14,15 @@ from torch import Tensor, nn
 class ViTClassifier(nn.Module):
     """``ViTForImageClassification`` returning the logits tensor, like the other models here."""
 
-    def __init__(self, num_classes: int, width: int = 384, depth: int = 12, heads: int = 6, patch_size: int = 16,
-                 image_size: int = 224):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 384,
+        depth: int = 12,
+        heads: int = 6,
+        patch_size: int = 16,
+        image_size: int = 224,
+    ):
         super().__init__()
         from transformers import ViTConfig, ViTForImageClassification
 
@@ -22,15 +30,22 @@ class ViTClassifier(nn.Module):
             raise ValueError(f"ViT hidden size (--width {width}) must be divisible by --vit_heads ({heads})")
         if image_size % patch_size:
             raise ValueError(f"--image_size ({image_size}) must be divisible by --patch_size ({patch_size})")
-        config = ViTConfig(hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
-                           intermediate_size=4 * width, image_size=image_size, patch_size=patch_size,
-                           num_labels=num_classes)
+        config = ViTConfig(
+            hidden_size=width,
+            num_hidden_layers=depth,
+            num_attention_heads=heads,
+            intermediate_size=4 * width,
+            image_size=image_size,
+            patch_size=patch_size,
+            num_labels=num_classes,
+        )
         self.vit = ViTForImageClassification(config)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.vit(pixel_values=x).logits
 
 
-def vit_s16(num_classes: int, width: int = 384, depth: int = 12, heads: int = 6, patch_size: int = 16,
-            image_size: int = 224) -> ViTClassifier:
+def vit_s16(
+    num_classes: int, width: int = 384, depth: int = 12, heads: int = 6, patch_size: int = 16, image_size: int = 224
+) -> ViTClassifier:
     return ViTClassifier(num_classes, width, depth, heads, patch_size, image_size)

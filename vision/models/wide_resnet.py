@@ -4,6 +4,7 @@ Pre-activation basic blocks, ``(depth - 4) / 6`` per stage, 16k/32k/64k channels
 no dropout (as in SAM's and LETS's CIFAR runs); 36.5M parameters for 10 classes.
 ``width`` is the widen factor k (10 by default).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -19,8 +20,9 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.shortcut = (None if stride == 1 and in_channels == channels
-                         else nn.Conv2d(in_channels, channels, 1, stride, bias=False))
+        self.shortcut = (
+            None if stride == 1 and in_channels == channels else nn.Conv2d(in_channels, channels, 1, stride, bias=False)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(x))
