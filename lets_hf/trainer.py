@@ -45,11 +45,12 @@ model's mean). A model whose ``forward`` takes ``**kwargs`` but ignores ``num_it
 DDP with ``average_tokens_across_devices`` (the scripts set it to False), and not divided by
 the accumulation steps (declare ``model.accepts_loss_kwargs = False`` to have it divided).
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -78,17 +79,17 @@ class LETSTrainerMixin:
     def __init__(self, *args, lets_val_dataset=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lets_val_dataset = lets_val_dataset
-        self._micro_batches: List[Dict[str, Any]] = []
+        self._micro_batches: list[dict[str, Any]] = []
         self._num_items_in_batch = None
-        self._ascent_losses: List[Tensor] = []
-        self._lets_total_steps: Optional[int] = None
+        self._ascent_losses: list[Tensor] = []
+        self._lets_total_steps: int | None = None
         self._passes = {"forward_backward": 0.0, "steps": 0}
         self._sam_step = self._descend = True
-        self._validation: Optional[ValidationBatches] = None
-        self._hooked_optimizer: Optional[LETSOptimizer] = None
-        self.rho_start: Optional[float] = None
+        self._validation: ValidationBatches | None = None
+        self._hooked_optimizer: LETSOptimizer | None = None
+        self.rho_start: float | None = None
         self._rho_shown_at = float("-inf")  # when the progress bar last read rho
-        self._resumed_from: Optional[str] = None
+        self._resumed_from: str | None = None
         self._whole_run_loss = False
         self._tally_pending = False
         family = self.lets_family
@@ -96,10 +97,12 @@ class LETSTrainerMixin:
             return
         parallel.check_backend(self)
         if getattr(self.args, "esam_gamma", None) not in (None, 1.0) and family[0] == "esam":
-            raise ValueError("esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
-                             "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1")
+            raise ValueError(
+                "esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
+                "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1"
+            )
         if family[1] and self._lets_validation_dataset() is not None:  # bad input fails here already; no dataset
-            self._build_validation_batches()  # yet is allowed (as Trainer allows it): train() checks it then
+            self.build_validation_batches()  # yet is allowed (as Trainer allows it): train() checks it then
         self._warn_if_checkpoints_drop_the_radius()
 
     # -- configuration -------------------------------------------------------------------------
@@ -109,7 +112,7 @@ class LETSTrainerMixin:
         return getattr(self.args, "sam_family", None)
 
     @property
-    def lets_optimizer(self) -> Optional[LETSOptimizer]:
+    def lets_optimizer(self) -> LETSOptimizer | None:
         """The SAM-family optimizer inside ``self.optimizer`` (None under ERM and before ``train()``)."""
         optimizer = self.optimizer
         while optimizer is not None and not isinstance(optimizer, LETSOptimizer):
@@ -120,10 +123,15 @@ class LETSTrainerMixin:
         if getattr(args, "sam_family", None) is None:
             return super().get_optimizer_cls_and_kwargs(args, model)
         base_cls, base_kwargs = super().get_optimizer_cls_and_kwargs(args.base_optimizer_arguments(), model)
-        if not (isinstance(base_cls, type) and issubclass(base_cls, torch.optim.Optimizer)) or \
-                {"params", "model", "optimizer_dict"} & set(base_kwargs):
-            raise ValueError(f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
-                             "use e.g. adamw_torch or sgd as the SAM family's base optimizer")
+        if not (isinstance(base_cls, type) and issubclass(base_cls, torch.optim.Optimizer)) or {
+            "params",
+            "model",
+            "optimizer_dict",
+        } & set(base_kwargs):
+            raise ValueError(
+                f"lets_base_optim={args.lets_base_optim!r} is not a plain torch optimizer; "
+                "use e.g. adamw_torch or sgd as the SAM family's base optimizer"
+            )
         radius = args.build_radius(total_steps=self._lets_total_steps)
         learned = isinstance(radius, LearnedRadius)
         stuck = radius.stuck_warning(self._lets_total_steps) if learned and self._lets_total_steps else None
@@ -148,7 +156,7 @@ class LETSTrainerMixin:
         self._lets_total_steps = max_steps  # the horizon of rho_travel / rho_decay_total
         family = self.lets_family
         if family is not None and family[1]:  # the datasets are the ones train() runs with
-            self._validation = self._build_validation_batches()
+            self._validation = self.build_validation_batches()
         return super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
 
     def _lets_validation_dataset(self):
@@ -160,24 +168,35 @@ class LETSTrainerMixin:
             return self.lets_val_dataset
         return self.eval_dataset if source == "eval" else self.train_dataset
 
-    def _build_validation_batches(self) -> ValidationBatches:
+    def build_validation_batches(self) -> ValidationBatches:
+        """The LETS validation batches that ``train()`` draws from: ``lets_val_dataset``, else the dataset
+        ``lets_val_source`` names, without the columns the model does not take."""
         source, dataset = self.args.lets_val_source, self._lets_validation_dataset()
         if dataset is None or isinstance(dataset, dict):
-            raise ValueError(f"lets_val_source={source!r} needs a single {source}_dataset for the LETS validation "
-                             "batches (or pass lets_val_dataset=)")
+            raise ValueError(
+                f"lets_val_source={source!r} needs a single {source}_dataset for the LETS validation "
+                "batches (or pass lets_val_dataset=)"
+            )
         collator = self.data_collator
         if hasattr(dataset, "column_names"):  # a datasets.Dataset: drop what the model does not take
             dataset = self._remove_unused_columns(dataset, description="LETS validation")
             collator = self._get_collator_with_removed_columns(collator, description="LETS validation")
         batch_size = self.args.lets_val_batch_size or self.args.per_device_train_batch_size
-        return ValidationBatches(dataset, batch_size, collator, seed=self.args.seed,
-                                 rank=self.args.process_index, world_size=self.args.world_size)
+        return ValidationBatches(
+            dataset,
+            batch_size,
+            collator,
+            seed=self.args.seed,
+            rank=self.args.process_index,
+            world_size=self.args.world_size,
+        )
 
     # -- checkpoints and resuming -------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         """``Trainer.train``; ``resume_from_checkpoint=True`` resumes from the newest complete checkpoint."""
         self._resumed_from = checkpoints.resolve_resume_checkpoint(
-            resume_from_checkpoint, self.args.output_dir, with_optimizer=not self.args.save_only_model)
+            resume_from_checkpoint, self.args.output_dir, with_optimizer=not self.args.save_only_model
+        )
         self._whole_run_loss = False
         self._tally_pending = True  # restored as the first epoch starts, after Trainer zeroes its loss sums
         output = super().train(self._resumed_from, *args, **kwargs)
@@ -191,7 +210,7 @@ class LETSTrainerMixin:
         super()._save_checkpoint(model, trial)
 
     def _restore_loss_tally(self) -> None:
-        """A resumed run carries on with the loss sums of the run it resumes, so its logs are the uninterrupted run's."""
+        """A resumed run carries on with the loss sums of the run it resumes: its logs are the uninterrupted run's."""
         tally = checkpoints.read_loss_tally(self._resumed_from) if self._resumed_from is not None else None
         if tally is not None:
             self._total_loss_scalar = float(tally["total"])
@@ -237,29 +256,39 @@ class LETSTrainerMixin:
         mismatch = checkpoints.optimizer_state_mismatch(checkpoints.load_optimizer_state(checkpoint), optimizer)
         if mismatch:
             optim = getattr(self.args.optim, "value", self.args.optim)
-            asked = f"--optim {optim}" + (f" --lets_base_optim {self.args.lets_base_optim}"
-                                          if self.lets_family is not None else "")
-            raise ValueError(f"cannot resume from {os.path.join(checkpoint, checkpoints.OPTIMIZER_NAME)}: {mismatch} "
-                             f"({asked}). Resume with the optimizer settings the checkpoint was trained with, or "
-                             f"start a new run from its weights (model_name_or_path={checkpoint}) without "
-                             "resume_from_checkpoint.")
+            asked = f"--optim {optim}" + (
+                f" --lets_base_optim {self.args.lets_base_optim}" if self.lets_family is not None else ""
+            )
+            raise ValueError(
+                f"cannot resume from {os.path.join(checkpoint, checkpoints.OPTIMIZER_NAME)}: {mismatch} "
+                f"({asked}). Resume with the optimizer settings the checkpoint was trained with, or "
+                f"start a new run from its weights (model_name_or_path={checkpoint}) without "
+                "resume_from_checkpoint."
+            )
 
     def _restarting_state(self, checkpoint: str) -> str:
         """In words, what a resume without the optimizer state starts afresh."""
-        lost = "the optimizer state (e.g. Adam's moments) starts from zero and the learning-rate schedule from its " \
-               "first step"
+        lost = (
+            "the optimizer state (e.g. Adam's moments) starts from zero and the learning-rate schedule from its "
+            "first step"
+        )
         optimizer = self.lets_optimizer
         if optimizer is not None and isinstance(optimizer.radius, LearnedRadius):
             reached = checkpoints.last_logged(checkpoint, "rho")
-            lost += (f"; rho restarts at rho_0={optimizer.rho:.4g} with a fresh Adam state"
-                     + (f" (the checkpoint's run had reached rho={reached:.4g})" if reached is not None else ""))
+            lost += f"; rho restarts at rho_0={optimizer.rho:.4g} with a fresh Adam state" + (
+                f" (the checkpoint's run had reached rho={reached:.4g})" if reached is not None else ""
+            )
         return lost + ". Resume from a checkpoint saved without save_only_model for an exact resume."
 
     def _warn_if_checkpoints_drop_the_radius(self) -> None:
         if self.lets_family[1] and self.args.save_only_model and self.args.save_strategy != "no":
-            logger.warning("save_only_model=True with --optim %s: checkpoints will hold the weights only, not the "
-                           "learned rho, its Adam state or the optimizer's; a resumed run restarts rho at rho_0=%g. "
-                           "Drop save_only_model to resume exactly.", self.args.optim, self.args.rho)
+            logger.warning(
+                "save_only_model=True with --optim %s: checkpoints will hold the weights only, not the "
+                "learned rho, its Adam state or the optimizer's; a resumed run restarts rho at rho_0=%g. "
+                "Drop save_only_model to resume exactly.",
+                self.args.optim,
+                self.args.rho,
+            )
 
     # -- one training step ---------------------------------------------------------------------
     def get_batch_samples(self, epoch_iterator, num_batches, device):
@@ -283,15 +312,17 @@ class LETSTrainerMixin:
             self._ascent_losses.append(super().training_step(model, inputs, num_items_in_batch))
             self._count_passes(1 / len(self._micro_batches))
             if last:  # the variant's ERM gradient; completes a pending train_term="next" hyper step
-                self.lets_optimizer.first_step(inv_grad_scale=self._inv_grad_scale(),
-                                               train_loss=sum(self._ascent_losses))
+                self.lets_optimizer.first_step(
+                    inv_grad_scale=self._inv_grad_scale(), train_loss=sum(self._ascent_losses)
+                )
         elif self._descend:
             with frozen_batchnorm_stats(model):
                 super().training_step(model, inputs, num_items_in_batch)
             self._count_passes(1 / len(self._micro_batches))
             if last:
-                self.lets_optimizer.unperturb(inv_grad_scale=self._inv_grad_scale(),
-                                              loss_closure=self._exact_closure(model))
+                self.lets_optimizer.unperturb(
+                    inv_grad_scale=self._inv_grad_scale(), loss_closure=self._exact_closure(model)
+                )
         self._passes["steps"] += int(last)
         return self._ascent_losses[index]
 
@@ -314,19 +345,21 @@ class LETSTrainerMixin:
         on ``g``, averaged over ranks (fp16: the scaler skips it on every rank).
         """
         with parallel.sync_scope(self, model, inside_no_sync=len(self._micro_batches) > 1):
-            self._ascent_losses = [super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
-                                   for batch in self._micro_batches]
+            self._ascent_losses = [
+                super(LETSTrainerMixin, self).training_step(model, batch, num_items_in_batch)
+                for batch in self._micro_batches
+            ]
         self._count_passes(1)
         optimizer, inv_grad_scale = self.lets_optimizer, self._inv_grad_scale()
         optimizer.finish_hyper_step(sum(self._ascent_losses), inv_grad_scale)  # train_term="next" only
         optimizer.first_step(zero_grad=True, inv_grad_scale=inv_grad_scale)
         self._descend = optimizer.is_perturbed
 
-    def _loss_scale(self) -> Optional[Tensor]:
+    def _loss_scale(self) -> Tensor | None:
         scaler = self.accelerator.scaler
         return None if scaler is None else scaler._scale.double()
 
-    def _inv_grad_scale(self) -> Optional[Tensor]:
+    def _inv_grad_scale(self) -> Tensor | None:
         scale = self._loss_scale()
         return None if scale is None else scale.reciprocal()
 
@@ -339,8 +372,9 @@ class LETSTrainerMixin:
             loss = loss.mean()
         scaled_for_ga = getattr(self, "loss_is_scaled_for_ga", None)  # Trainer's rule, as in training_step
         if scaled_for_ga is None:
-            scaled_for_ga = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
-                self.compute_loss_func is not None
+            scaled_for_ga = (
+                self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            ) or self.compute_loss_func is not None
         if accumulated and not scaled_for_ga:
             loss = loss / len(self._micro_batches)
         return loss
@@ -365,29 +399,30 @@ class LETSTrainerMixin:
         with parallel.sync_scope(self, model), frozen_batchnorm_stats(model):
             val_loss = self._micro_batch_loss(model, self._validation.batch(self.state.global_step), accumulated=False)
             parts = (self._micro_batch_loss(model, batch, self._num_items_in_batch) for batch in self._micro_batches)
-            train_loss = radius.objective.backward(val_loss, parts if radius.hyper_train_pass else (),
-                                                   scale=self._loss_scale())
+            train_loss = radius.objective.backward(
+                val_loss, parts if radius.hyper_train_pass else (), scale=self._loss_scale()
+            )
         self._count_passes(1 + int(train_loss is not None))
         optimizer.apply_hypergradient(val_loss.detach(), train_loss, inv_grad_scale=self._inv_grad_scale())
 
     # -- the public radius ---------------------------------------------------------------------
     @property
-    def rho(self) -> Optional[float]:
+    def rho(self) -> float | None:
         """The current radius (SAM family; None under ERM and before ``train()`` builds the optimizer)."""
         optimizer = self.lets_optimizer
         return None if optimizer is None else optimizer.rho
 
     @property
-    def lets_gap(self) -> Optional[float]:
+    def lets_gap(self) -> float | None:
         """The last hyper step's ``l_v - l_r`` (None before the first, or for ``lets_objective="val"``)."""
         return self._last("last_gap")
 
     @property
-    def lets_hypergradient(self) -> Optional[float]:
+    def lets_hypergradient(self) -> float | None:
         """The last hyper step's ``d objective / d rho`` (None before the first)."""
         return self._last("last_hypergradient")
 
-    def _last(self, name: str) -> Optional[float]:
+    def _last(self, name: str) -> float | None:
         value = getattr(self.lets_optimizer, name, None)
         return None if value is None else float(value)
 
@@ -412,7 +447,7 @@ class LETSTrainerMixin:
         parallel.save_lets_state(self.lets_optimizer, output_dir, self.args.process_index)
 
     # -- logging -------------------------------------------------------------------------------
-    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Trainer's entries, with the radius: each training entry gets ``rho`` and the last hyper step's
         values (the run's first also ``rho_start``), the final metrics of ``train()`` the final ``rho``."""
         optimizer = self.lets_optimizer
@@ -423,12 +458,15 @@ class LETSTrainerMixin:
             self._show_rho_in_progress_bar(force=True)
         super().log(logs, start_time)
 
-    def _radius_logs(self, optimizer: LETSOptimizer) -> Dict[str, float]:
+    def _radius_logs(self, optimizer: LETSOptimizer) -> dict[str, float]:
         logs = {"rho": optimizer.rho}
         if self.rho_start is not None and not any("rho_start" in row for row in self.state.log_history):
             logs["rho_start"] = self.rho_start  # once per run: a resumed run has it in its restored history
-        for key, value in (("lets_gap", self.lets_gap), ("lets_hypergradient", self.lets_hypergradient),
-                           ("lets_ascent_grad_norm", self._last("last_ascent_grad_norm"))):
+        for key, value in (
+            ("lets_gap", self.lets_gap),
+            ("lets_hypergradient", self.lets_hypergradient),
+            ("lets_ascent_grad_norm", self._last("last_ascent_grad_norm")),
+        ):
             if value is not None:
                 logs[key] = value
         logs["lets_skipped_ascents"] = optimizer.skipped_ascents  # steps taken as stock: non-finite ascent g

@@ -1,12 +1,12 @@
 """What LETSTrainer refuses, where its validation batches come from, and what BatchNorm sees."""
+
 import pytest
 import torch
+from lets_testing import tiny_deberta, token_dataset
+from trainer_helpers import lets_args
 from transformers import Trainer
 
 from lets_hf.trainer import LETSTrainer
-
-from lets_testing import tiny_deberta, token_dataset
-from trainer_helpers import lets_args
 
 
 def test_deepspeed_is_refused_at_construction(tmp_path, monkeypatch):
@@ -25,14 +25,16 @@ def test_deepspeed_is_refused_at_construction(tmp_path, monkeypatch):
 
 def test_validation_batches_come_from_the_training_set_by_default(tmp_path):
     train = token_dataset(32, seed=1)
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=train,
-                          eval_dataset=token_dataset(32, seed=2))
-    validation = trainer._build_validation_batches()  # what train() builds
+    trainer = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=train, eval_dataset=token_dataset(32, seed=2)
+    )
+    validation = trainer.build_validation_batches()  # what train() builds
     assert validation.dataset is train
     batch = validation.batch(0)
     assert batch["input_ids"].shape == (8, 12)
-    assert sorted(validation.indices(0) + validation.indices(1) + validation.indices(2)
-                  + validation.indices(3)) == list(range(32))  # one pass sees every example once
+    assert sorted(
+        validation.indices(0) + validation.indices(1) + validation.indices(2) + validation.indices(3)
+    ) == list(range(32))  # one pass sees every example once
 
 
 class BatchRecordingTrainer(LETSTrainer):
@@ -52,8 +54,9 @@ class BatchRecordingTrainer(LETSTrainer):
 def test_the_validation_batch_is_not_the_training_batch(tmp_path, seed):
     """The stock sampler shuffles with torch.Generator().manual_seed(seed + epoch) (accelerate's
     SeedableRandomSampler); the validation stream must not replay that permutation (it did for seed 0)."""
-    trainer = BatchRecordingTrainer(model=tiny_deberta(), args=lets_args(tmp_path, seed=seed, max_steps=8),
-                                    train_dataset=token_dataset(32))
+    trainer = BatchRecordingTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path, seed=seed, max_steps=8), train_dataset=token_dataset(32)
+    )
     trainer.seen = {}
     trainer.train()
     train, val = trainer.seen["train"], trainer.seen["val"]
@@ -64,19 +67,29 @@ def test_the_validation_batch_is_not_the_training_batch(tmp_path, seed):
 
 def test_held_out_and_eval_sources(tmp_path):
     held_out, evaluation = token_dataset(16, seed=3), token_dataset(16, seed=4)
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
-                          lets_val_dataset=held_out)
-    assert trainer._build_validation_batches().dataset is held_out
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
-                          train_dataset=token_dataset(32), eval_dataset=evaluation)
-    assert trainer._build_validation_batches().dataset is evaluation
-    trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"),
-                          train_dataset=token_dataset(32))
+    trainer = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32), lets_val_dataset=held_out
+    )
+    assert trainer.build_validation_batches().dataset is held_out
+    trainer = LETSTrainer(
+        model=tiny_deberta(),
+        args=lets_args(tmp_path, lets_val_source="eval"),
+        train_dataset=token_dataset(32),
+        eval_dataset=evaluation,
+    )
+    assert trainer.build_validation_batches().dataset is evaluation
+    trainer = LETSTrainer(
+        model=tiny_deberta(), args=lets_args(tmp_path, lets_val_source="eval"), train_dataset=token_dataset(32)
+    )
     with pytest.raises(ValueError, match="lets_val_source='eval' needs a single eval_dataset"):
         trainer.train()
     with pytest.raises(ValueError, match="fewer than one batch of 8"):  # a dataset it has is checked at once
-        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32),
-                    lets_val_dataset=token_dataset(4))
+        LETSTrainer(
+            model=tiny_deberta(),
+            args=lets_args(tmp_path),
+            train_dataset=token_dataset(32),
+            lets_val_dataset=token_dataset(4),
+        )
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path))
     trainer.train_dataset = token_dataset(4)  # ... and one set later, when train() starts
     with pytest.raises(ValueError, match="fewer than one batch of 8"):
@@ -89,8 +102,14 @@ class TinyConvNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                                        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4, 2),
+        )
 
     def forward(self, pixel_values, labels):
         return {"loss": torch.nn.functional.cross_entropy(self.body(pixel_values), labels)}
@@ -99,8 +118,11 @@ class TinyConvNet(torch.nn.Module):
 def test_batchnorm_statistics_move_only_in_the_clean_pass(tmp_path):
     g = torch.Generator().manual_seed(0)
     data = [{"pixel_values": torch.randn(3, 6, 6, generator=g), "labels": i % 2} for i in range(16)]
-    trainer = LETSTrainer(model=TinyConvNet(), args=lets_args(tmp_path, max_steps=1, per_device_train_batch_size=16,
-                                                              lets_val_batch_size=16), train_dataset=data)
+    trainer = LETSTrainer(
+        model=TinyConvNet(),
+        args=lets_args(tmp_path, max_steps=1, per_device_train_batch_size=16, lets_val_batch_size=16),
+        train_dataset=data,
+    )
     reference = TinyConvNet().train()
     first_batch = next(iter(trainer.get_train_dataloader()))
     reference.body(first_batch["pixel_values"])  # the clean pass alone, once
