@@ -18,14 +18,15 @@ Everything below was fixed before any LETS run (the defaults of the flags are th
 interrupted ones resume from their last checkpoint, and each finished run's files are copied to
 ``<record_dir>/<regime>/<run>-seed<seed>/``. ``python glue/summarize.py <record_dir>/<regime>`` makes the tables.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
-from glue.evidence import default_model, parse_runner_arguments, run_protocol
+from glue.evidence import RECORDING, default_model, parse_runner_arguments, run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 # From where SAM trains as ERM does to where it stops training. The first six were fixed first; seed 0 put the best
@@ -35,7 +36,7 @@ LETS_STARTS = (0.002, 0.01, 0.05, 0.2)  # four rho_0 spread over the grid's rang
 SEEDS = (0, 1, 2)
 
 # The learned-radius settings compared (each a flag list for run_glue.py).
-LEARNED_RULES: Dict[str, List[str]] = {
+LEARNED_RULES: dict[str, list[str]] = {
     # The paper's rule at its largest GLUE rho learning rate (Table 11).
     "paper": ["--lets_preset", "paper", "--rho_lr", "1e-3"],
     # The candidate: the robust preset, the hypergradient through AdamW's step, a hyper step on every 4th step with
@@ -47,63 +48,78 @@ LEARNED_RULES: Dict[str, List[str]] = {
     # Added after robust_adam_i4's seed-0 run moved rho away from the grid's best from both sides, to test the
     # diagnosed cause: validation batches drawn from the noisy training set reward fitting its wrong labels. The
     # same setting with its validation batches from 10% of the training rows held out (never trained on).
-    "robust_adam_i4_heldout": ["--lets_preset", "robust", "--lets_descent", "adam", "--lets_interval", "4",
-                               "--lets_val_split_fraction", "0.1"],
+    "robust_adam_i4_heldout": [
+        "--lets_preset",
+        "robust",
+        "--lets_descent",
+        "adam",
+        "--lets_interval",
+        "4",
+        "--lets_val_split_fraction",
+        "0.1",
+    ],
 }
 HELD_OUT = ["--lets_val_split_fraction", "0.1"]
 
 
-def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> List[str]:
+def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> list[str]:
     """The training setup shared by every run: AdamW as in the paper's GLUE setup (eps 1e-6, linear warmup and
     decay, clipping 1.0), the last epoch's model scored (no model selection on the dev set). SST-2's rows are
     mostly short phrases (13 tokens on average, batches of 32 padded to 41), so batches group rows of similar
     length (the stock ``train_sampling_strategy="group_by_length"``)."""
-    return ["--task_name", task, "--max_train_samples", str(rows), "--train_label_noise", str(noise),
-            "--label_noise_seed", "0", "--max_seq_length", "64", "--per_device_train_batch_size", "32",
-            "--learning_rate", "1e-4", "--num_train_epochs", str(epochs), "--warmup_steps", "0.1",
-            "--weight_decay", "0.01", "--lr_scheduler_type", "linear", "--max_grad_norm", "1.0",
-            "--adam_epsilon", "1e-6", "--lets_base_optim", "adamw_torch", "--eval_strategy", "no",
-            "--save_strategy", "epoch", "--save_total_limit", "1", "--save_final_model", "false",
-            "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", "4",
-            "--train_sampling_strategy", "group_by_length"]  # batches of similar length: a third of the padding
+    return [
+        *f"--task_name {task} --max_train_samples {rows} --train_label_noise {noise}".split(),
+        *"--label_noise_seed 0 --max_seq_length 64 --per_device_train_batch_size 32 --learning_rate 1e-4".split(),
+        *f"--num_train_epochs {epochs} --warmup_steps 0.1 --weight_decay 0.01 --lr_scheduler_type linear".split(),
+        *"--max_grad_norm 1.0 --adam_epsilon 1e-6 --lets_base_optim adamw_torch".split(),
+        *RECORDING,
+        *"--logging_steps 4".split(),
+        *"--train_sampling_strategy group_by_length".split(),  # batches of similar length: a third of the padding
+    ]
 
 
-Run = Tuple[str, List[str]]
+Run = tuple[str, list[str]]
 
 
-def arm_runs(arm: str) -> List[Run]:
+def arm_runs(arm: str) -> list[Run]:
     """``[(run name, method flags)]`` of one arm: ``grid`` (ERM and SAM at each radius), ``grid_heldout`` (ERM
     and SAM at the seed-0 grid's three best radii trained on the rows the held-out arm trains on) or a learned
     rule."""
     if arm == "grid":
         return [("erm", ["--optim", "adamw_torch"])] + [
-            (f"sam-rho{rho:g}", ["--optim", "sam", "--rho", str(rho)]) for rho in SAM_GRID]
+            (f"sam-rho{rho:g}", ["--optim", "sam", "--rho", str(rho)]) for rho in SAM_GRID
+        ]
     if arm == "grid_heldout":  # the references of the held-out arm: trained on the same 90% of the rows
-        return [(f"{name}-heldout", [*flags, *HELD_OUT]) for name, flags in arm_runs("grid")
-                if name in ("erm", "sam-rho0.02", "sam-rho0.05", "sam-rho0.1")]
+        return [
+            (f"{name}-heldout", [*flags, *HELD_OUT])
+            for name, flags in arm_runs("grid")
+            if name in ("erm", "sam-rho0.02", "sam-rho0.05", "sam-rho0.1")
+        ]
     if arm in LEARNED_RULES:
-        return [(f"lets_sam_{arm}-rho{rho:g}", ["--optim", "lets_sam", "--rho", str(rho), *LEARNED_RULES[arm]])
-                for rho in LETS_STARTS]
+        return [
+            (f"lets_sam_{arm}-rho{rho:g}", ["--optim", "lets_sam", "--rho", str(rho), *LEARNED_RULES[arm]])
+            for rho in LETS_STARTS
+        ]
     raise ValueError(f"--arms: unknown arm {arm!r}; use grid or one of {sorted(LEARNED_RULES)}")
 
 
 def label_of(name: str) -> str:
     """The table row of a run: ``"SAM (rho=0.01)"``, ``"LETS-SAM robust_adam_i4 (rho_0=0.01)"``, ``"ERM"``."""
     if name.endswith("-heldout"):
-        return label_of(name[:-len("-heldout")]) + " on 90%"
+        return label_of(name[: -len("-heldout")]) + " on 90%"
     if name == "erm":
         return "ERM"
     method, rho = name.rsplit("-rho", 1)
     if method == "sam":
         return f"SAM (rho={rho})"
-    return f"LETS-SAM {method[len('lets_sam_'):]} (rho_0={rho})"
+    return f"LETS-SAM {method[len('lets_sam_') :]} (rho_0={rho})"
 
 
 def regime_name(task: str, noise: float, rows: int, epochs: float) -> str:
     return f"{task}-noise{noise:g}-rows{rows}-epochs{epochs:g}"
 
 
-def commands(args, model: str) -> List[Tuple[Path, List[str], Path]]:
+def commands(args, model: str) -> list[tuple[Path, list[str], Path]]:
     """``(output folder, command, record folder)`` for every run, seed by seed (seed 0 of every arm first)."""
     regime = regime_name(args.task, args.noise, args.rows, args.epochs)
     runs = []
@@ -111,9 +127,22 @@ def commands(args, model: str) -> List[Tuple[Path, List[str], Path]]:
         for arm in args.arms.split(","):
             for name, flags in arm_runs(arm):
                 out = Path(args.output_dir) / regime / f"{name}-seed{seed}"
-                command = [sys.executable, str(ROOT / "glue" / "run_glue.py"), "--data_dir", args.data_dir,
-                           "--model_name_or_path", model, *fixed_settings(args.task, args.rows, args.noise, args.epochs),
-                           *flags, "--run_label", label_of(name), "--seed", str(seed), "--output_dir", str(out)]
+                command = [
+                    sys.executable,
+                    str(ROOT / "glue" / "run_glue.py"),
+                    "--data_dir",
+                    args.data_dir,
+                    "--model_name_or_path",
+                    model,
+                    *fixed_settings(args.task, args.rows, args.noise, args.epochs),
+                    *flags,
+                    "--run_label",
+                    label_of(name),
+                    "--seed",
+                    str(seed),
+                    "--output_dir",
+                    str(out),
+                ]
                 runs.append((out, command, Path(args.record_dir) / regime / out.name))
     return runs
 
