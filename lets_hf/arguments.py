@@ -213,6 +213,8 @@ class LETSArgumentParser(HfArgumentParser):
     def _group_lets_options(self) -> None:
         names = {f.name for f in fields(LETSArgumentsMixin)}
         group = self.add_argument_group(LETS_GROUP_TITLE, LETS_GROUP_DESCRIPTION)
+        self._action_groups.remove(group)  # shown first, before the stock Trainer options
+        self._action_groups.insert(1, group)
         for other in self._action_groups:
             if other is not group:
                 group._group_actions.extend(action for action in other._group_actions if action.dest in names)
