@@ -325,4 +325,4 @@ def test_the_scripts_help_shows_the_lets_group(script, capsys):
     lets = sections["LETS and the SAM family (lets_hf)"]
     assert "--optim " in lets and "--rho_lr " in lets and "--optim " not in sections["options"]
     titles = list(sections)
-    assert titles.index("LETS and the SAM family (lets_hf)") < len(titles) / 2   # near the top, not after Trainer's
+    assert titles.index("LETS and the SAM family (lets_hf)") < len(titles) / 2  # near the top, not after Trainer's
