@@ -7,6 +7,7 @@ Every front end (the Trainer's ``log_history``, the vision script's logs) reduce
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 RADIUS_KEYS = ("rho", "lets_gap")
@@ -63,6 +64,11 @@ def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: str
     return _save(fig, path)
 
 
+def _start_of(label: str) -> str:
+    """``"rho0=0.05, seed 2"`` -> ``"rho0=0.05"``: the runs of one start share a colour, each seed a line style."""
+    return re.sub(r",? seed \d+$", "", label)
+
+
 def plot_radius_comparison(
     panels: Mapping[str, Sequence[tuple[str, Sequence[float], Sequence[float]]]],
     path: str,
@@ -70,18 +76,23 @@ def plot_radius_comparison(
     reference: tuple[str, float] | None = None,
 ) -> str:
     """Save a PNG of rho over steps for many runs: one panel per ``panels`` key (a LETS rule, say), one line
-    per ``(label, steps, rhos)`` (a starting radius, say; a label keeps its colour across panels), on a
-    shared log axis, so that one sees whether runs from different rho_0 meet. ``reference = (label, rho)``
-    draws a dashed horizontal line (the best fixed radius of a grid, say)."""
+        per ``(label, steps, rhos)`` (a starting radius, say; the labels of one start, ``"rho0=0.05, seed 1"``, share
+    a colour across panels and differ in line style by seed), on a
+        shared log axis, so that one sees whether runs from different rho_0 meet. ``reference = (label, rho)``
+        draws a dashed horizontal line (the best fixed radius of a grid, say)."""
     plt = _pyplot()
     if not panels:
         raise ValueError("plot_radius_comparison needs at least one panel of runs")
     labels = list(dict.fromkeys(label for runs in panels.values() for label, _, _ in runs))
-    colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    starts = list(dict.fromkeys(_start_of(label) for label in labels))
+    seeds = list(dict.fromkeys(label[len(_start_of(label)) :].lstrip(", ") for label in labels))
+    colours = {start: plt.get_cmap("tab10")(i % 10) for i, start in enumerate(starts)}
+    styles = ("-", "--", ":", "-.")
     fig, axes = plt.subplots(1, len(panels), sharey=True, squeeze=False, figsize=(4.5 * len(panels), 3.8))
     for axis, (name, runs) in zip(axes[0], panels.items()):
         for label, steps, rhos in runs:
-            axis.plot(steps, rhos, color=colours[label], label=label)
+            start, seed = _start_of(label), label[len(_start_of(label)) :].lstrip(", ")
+            axis.plot(steps, rhos, color=colours[start], linestyle=styles[seeds.index(seed) % 4], label=label)
         if reference is not None:
             axis.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
         axis.set_yscale("log")
