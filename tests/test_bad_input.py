@@ -72,6 +72,11 @@ BAD = [
         r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\], got 'dag'; "
         r"did you mean 'diag'\?",
     ),
+    (
+        lets_radius,
+        dict(descent="adm"),
+        r"lets_descent must be one of \['adam', 'sgd'\], got 'adm'; did you mean 'adam'\?",
+    ),
     (lets_radius, dict(objective="gap3"), r"lets_objective must be one of \['gap', 'gap2', 'val'\], got 'gap3'"),
     # FixedRadius and the learning-rate schedule
     (fixed_radius, dict(rho=1e30), r"rho must be a finite number > 0 and <= 100, got 1e\+30"),
@@ -155,6 +160,7 @@ def test_every_message_names_the_argument_it_rejects():
         "train_term": "lets_train_term",
         "hvp": "lets_hvp",
         "objective": "lets_objective",
+        "descent": "lets_descent",
         "lr_max": "learning_rate",
     }
     for build, kwargs, message in BAD:
