@@ -145,11 +145,6 @@ def write_results(output_dir: str, results: Mapping[str, object], log_history: I
     return plot_radius_trajectory(list(log_history), os.path.join(output_dir, PLOT_FILE), title)
 
 
-def is_finished(output_dir: str) -> bool:
-    """Whether ``output_dir`` holds a finished run (its ``glue_results.json``)."""
-    return os.path.isfile(os.path.join(output_dir, RESULTS_FILE))
-
-
 def load_results(root: str) -> list[dict[str, object]]:
     """Every ``glue_results.json`` under ``root``, in path order."""
     found = []

@@ -33,10 +33,10 @@ from glue.errors import GlueInputError
 from glue.metrics import compute_metrics_for
 from glue.model import load_model_and_tokenizer
 from glue.presets import PRESETS, preset_defaults
-from glue.results import RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, is_finished, run_label, write_results
+from glue.results import RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results, run_label, write_results
 from glue.tasks import TASKS, GlueTask, get_task
 from lets_hf.arguments import LETSArgumentParser, LETSArguments
-from lets_hf.checkpoints import newest_complete_checkpoint, resolve_resume_checkpoint
+from lets_hf.checkpoints import checkpoint_to_resume
 from lets_hf.precision import training_precision
 from lets_hf.radius import LETSRadius
 from lets_hf.trainer import LETSTrainer
@@ -143,18 +143,10 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataTrainin
 
 
 def resume_checkpoint(training_args: LETSArguments, overwrite: bool) -> str | None:
-    """The checkpoint to resume from (the newest complete one in ``--output_dir`` unless one is given);
-    refuses to overwrite a finished run unless asked to."""
-    output_dir, given = training_args.output_dir, training_args.resume_from_checkpoint
-    if not overwrite and os.path.isdir(output_dir) and is_finished(output_dir):
-        raise GlueInputError(
-            f"{output_dir} already holds a finished run ({RESULTS_FILE}); pass "
-            "--overwrite_output_dir to replace it, or choose another --output_dir"
-        )
+    """The checkpoint to resume from (:func:`~lets_hf.checkpoints.checkpoint_to_resume`: the newest complete one
+    in ``--output_dir`` unless one is given); refuses to overwrite a finished run unless asked to."""
     try:
-        if given is not None or overwrite:
-            return resolve_resume_checkpoint(given, output_dir)
-        return newest_complete_checkpoint(output_dir, with_optimizer=not training_args.save_only_model)
+        return checkpoint_to_resume(training_args, overwrite, RESULTS_FILE)
     except ValueError as error:
         raise GlueInputError(str(error)) from None
 

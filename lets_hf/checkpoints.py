@@ -208,6 +208,26 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_opti
     return str(resume_from_checkpoint)
 
 
+def checkpoint_to_resume(args, overwrite: bool, finished_file: str) -> str | None:
+    """The checkpoint a script's run resumes from, for scripts with ``--overwrite_output_dir``.
+
+    ``args`` is the run's ``TrainingArguments``. An ``args.output_dir`` holding ``finished_file`` (what a
+    complete run writes last) is a finished run: ValueError, unless ``overwrite``. Otherwise a given
+    ``args.resume_from_checkpoint`` is resolved by :func:`resolve_resume_checkpoint`; with none given, an
+    unfinished run resumes from the newest complete checkpoint (None: start afresh), and ``overwrite``
+    starts afresh whatever is there. The optimizer files are required unless ``args.save_only_model``.
+    """
+    output_dir, given, with_optimizer = args.output_dir, args.resume_from_checkpoint, not args.save_only_model
+    if not overwrite and os.path.isfile(os.path.join(output_dir, finished_file)):
+        raise ValueError(
+            f"{output_dir} already holds a finished run ({finished_file}); pass "
+            "--overwrite_output_dir to replace it, or choose another --output_dir"
+        )
+    if given is not None or overwrite:
+        return resolve_resume_checkpoint(given, output_dir, with_optimizer)
+    return newest_complete_checkpoint(output_dir, with_optimizer)
+
+
 def write_loss_tally(folder: str, total: float, pending: float, last_logged_step: int) -> None:
     """Record the Trainer's running training loss in ``folder`` (``total``: the logged intervals' sum, ``pending``:
     the sum since the last log), so that a run resumed there logs and reports the uninterrupted run's losses."""

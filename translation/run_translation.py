@@ -23,13 +23,14 @@ import numpy as np
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, set_seed
 
 from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments
+from lets_hf.checkpoints import checkpoint_to_resume
 from lets_hf.methods import method_label
 from lets_hf.precision import training_precision
 from lets_hf.trainer import LETSSeq2SeqTrainer
 from translation.bleu import corpus_bleu, remove_bpe
 from translation.data import ParallelSplit, read_splits
 from translation.model import ArchitectureSizes, build_model
-from translation.report import data_label, write_run_report
+from translation.report import RESULTS_FILE, data_label, write_run_report
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,13 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "Keep the first N test pairs."})
     max_source_length: int = field(default=1024, metadata={"help": "Truncate source sequences (units + </s>)."})
     max_target_length: int = field(default=1024, metadata={"help": "Truncate target sequences (units + </s>)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a finished run in --output_dir (otherwise --do_train refuses, and resumes an "
+            "unfinished one from its newest complete checkpoint)."
+        },
+    )
 
 
 def parse_arguments(argv: list[str] | None = None):
@@ -248,8 +256,14 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
         training_precision(training_args)  # refuses --fp16 on a CPU
+        # --do_train resumes an unfinished run and refuses a finished one (its results.json)
+        checkpoint = (
+            checkpoint_to_resume(training_args, data_args.overwrite_output_dir, RESULTS_FILE)
+            if training_args.do_train
+            else None
+        )
         corpus = read_corpus(data_args, training_args)
-    except ValueError as error:  # that, or a CorpusError
+    except ValueError as error:  # those, or a CorpusError
         raise SystemExit(f"run_translation.py: error: {error}") from None
     set_seed(training_args.seed)
     model, tokenizer = load_model_and_tokenizer(model_args, training_args, corpus["train"])
@@ -273,7 +287,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     timings, bleu, eval_metrics, start = {}, None, None, time.perf_counter()
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        if checkpoint is not None:
+            logger.info("resuming from %s", checkpoint)
+        result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
