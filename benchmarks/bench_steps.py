@@ -60,13 +60,15 @@ PHASES = ["ascent pass", "first_step", "descent pass", "second_step", "base step
 
 @dataclass(frozen=True)
 class Method:
-    """How one method builds its optimizer; ``radius`` is None for ERM. ``lets`` holds LETSRadius's options."""
+    """How one method builds its optimizer; ``radius`` is None for ERM. ``lets`` holds LETSRadius's options;
+    ``val_scale`` is the validation batch's size in training batches."""
 
     name: str
     perturbation: str | None = None
     rho: float = 0.05
     lets: dict | None = None
     reference_sam: bool = False
+    val_scale: int = 1
 
     @property
     def interval(self) -> int:
@@ -74,12 +76,14 @@ class Method:
 
     @property
     def passes(self) -> float:
-        """Forward+backward passes per step: 1 (ERM), 2 (SAM), plus the hyper passes every ``interval`` steps."""
+        """Forward+backward passes per step: 1 (ERM), 2 (SAM), plus the hyper passes every ``interval`` steps
+        (a validation pass counts ``val_scale`` passes)."""
         if self.perturbation is None and not self.reference_sam:
             return 1.0
         if self.lets is None:
             return 2.0
-        hyper = 1 if self.lets.get("objective") == "val" or self.lets.get("train_term") == "next" else 2
+        validation_only = self.lets.get("objective") == "val" or self.lets.get("train_term") == "next"
+        hyper = self.val_scale + (0 if validation_only else 1)
         return 2 + hyper / self.interval
 
     @property
@@ -106,11 +110,18 @@ MAIN = [
     Method("pytorch_optimizer SAM", reference_sam=True),
 ]
 INTERVALS = (1, 2, 5, 10, 20)
-INTERVAL = [Method("ERM"), Method("SAM", "sam")] + [
-    Method(f"LETS-SAM ({name}, interval {k})", "sam", lets={**options, "interval": k})
-    for name, options in (("paper", {}), ("next", {"train_term": "next"}), ("robust", ROBUST))
-    for k in INTERVALS
-]
+INTERVAL = (
+    [Method("ERM"), Method("SAM", "sam")]
+    + [
+        Method(f"LETS-SAM ({name}, interval {k})", "sam", lets={**options, "interval": k})
+        for name, options in (("paper", {}), ("next", {"train_term": "next"}), ("robust", ROBUST))
+        for k in INTERVALS
+    ]
+    + [
+        Method("LETS-SAM (robust, interval 4)", "sam", lets={**ROBUST, "interval": 4}),
+        Method("LETS-SAM (robust, interval 10, validation x2)", "sam", lets={**ROBUST, "interval": 10}, val_scale=2),
+    ]
+)
 METHOD_SETS = {"main": MAIN, "interval": INTERVAL}
 
 
@@ -122,6 +133,7 @@ class Runner:
         self.model = workload.make_model()
         self.loss_fn = workload.loss
         self.step_index = 0
+        self.val_batches = scaled_batches(workload.val_batches, method.val_scale)
         params, base, base_kwargs = self.model.parameters(), workload.base, workload.base_kwargs
         if method.reference_sam:
             from pytorch_optimizer import SAM as ReferenceSAM
@@ -137,7 +149,7 @@ class Runner:
     def steps(self, count: int) -> None:
         for _ in range(count):
             i = self.step_index % len(self.workload.batches)
-            self.step(self.workload.batches[i], self.workload.val_batches[i])
+            self.step(self.workload.batches[i], self.val_batches[i])
             self.step_index += 1
 
     def _pass(self, label: str, batch: Batch) -> torch.Tensor:
@@ -169,6 +181,15 @@ class Runner:
         tensors = [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
         buffers = sum(opt.buffer_bytes().values()) if isinstance(opt, LETSOptimizer) else 0
         return sum(t.numel() * t.element_size() for t in tensors) + buffers
+
+
+def scaled_batches(batches: list[Batch], scale: int) -> list[Batch]:
+    """The i-th of ``batches`` joined with the ``scale - 1`` that follow it (cyclically): batches of ``scale``
+    times the rows."""
+    if scale == 1:
+        return batches
+    joined = lambda i: [batches[(i + j) % len(batches)] for j in range(scale)]  # noqa: E731
+    return [{key: torch.cat([b[key] for b in joined(i)]) for key in batches[i]} for i in range(len(batches))]
 
 
 @dataclass

@@ -48,6 +48,15 @@ LEARNED_RULES: dict[str, dict[str, object]] = {
     # Added with the text benchmark's held-out arm (glue/results/noisy): validation batches from 10% of the
     # training rows held out (never trained on) instead of from the training set itself.
     "robust_i4_heldout": {"preset": "robust", "val_batch": BATCH, "interval": 4, "held_out": HELD_OUT},
+    # Added for the cost of issue 21 ("LETS at SAM's price"): a hyper step every k-th step only, with a validation
+    # batch of m training batches; the step costs 1 + m / (2 k) of SAM's passes (1.10 for the last three).
+    "robust_i10": {"preset": "robust", "val_batch": BATCH, "interval": 10},
+    "robust_i20": {"preset": "robust", "val_batch": BATCH, "interval": 20},
+    "robust_i5": {"preset": "robust", "val_batch": BATCH, "interval": 5},
+    "robust_i10_v2x": {"preset": "robust", "val_batch": 2 * BATCH, "interval": 10},
+    "robust_i20_v4x": {"preset": "robust", "val_batch": 4 * BATCH, "interval": 20},
+    "robust_i5_t12": {"preset": "robust", "val_batch": BATCH, "interval": 5, "rho_travel": 12.0},
+    "robust_i10_v2x_t12": {"preset": "robust", "val_batch": 2 * BATCH, "interval": 10, "rho_travel": 12.0},
 }
 
 
@@ -175,6 +184,42 @@ def label(record: dict) -> str:
     return f"LETS-SAM {record['rule']} (rho_0={record['rho_initial']:g})"
 
 
+def passes_over_sam(rule: str) -> float:
+    """A rule's forward+backward passes per step over SAM's 2: every ``interval``-th step adds the validation
+    pass (``val_batch / BATCH`` passes) and, for the paper's objective, the training pass at theta_{t+1}."""
+    settings = LEARNED_RULES[rule]
+    hyper = int(settings["val_batch"]) / BATCH + (1 if settings["preset"] == "paper" else 0)
+    return 1 + hyper / (2 * int(settings.get("interval", 1)))
+
+
+def cost_against_quality(records: Sequence[dict]) -> str:
+    """Per learned rule: its passes over SAM's, the range of the per-start mean test accuracies, the worst run,
+    and how far apart the final radii of all its runs are (max / min), next to the best SAM radius of the grid."""
+    runs: dict[str, list[dict]] = {}
+    for record in records:
+        if record["method"] == "lets_sam":
+            runs.setdefault(record["rule"], []).append(record)
+    rows = []
+    for rule, group in sorted(runs.items(), key=lambda item: (passes_over_sam(item[0]), item[0])):
+        per_start: dict[float, list[float]] = {}
+        for r in group:
+            per_start.setdefault(r["rho_initial"], []).append(100 * r["test_accuracy"])
+        means = [statistics.mean(scores) for scores in per_start.values()]
+        rhos = [r["rho_final"] for r in group]
+        rows.append(
+            [
+                rule,
+                f"{passes_over_sam(rule):.3f}",
+                f"{len(group) // len(per_start)}",
+                f"{min(means):.1f} - {max(means):.1f}",
+                f"{min(100 * r['test_accuracy'] for r in group):.1f}",
+                f"{min(rhos):.3g} - {max(rhos):.3g} ({max(rhos) / min(rhos):.2f}x)",
+            ]
+        )
+    header = ["rule", "passes / SAM", "seeds", "mean accuracy per start (%)", "worst run", "final rho (max / min)"]
+    return markdown_table(header, rows)
+
+
 def summarize(records: Sequence[dict], figure: str | None = None) -> str:
     """A Markdown table (test accuracy mean ± std over seeds, final rho), and the rho figure if asked."""
     groups: dict[str, list[dict]] = {}
@@ -221,12 +266,8 @@ def main(argv: Sequence[str] = None) -> None:
     args = parser.parse_args(argv)
     records = Path(args.record_dir)
     if args.summarize:
-        print(
-            summarize(
-                [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))],
-                figure=str(records / "rho_digits.png"),
-            )
-        )
+        every = [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))]
+        print(summarize(every, figure=str(records / "rho_digits.png")) + "\n\n" + cost_against_quality(every))
         return
     try:
         runs = planned_runs(args.arms.split(","))

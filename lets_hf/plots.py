@@ -6,11 +6,13 @@ Every front end (the Trainer's ``log_history``, the vision script's logs) reduce
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
 RADIUS_KEYS = ("rho", "lets_gap")
+PANELS_PER_ROW = 4
 
 
 def radius_trajectory(log_history: Iterable[Mapping]) -> dict[str, list[float]]:
@@ -39,7 +41,7 @@ def _pyplot():
 def _save(fig, path: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # keeps a legend placed outside the axes
     _pyplot().close(fig)
     return path
 
@@ -88,18 +90,26 @@ def plot_radius_comparison(
     seeds = list(dict.fromkeys(label[len(_start_of(label)) :].lstrip(", ") for label in labels))
     colours = {start: plt.get_cmap("tab10")(i % 10) for i, start in enumerate(starts)}
     styles = ("-", "--", ":", "-.")
-    fig, axes = plt.subplots(1, len(panels), sharey=True, squeeze=False, figsize=(4.5 * len(panels), 3.8))
-    for axis, (name, runs) in zip(axes[0], panels.items()):
+    columns = min(len(panels), PANELS_PER_ROW)
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, sharey=True, squeeze=False, figsize=(4.5 * columns, 3.4 * rows + 0.8))
+    handles = {}
+    for axis, (name, runs) in zip(axes.flat, panels.items()):
         for label, steps, rhos in runs:
             start, seed = _start_of(label), label[len(_start_of(label)) :].lstrip(", ")
-            axis.plot(steps, rhos, color=colours[start], linestyle=styles[seeds.index(seed) % 4], label=label)
+            handles[label] = axis.plot(
+                steps, rhos, color=colours[start], linestyle=styles[seeds.index(seed) % 4], label=label
+            )[0]
         if reference is not None:
-            axis.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
+            handles[reference[0]] = axis.axhline(reference[1], color="grey", linestyle="--", linewidth=1)
         axis.set_yscale("log")
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("optimizer step")
-        axis.legend(fontsize=7)
-    axes[0][0].set_ylabel("rho")
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("rho")
+    fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from benchmarks import bench_steps, timing
 
@@ -39,8 +40,17 @@ def test_pass_counts_and_blocks_of_the_methods():
     }
     interval = {m.name: m for m in bench_steps.INTERVAL}
     assert interval["LETS-SAM (robust, interval 5)"].passes == 2.2
+    assert interval["LETS-SAM (robust, interval 10, validation x2)"].passes == 2.2
+    assert interval["LETS-SAM (paper, interval 2)"].passes == 3
     assert bench_steps.block_steps(interval["LETS-SAM (paper, interval 20)"], 5) == 20
     assert bench_steps.block_steps(bench_steps.MAIN[1], 5) == 5
+
+
+def test_scaled_validation_batches_join_the_following_batches():
+    batches = [{"x": torch.full((2, 3), float(i))} for i in range(3)]
+    scaled = bench_steps.scaled_batches(batches, 2)
+    assert [b["x"][:, 0].tolist() for b in scaled] == [[0, 0, 1, 1], [1, 1, 2, 2], [2, 2, 0, 0]]
+    assert bench_steps.scaled_batches(batches, 1) is batches
 
 
 def test_quick_mode_writes_every_method_with_load_and_threads(tmp_path):

@@ -80,3 +80,23 @@ def _fake_record(method, rho, seed, rule=None, *_):
         "rho_per_epoch": [0.2, 0.3] if learned else [rho, rho],
         "wall_time_s": 1.0,
     }
+
+
+def test_cost_against_quality_counts_passes_and_ranges_over_starts():
+    assert digits_noisy.passes_over_sam("robust") == 1.5
+    assert digits_noisy.passes_over_sam("robust_i4") == 1.125
+    assert digits_noisy.passes_over_sam("robust_i10_v2x") == 1.1  # a 2-batch validation pass every 10th step
+    assert digits_noisy.passes_over_sam("robust_vq") == 1.125
+    assert digits_noisy.passes_over_sam("paper") == 2.0  # validation and training passes at theta_{t+1}
+    records = [
+        {**_fake_record("lets_sam", rho, seed, "robust_i5"), "test_accuracy": acc, "rho_final": final}
+        for rho, seed, acc, final in [
+            (0.01, 0, 0.90, 0.1),
+            (0.01, 1, 0.94, 0.2),
+            (0.5, 0, 0.96, 0.4),
+            (0.5, 1, 0.96, 0.3),
+        ]
+    ]
+    table = digits_noisy.cost_against_quality(records + [_fake_record("sam", 0.2, 0)])
+    assert table.splitlines()[2] == "| robust_i5 | 1.100 | 2 | 92.0 - 96.0 | 90.0 | 0.1 - 0.4 (4.00x) |"
+    assert len(table.splitlines()) == 3  # SAM runs have no row
