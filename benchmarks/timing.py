@@ -13,8 +13,10 @@ Cache and memory-bandwidth contention still shows. On CUDA the clock is the wall
 ``torch.cuda.synchronize`` calls.
 
 The load is read from ``/proc/loadavg``: the 1-minute load average at the start and end of a
-table, and at every block the number of runnable tasks other than this one (``background``), whose
-mean says how busy the machine was while the table was taken.
+table, and before every block the number of runnable tasks other than this one
+(``background``), whose mean says how busy the machine was while the table was taken. Only that mean
+decides whether a table was quiet: the load average trails by minutes and counts a benchmark that
+ran just before in the same chain (or this one), which is not load on this table.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-QUIET_LOAD = 0.5  # above this background load, a table is marked for re-recording on a quiet machine
+QUIET_LOAD = 0.5  # above this mean background load, a table is marked for re-recording on a quiet machine
 
 
 def read_load() -> tuple[float, int]:
@@ -57,8 +59,8 @@ class LoadRecord:
 
     @property
     def quiet(self) -> bool:
-        """Whether the machine had less than ``QUIET_LOAD`` other load, before the table and during it."""
-        return self.start <= QUIET_LOAD and self.mean_background <= QUIET_LOAD
+        """Whether other runnable tasks averaged at most ``QUIET_LOAD`` over the table's samples."""
+        return self.mean_background <= QUIET_LOAD
 
     def as_dict(self) -> dict:
         return {

@@ -173,3 +173,10 @@ def test_lets_holds_b_between_steps_and_peaks_within_the_parameters_bytes_of_sam
     for name in MEMORY_METHODS:
         assert held[name] - held["ERM"] == pytest.approx(1.0, abs=1e-3), name  # b; theta_t's copy freed
         assert peaks[name] - peaks["SAM"] <= 1.1, (name, peaks[name] - peaks["SAM"], peaks)
+
+
+def test_a_table_is_quiet_by_its_background_samples_not_the_trailing_load_average():
+    after_a_chained_benchmark = timing.LoadRecord(start=1.0, end=1.0, background=[0, 0, 0, 1])
+    assert after_a_chained_benchmark.quiet  # the load average still counts the benchmark that just ended
+    busy = timing.LoadRecord(start=0.0, end=0.0, background=[1, 1, 0])
+    assert not busy.quiet and busy.describe().endswith("to be re-recorded on a quiet machine")
