@@ -83,7 +83,8 @@ class Method:
         if self.lets is None:
             return 2.0
         validation_only = self.lets.get("objective") == "val" or self.lets.get("train_term") == "next"
-        hyper = self.val_scale + (0 if validation_only else 1)
+        validation = 0 if self.lets.get("val_term") == "next" else self.val_scale
+        hyper = validation + (0 if validation_only else 1)
         return 2 + hyper / self.interval
 
     @property
@@ -105,6 +106,7 @@ MAIN = [
     Method("LETS-SAM (next)", "sam", lets={"train_term": "next"}),
     Method("LETS-SAM (interval 10)", "sam", lets={"interval": 10}),
     Method("LETS-SAM (robust: val)", "sam", lets=ROBUST),
+    Method("LETS-SAM (robust, validation: next batch)", "sam", lets={**ROBUST, "val_term": "next"}),
     Method("ASAM", "asam", rho=0.5),
     Method("LETS-ASAM (paper)", "asam", rho=0.5, lets={}),
     Method("pytorch_optimizer SAM", reference_sam=True),

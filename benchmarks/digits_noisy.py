@@ -57,6 +57,8 @@ LEARNED_RULES: dict[str, dict[str, object]] = {
     "robust_i20_v4x": {"preset": "robust", "val_batch": 4 * BATCH, "interval": 20},
     "robust_i5_t12": {"preset": "robust", "val_batch": BATCH, "interval": 5, "rho_travel": 12.0},
     "robust_i10_v2x_t12": {"preset": "robust", "val_batch": 2 * BATCH, "interval": 10, "rho_travel": 12.0},
+    # The validation term from the next step's ascent pass (lets_val_term="next"): no extra pass at all.
+    "robust_next": {"preset": "robust", "val_batch": BATCH, "val_term": "next"},
 }
 
 
@@ -186,9 +188,11 @@ def label(record: dict) -> str:
 
 def passes_over_sam(rule: str) -> float:
     """A rule's forward+backward passes per step over SAM's 2: every ``interval``-th step adds the validation
-    pass (``val_batch / BATCH`` passes) and, for the paper's objective, the training pass at theta_{t+1}."""
+    pass (``val_batch / BATCH`` passes; none with ``val_term="next"``) and, for the paper's objective, the
+    training pass at theta_{t+1}."""
     settings = LEARNED_RULES[rule]
-    hyper = int(settings["val_batch"]) / BATCH + (1 if settings["preset"] == "paper" else 0)
+    validation = 0 if settings.get("val_term") == "next" else int(settings["val_batch"]) / BATCH
+    hyper = validation + (1 if settings["preset"] == "paper" else 0)
     return 1 + hyper / (2 * int(settings.get("interval", 1)))
 
 

@@ -30,8 +30,9 @@ SIZES = {  # name: (hidden, layers, vocab)
     "100M": (768, 12, 8000),
     "tiny": (32, 1, 100),
 }
-METHODS = [m for m in MAIN if m.name in ("ERM", "SAM", "LETS-SAM (paper)", "LETS-SAM (next)")]
-RATIOS = [("SAM", "ERM"), ("LETS-SAM (paper)", "SAM"), ("LETS-SAM (next)", "SAM")]
+NEXT_BATCH_VALIDATION = "LETS-SAM (robust, validation: next batch)"
+METHODS = [m for m in MAIN if m.name in ("ERM", "SAM", "LETS-SAM (paper)", "LETS-SAM (next)", NEXT_BATCH_VALIDATION)]
+RATIOS = [("SAM", "ERM"), ("LETS-SAM (paper)", "SAM"), ("LETS-SAM (next)", "SAM"), (NEXT_BATCH_VALIDATION, "SAM")]
 
 
 def measure_size(name: str, device, rounds: int, steps: int, batch_size: int, length: int, clock_kind: str) -> dict:
@@ -84,7 +85,7 @@ def plot(records, path: Path, title: str) -> None:
         median, low, high = zip(*(r["ratios"][key] for r in records))
         errors = [[m - lo for m, lo in zip(median, low)], [h - m for m, h in zip(median, high)]]
         ax.errorbar(params, median, yerr=errors, marker="o", capsize=3, label=key)
-    for floor in (1.5, 2.0):
+    for floor in (1.0, 1.5, 2.0):
         ax.axhline(floor, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")

@@ -154,6 +154,12 @@ class LETSArgumentsMixin(SAMFamilyOptions):
             )
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
+        if self.lets_val_term == "next" and (self.lets_val_source != "train" or self.lets_val_batch_size is not None):
+            raise ValueError(
+                "lets_val_term 'next' takes the next training batch as the validation batch: leave lets_val_source "
+                f"('train') and lets_val_batch_size (None) at their defaults, got {self.lets_val_source!r} and "
+                f"{self.lets_val_batch_size!r}"
+            )
         if self.sam_family is not None:  # build both once, so that bad values fail before training
             horizon = self.max_steps if self.max_steps > 0 else 1000
             self.build_radius(total_steps=horizon)

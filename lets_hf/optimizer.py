@@ -11,8 +11,8 @@ every backward itself)::
 ``step(closure, val_closure)`` runs the whole protocol, in this order:
 
 1. ascent pass: ``closure()`` backward, ``g = grad L(B; theta_t)`` (skipped when ``loss=`` says
-   that ``g`` is in ``.grad`` already); with ``train_term="next"`` its loss completes the
-   previous step's hyper step;
+   that ``g`` is in ``.grad`` already); with ``train_term="next"`` or ``val_term="next"`` its gradient
+   and loss complete the previous step's hyper step;
 2. :meth:`~LETSOptimizer.first_step`: ``theta_t + rho_t d``, ``d`` the rule's ascent direction;
 3. perturbed pass: ``closure()`` backward, ``g_hat = grad L(B; theta_t + rho_t d)``; skipped on a
    variant's ERM step and on a non-finite ``g`` (then the base step takes ``g``);
@@ -22,7 +22,8 @@ every backward itself)::
 6. hyper passes, when :attr:`~LETSOptimizer.hyper_step_due`: ``val_closure()`` and, where the
    objective takes it now (:attr:`~lets_hf.radius.base.LearnedRadius.hyper_train_pass`),
    ``closure()`` at ``theta_{t+1}``, differentiated by the objective
-   (:meth:`~lets_hf.radius.objectives.UpperObjective.backward`); then ``rho_{t+1}``.
+   (:meth:`~lets_hf.radius.objectives.UpperObjective.backward`); then ``rho_{t+1}``. With
+   ``val_term="next"`` there is none (and no ``val_closure``): the next ascent pass is the validation pass.
 
 With ``model=``, the ascent pass (on a planned SAM step) and the hyper passes run under
 ``model.no_sync()`` where the model has one (DDP: the per-worker ascent gradient of the SAM paper;
@@ -55,15 +56,17 @@ hold, by role::
     weights         theta_t               theta_t + e              theta_t            theta_{t+1}
     theta_t         -                     theta_t                  - (freed: LETS)    -
     ascent_gradient -                     g (rules that need it)   -                  -
-    tangent         (J b, TRAIN_TERM_DUE) e (diag, exact) or       b = H d            J b
+    tangent         (J b, NEXT_PASS_DUE) e (diag, exact) or       b = H d            J b
                                           g (finite_difference)
 
 ``e = rho d`` is the perturbation. ``tangent`` carries rho's derivative through the step: ``b``
 is ``d g_hat / d rho`` and ``-eta J b`` is ``d theta_{t+1} / d rho``. With ``train_term="next"``
-the hyper step stops half way, in ``TRAIN_TERM_DUE`` (``J b`` and ``<grad l_v, J b>`` kept), until
-the next ``first_step``'s ``g`` completes it. A step without a hyper step (a fixed radius, a step
-the interval skips) holds no tangent and goes from RESTORED to READY; a step taken as ERM (a
-variant's, or a non-finite ``g``) stays READY through ``first_step``.
+the hyper step stops half way, in ``NEXT_PASS_DUE`` (``J b`` and ``<grad l_v, J b>`` kept), until
+the next ``first_step``'s ``g`` completes it; with ``val_term="next"`` the step goes from RESTORED to
+``NEXT_PASS_DUE`` directly (``J b`` kept), and the next ``g`` is the whole validation term. A step
+without a hyper step (a fixed radius, a step the interval skips) holds no tangent and goes from
+RESTORED to READY; a step taken as ERM (a variant's, or a non-finite ``g``) stays READY through
+``first_step``.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class Phase(enum.Enum):
     PERTURBED = "perturbed"  # theta_t + e, after first_step: the perturbed pass, then unperturb
     RESTORED = "restored"  # theta_t again, g_hat in .grad, after unperturb: the base step next
     HYPER_DUE = "hyper_due"  # theta_{t+1} after a LETS step, J b held: the hyper step next
-    TRAIN_TERM_DUE = "train_term_due"  # train_term="next": the hyper step waits for the next batch's g and loss
+    NEXT_PASS_DUE = "next_pass_due"  # train_term / val_term "next": the hyper step waits for the next batch's g
 
 
 def _labelled(name: str) -> AbstractContextManager:
@@ -185,7 +188,7 @@ class LETSOptimizer(Optimizer):
         self._moved: list[Tensor] = []  # PERTURBED: the parameters first_step moved
         self._rho_used: Tensor | None = None  # PERTURBED: the rho of that move
         self._lets_step = False  # PERTURBED, RESTORED: this step forms b in the tangent (it gets a hyper step)
-        self._val_term: tuple[Tensor, Tensor] | None = None  # TRAIN_TERM_DUE: l_v and <grad l_v, J b> (weighted)
+        self._val_term: tuple[Tensor, Tensor] | None = None  # NEXT_PASS_DUE: l_v and <grad l_v, J b> (weighted)
         self._step_lrs: list[float] = [group["lr"] for group in self.param_groups]  # the last base step's rates
         self.steps = 0
         self.skipped_ascents = 0  # SAM steps taken as stock steps: their ascent gradient was not finite
@@ -254,7 +257,7 @@ class LETSOptimizer(Optimizer):
         loss: Tensor | None,
         max_grad_norm: float | None,
     ) -> Tensor:
-        if isinstance(self.radius, LearnedRadius) and val_closure is None:
+        if isinstance(self.radius, LearnedRadius) and not self.radius.val_term_from_next_step and val_closure is None:
             raise ValueError(
                 "a learned radius needs val_closure: a function returning a validation batch's loss "
                 "(with its graph, no backward), e.g. step(closure, lambda: loss_fn(model(xv), yv))"
@@ -322,7 +325,7 @@ class LETSOptimizer(Optimizer):
         """
         if self.phase is Phase.PERTURBED:
             raise RuntimeError("first_step() called twice without second_step() / unperturb()")
-        if self.phase is Phase.TRAIN_TERM_DUE:
+        if self.phase is Phase.NEXT_PASS_DUE:
             self.finish_hyper_step(train_loss, inv_grad_scale)
         self.phase = Phase.READY  # a hyper step that was due and not taken is dropped
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
@@ -413,8 +416,9 @@ class LETSOptimizer(Optimizer):
         self.steps += 1
         self._lets_step = False
         if lets_step:
-            self.phase = Phase.HYPER_DUE
-        elif self.phase is not Phase.TRAIN_TERM_DUE:
+            self.phase = Phase.NEXT_PASS_DUE if self.radius.val_term_from_next_step else Phase.HYPER_DUE
+            self._val_term = None
+        elif self.phase is not Phase.NEXT_PASS_DUE:
             self.phase = Phase.READY
         return loss
 
@@ -467,21 +471,24 @@ class LETSOptimizer(Optimizer):
         if total is None:
             return None
         if self.radius.train_term_from_next_step:
-            self._val_term, self.phase = (val_loss, total), Phase.TRAIN_TERM_DUE
+            self._val_term, self.phase = (val_loss, total), Phase.NEXT_PASS_DUE
             return None
         return self._update_radius(total, val_loss, train_loss)
 
     @torch.no_grad()
     def finish_hyper_step(self, train_loss: Tensor | None, inv_grad_scale: Tensor | None = None) -> Tensor | None:
-        """``train_term="next"``: with ``grad L(B_{t+1}; theta_{t+1})`` in ``.grad`` and its loss, update ``rho``."""
-        if self.phase is not Phase.TRAIN_TERM_DUE:
+        """With ``grad L(B_{t+1}; theta_{t+1})`` in ``.grad`` and its loss, update ``rho``: as the training term
+        (``train_term="next"``, beside the kept ``<grad l_v, J b>``) or as the validation term (``val_term="next"``)."""
+        if self.phase is not Phase.NEXT_PASS_DUE:
             return None
         if train_loss is None:
-            raise ValueError("with train_term='next', pass this batch's loss: first_step(train_loss=loss)")
-        val_loss, val_total = self._val_term
-        self._val_term, self.phase = None, Phase.READY
-        val_minus_train = val_total - self._weighted_dot_with_tangent(inv_grad_scale, overwrite_tangent=True)
-        return self._update_radius(val_minus_train, val_loss, train_loss.detach())
+            raise ValueError("with train_term or val_term 'next', pass this batch's loss: first_step(train_loss=loss)")
+        next_total = self._weighted_dot_with_tangent(inv_grad_scale, overwrite_tangent=True)
+        val_term, self._val_term, self.phase = self._val_term, None, Phase.READY
+        if val_term is None:  # val_term="next": the next batch is the validation batch
+            return self._update_radius(next_total, train_loss.detach(), None)
+        val_loss, val_total = val_term
+        return self._update_radius(val_total - next_total, val_loss, train_loss.detach())
 
     def _weighted_dot_with_tangent(
         self, inv_grad_scale: Tensor | None, overwrite_tangent: bool = False
@@ -534,13 +541,11 @@ class LETSOptimizer(Optimizer):
             "step_lrs": list(self._step_lrs),
             "rule": self.rule.state_dict(self._all_params()),
         }
-        if self.phase is Phase.TRAIN_TERM_DUE:  # train_term="next": the half-done hyper step and its J b
-            val_loss, val_total = self._val_term
-            state["pending"] = {
-                "val_loss": val_loss,
-                "val_total": val_total,
-                "b": {i: self._tangent[p] for i, p in enumerate(self._all_params()) if p in self._tangent},
-            }
+        if self.phase is Phase.NEXT_PASS_DUE:  # train_term / val_term "next": the half-done hyper step, its J b
+            pending = {"b": {i: self._tangent[p] for i, p in enumerate(self._all_params()) if p in self._tangent}}
+            if self._val_term is not None:
+                pending["val_loss"], pending["val_total"] = self._val_term
+            state["pending"] = pending
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -557,9 +562,10 @@ class LETSOptimizer(Optimizer):
         self.rule.load_state_dict(state_dict.get("rule", {}), params)
         pending = state_dict.get("pending")
         if pending is not None:
-            self._val_term, self.phase = (pending["val_loss"], pending["val_total"]), Phase.TRAIN_TERM_DUE
+            self._val_term = (pending["val_loss"], pending["val_total"]) if "val_loss" in pending else None
+            self.phase = Phase.NEXT_PASS_DUE
             self._tangent = {params[int(i)]: sharding.like(b, params[int(i)]) for i, b in pending["b"].items()}
-        elif self.phase is Phase.TRAIN_TERM_DUE:
+        elif self.phase is Phase.NEXT_PASS_DUE:
             self._val_term, self.phase = None, Phase.READY
 
     # -- helpers -----------------------------------------------------------------------------

@@ -101,8 +101,10 @@ class LETSTrainerMixin:
                 "esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
                 "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1"
             )
-        if family[1] and self._lets_validation_dataset() is not None:  # bad input fails here already; no dataset
-            self.build_validation_batches()  # yet is allowed (as Trainer allows it): train() checks it then
+        if lets_val_dataset is not None and getattr(self.args, "lets_val_term", "own") == "next":
+            raise ValueError("lets_val_term 'next' draws no validation batches: drop lets_val_dataset, or use 'own'")
+        if self._uses_validation_batches and self._lets_validation_dataset() is not None:  # bad input fails here;
+            self.build_validation_batches()  # no dataset yet is allowed (as Trainer allows it): train() checks it
         self._warn_if_checkpoints_drop_the_radius()
 
     # -- configuration -------------------------------------------------------------------------
@@ -110,6 +112,12 @@ class LETSTrainerMixin:
     def lets_family(self):
         """``(rule, learned)`` for a SAM-family ``--optim``, None for ERM (plain ``TrainingArguments`` too)."""
         return getattr(self.args, "sam_family", None)
+
+    @property
+    def _uses_validation_batches(self) -> bool:
+        """A learned radius draws validation batches, unless its validation term is the next training batch."""
+        family = self.lets_family
+        return family is not None and family[1] and getattr(self.args, "lets_val_term", "own") != "next"
 
     @property
     def lets_optimizer(self) -> LETSOptimizer | None:
@@ -154,8 +162,7 @@ class LETSTrainerMixin:
 
     def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
         self._lets_total_steps = max_steps  # the horizon of rho_travel / rho_decay_total
-        family = self.lets_family
-        if family is not None and family[1]:  # the datasets are the ones train() runs with
+        if self._uses_validation_batches:  # the datasets are the ones train() runs with
             self._validation = self.build_validation_batches()
         return super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
 

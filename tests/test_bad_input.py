@@ -118,6 +118,16 @@ BAD = [
     (arguments, dict(optim="lets_sam", lets_interval=True), "lets_interval must be an integer >= 1, got True"),
     (arguments, dict(optim="sam", rho_schedule="linear"), r"rho_schedule must be one of \['constant', 'lr'\]"),
     (arguments, dict(optim="lets_sam", lets_val_source="test"), r"lets_val_source must be one of \['train', 'eval'\]"),
+    (
+        arguments,
+        dict(optim="lets_sam", lets_objective="val", lets_val_term="next", lets_val_batch_size=16),
+        r"lets_val_term 'next' takes the next training batch as the validation batch: leave lets_val_source",
+    ),
+    (
+        arguments,
+        dict(optim="lets_sam", lets_objective="gap2", lets_val_term="next"),
+        "lets_val_term='next' needs lets_objective='val', got 'gap2'",
+    ),
     (arguments, dict(optim="asam", asam_xi="x"), "asam_xi must be >= 0 and finite, got 'x'"),
     (arguments, dict(optim="looksam", looksam_k=True), "looksam_k must be an integer >= 1, got True"),
     # the variants' options

@@ -34,6 +34,7 @@ def test_pass_counts_and_blocks_of_the_methods():
         "LETS-SAM (next)": 3,
         "LETS-SAM (interval 10)": 2.2,
         "LETS-SAM (robust: val)": 3,
+        "LETS-SAM (robust, validation: next batch)": 2,
         "ASAM": 2,
         "LETS-ASAM (paper)": 4,
         "pytorch_optimizer SAM": 2,
@@ -135,13 +136,24 @@ def test_scaling_writes_a_table_and_a_plot(tmp_path):
             str(tmp_path / "s.png"),
         ]
     )
-    assert set(records[0]["ratios"]) == {"SAM / ERM", "LETS-SAM (paper) / SAM", "LETS-SAM (next) / SAM"}
+    assert set(records[0]["ratios"]) == {
+        "SAM / ERM",
+        "LETS-SAM (paper) / SAM",
+        "LETS-SAM (next) / SAM",
+        "LETS-SAM (robust, validation: next batch) / SAM",
+    }
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         scaling.main(["--sizes", "7B"])
 
 
-MEMORY_METHODS = ["LETS-SAM (paper)", "LETS-SAM (next)", "LETS-SAM (robust: val)", "LETS-SAM (robust, adam descent)"]
+MEMORY_METHODS = [
+    "LETS-SAM (paper)",
+    "LETS-SAM (next)",
+    "LETS-SAM (robust: val)",
+    "LETS-SAM (robust, validation: next batch)",
+    "LETS-SAM (robust, adam descent)",
+]
 
 
 def _memory_runner(name):

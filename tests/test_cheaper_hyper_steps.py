@@ -15,7 +15,7 @@ def _loop(opt, model, batches, val_batches, next_mode):
         opt.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv))
         if opt.radius.updates > updates:
             hypergradients.append(opt.last_hypergradient)
-    assert opt.radius.train_term_from_next_step == next_mode
+    assert next_mode is None or opt.radius.train_term_from_next_step == next_mode
     return hypergradients
 
 
@@ -72,6 +72,41 @@ def test_b_is_allocated_once_and_the_copy_of_theta_t_is_freed_for_the_hyper_pass
     assert pointers[0] == pointers[1] == pointers[2] and len(pointers[0]) == len(list(model.parameters()))
 
 
+def test_next_batch_validation_equals_an_own_pass_on_the_next_batch():
+    """val_term="next" is the val objective with the next training batch as the validation batch, bit for bit."""
+    batches = [tiny_batches(i) for i in range(6)]
+    model_own, own = _make(objective="val")
+    model_next, nxt = _make(objective="val", val_term="next")
+    rho_own = []
+    for t, (x, y) in enumerate(batches):
+        xv, yv = batches[t + 1] if t + 1 < len(batches) else tiny_batches(99)
+        own.step(lambda: loss_fn(model_own(x), y), lambda: loss_fn(model_own(xv), yv))
+        nxt.step(lambda: loss_fn(model_next(x), y))  # no validation closure: none is needed
+        rho_own.append(own.rho)
+    assert all(torch.equal(p, q) for p, q in zip(model_own.parameters(), model_next.parameters()))
+    assert nxt.radius.updates == 5 and nxt.rho == rho_own[-2]  # the last step's update waits for a 7th batch
+    assert own.rho != rho_own[0] != 0.1
+
+
+def test_next_batch_validation_needs_the_val_objective_and_no_val_closure():
+    with pytest.raises(ValueError, match="lets_val_term='next' needs lets_objective='val'"):
+        LETSRadius(objective="gap2", val_term="next")
+    with pytest.raises(ValueError, match="lets_val_term must be one of"):
+        LETSRadius(objective="val", val_term="nxt")
+    model, own = _make(objective="val")
+    x, y = tiny_batches(0)
+    with pytest.raises(ValueError, match="a learned radius needs val_closure"):
+        own.step(lambda: loss_fn(model(x), y))
+
+
+def test_trainer_refuses_validation_data_that_next_batch_validation_would_ignore(tmp_path):
+    args = lets_args(tmp_path, lets_preset="robust", lets_val_term="next", lets_val_batch_size=None)
+    with pytest.raises(ValueError, match="lets_val_term 'next' draws no validation batches: drop lets_val_dataset"):
+        SequentialLETSTrainer(
+            model=tiny_deberta(), args=args, train_dataset=token_dataset(16), lets_val_dataset=token_dataset(8)
+        )
+
+
 def _count_forward_calls(trainer):
     calls = []
     trainer.model.register_forward_hook(lambda *a: calls.append(1))
@@ -88,6 +123,7 @@ def _count_forward_calls(trainer):
         (dict(lets_preset="robust"), 3),
         (dict(lets_objective="gap2", lets_train_term="next"), 3),
         (dict(lets_objective="gap2", lets_interval=2), 3),
+        (dict(lets_preset="robust", lets_val_term="next", lets_val_batch_size=None), 2),
     ],
 )
 def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
@@ -120,13 +156,14 @@ def test_trainer_horizon_aware_rate_counts_accumulated_steps(tmp_path):
     assert trainer.lets_optimizer.radius.lr == pytest.approx(24 / 5)
 
 
-def test_next_batch_mode_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("mode", [dict(train_term="next"), dict(objective="val", val_term="next")])
+def test_next_batch_mode_resumes_exactly(tmp_path, mode):
     def run(steps, state=None):
-        model, opt = _make(train_term="next")
+        model, opt = _make(**mode)
         if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
-        _loop(opt, model, [tiny_batches(i) for i in steps], [tiny_batches(50 + i) for i in steps], next_mode=True)
+        _loop(opt, model, [tiny_batches(i) for i in steps], [tiny_batches(50 + i) for i in steps], next_mode=None)
         return model, opt
 
     full_model, full = run(range(6))

@@ -88,6 +88,7 @@ def test_cost_against_quality_counts_passes_and_ranges_over_starts():
     assert digits_noisy.passes_over_sam("robust_i10_v2x") == 1.1  # a 2-batch validation pass every 10th step
     assert digits_noisy.passes_over_sam("robust_vq") == 1.125
     assert digits_noisy.passes_over_sam("paper") == 2.0  # validation and training passes at theta_{t+1}
+    assert digits_noisy.passes_over_sam("robust_next") == 1.0  # the next ascent pass is the validation pass
     records = [
         {**_fake_record("lets_sam", rho, seed, "robust_i5"), "test_accuracy": acc, "rho_final": final}
         for rho, seed, acc, final in [

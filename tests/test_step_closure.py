@@ -189,7 +189,7 @@ def test_train_term_next_waits_in_its_own_phase():
     optimizer = build("lets_sam-next", model)
     (x, y), (xv, yv) = batches()[0]
     optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv))
-    assert optimizer.phase is Phase.TRAIN_TERM_DUE and optimizer.radius.updates == 0
+    assert optimizer.phase is Phase.NEXT_PASS_DUE and optimizer.radius.updates == 0
     optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv))
     assert optimizer.radius.updates == 1  # completed by the second step's ascent pass
 

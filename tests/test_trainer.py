@@ -22,6 +22,7 @@ def _weights(model):
         ("lets_sam", {}),
         ("lets_asam", {}),
         ("lets_sam", dict(lets_base_optim="adamw_torch", lets_descent="adam", learning_rate=1e-2, rho_lr=0.2)),
+        ("lets_sam", dict(lets_objective="val", lets_val_term="next", lets_val_batch_size=None)),  # none drawn
     ],
 )
 def test_trainer_matches_the_plain_pytorch_loop(tmp_path, optim, base):
@@ -62,8 +63,16 @@ def test_gradient_accumulation_has_whole_batch_semantics(tmp_path, build, data):
     assert results[0][1] != pytest.approx(0.1, rel=1e-3)
 
 
-@pytest.mark.parametrize("rule", [dict(), dict(lets_train_term="next", optim="lets_looksam", looksam_k=2)])
-def test_resume_from_checkpoint_is_bit_exact(tmp_path, rule):
+@pytest.mark.parametrize(
+    "rule, updates",
+    [
+        (dict(), 6),
+        # LookSAM k=2: SAM steps 0, 2, 4; with train_term="next" each update lands at the following step
+        (dict(lets_train_term="next", optim="lets_looksam", looksam_k=2), 3),
+        (dict(lets_objective="val", lets_val_term="next", lets_val_batch_size=None), 5),  # 6th update: a 7th step
+    ],
+)
+def test_resume_from_checkpoint_is_bit_exact(tmp_path, rule, updates):
     data = token_dataset(96)
     common = dict(
         max_steps=6,
@@ -86,8 +95,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path, rule):
 
     assert torch.equal(_weights(full.model), _weights(resumed.model))
     assert resumed.lets_optimizer.rho == full.lets_optimizer.rho != 0.1
-    # LookSAM k=2: SAM steps 0, 2, 4; with train_term="next" each update lands at the following step
-    assert resumed.lets_optimizer.radius.updates == full.lets_optimizer.radius.updates == (3 if rule else 6)
+    assert resumed.lets_optimizer.radius.updates == full.lets_optimizer.radius.updates == updates
 
 
 def test_training_args_json_keeps_the_lets_name(tmp_path):

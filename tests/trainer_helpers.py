@@ -61,7 +61,8 @@ def reference_loop(model, data, args: LETSArguments, steps: int):
         radius=args.build_radius(),
         **base,
     )
-    validation = ValidationBatches(data, args.lets_val_batch_size, default_data_collator, seed=args.seed)
+    val_batch_size = args.lets_val_batch_size or args.per_device_train_batch_size  # as the Trainer's
+    validation = ValidationBatches(data, val_batch_size, default_data_collator, seed=args.seed)
     loss = lambda batch: model(**batch).loss
     bs = args.per_device_train_batch_size * args.gradient_accumulation_steps
     for step in range(steps):

@@ -103,8 +103,8 @@ class LearnedRadius(RadiusController):
     - ``descent`` (a :class:`~lets_hf.radius.descent.DescentJacobian`): ``J`` of the base step, ``b -> J b``;
     - ``objective`` (a :class:`~lets_hf.radius.objectives.UpperObjective`): the upper objective, its
       differentiation (``objective.backward``) and the factor of ``<a, b>``;
-    - :attr:`train_term_from_next_step`, :attr:`hyper_train_pass`, :meth:`hyper_step_due`: which
-      passes the hyper step needs and when it is due;
+    - :attr:`train_term_from_next_step`, :attr:`val_term_from_next_step`, :attr:`hyper_train_pass`,
+      :meth:`hyper_step_due`: which passes the hyper step needs and when it is due;
     - :meth:`update`: the hypergradient ``h = d objective / d rho`` (a 0-dim tensor, averaged over
       ranks, possibly not finite) changes ``rho``;
     - :meth:`stuck_warning`: read by the Trainer before training.
@@ -118,6 +118,11 @@ class LearnedRadius(RadiusController):
     @property
     def train_term_from_next_step(self) -> bool:
         """Whether the training term of the hypergradient comes from the next step's ascent pass."""
+        return False
+
+    @property
+    def val_term_from_next_step(self) -> bool:
+        """Whether the validation term comes from the next step's ascent pass (then no validation batches)."""
         return False
 
     @property

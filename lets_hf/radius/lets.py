@@ -27,6 +27,11 @@ Cheaper hyper steps (options; the defaults are the paper's rule):
   own, so only the validation pass is extra. It is an unbiased estimate of the same quantity on a
   different batch; the update for step t lands at the start of step t+1 (and the last step's
   update is dropped). With ``objective="val"`` there is no training term at all.
+- ``val_term = "next"`` (``objective="val"`` only): the validation loss and gradient at
+  ``theta_{t+1}`` are the next step's ascent pass too, ``h_t = -eta <grad L(B_{t+1}; theta_{t+1}), J b_t>``:
+  the next training batch is the validation batch, so the hyper step costs no pass at all (ours). It is
+  the validation-loss objective with validation batches drawn from the training set (as the ``robust``
+  preset's are by default), one fresh batch per update; the update lands as with ``train_term="next"``.
 
 The descent step (``descent``): the paper differentiates an SGD step (``sgd``); ``adam`` follows
 Adam's / AdamW's step instead (:mod:`lets_hf.radius.descent`).
@@ -50,6 +55,7 @@ from .presets import DEFAULT_PRESET, PRESET_OPTIONS, radius_settings
 
 _STATE_KEYS = ("log_rho", "exp_avg", "exp_avg_sq", "updates")
 TRAIN_TERMS = ("same", "next")
+VAL_TERMS = ("own", "next")
 
 
 def _state_scalar(key: str, value: Any) -> float:
@@ -108,6 +114,15 @@ class LETSRadius(LearnedRadius):
             choices=TRAIN_TERMS,
             paper="next: ours",
         ),
+        Option(
+            "lets_val_term",
+            str,
+            "Validation term at theta_{t+1} (lets_objective val only): its own pass on a validation batch (own) "
+            "or the next step's ascent pass on the next training batch (next: no extra pass at all)",
+            arg="val_term",
+            choices=VAL_TERMS,
+            paper="next: ours",
+        ),
     )
 
     def __init__(
@@ -124,6 +139,7 @@ class LETSRadius(LearnedRadius):
         interval: int = 1,
         train_term: str = "same",
         descent: str = "sgd",
+        val_term: str = "own",
     ):
         rho = check_radius("rho", rho)
         self.lr = positive("rho_lr", lr)
@@ -146,6 +162,12 @@ class LETSRadius(LearnedRadius):
         self.hvp = get_hvp(hvp)
         self.descent = get_descent(descent)
         self.objective = get_objective(objective)
+        self.val_term = choice("lets_val_term", val_term, VAL_TERMS)
+        if self.val_term == "next" and self.objective.name != "val":
+            raise ValueError(
+                f"lets_val_term='next' needs lets_objective='val', got {self.objective.name!r}: the gap objectives "
+                "compare a validation batch with the training batch, and the next batch is a training batch"
+            )
         self._state = {
             "log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
             "exp_avg": torch.zeros((), dtype=torch.float64),
@@ -181,6 +203,11 @@ class LETSRadius(LearnedRadius):
     def train_term_from_next_step(self) -> bool:
         """Whether the training term of the hypergradient comes from the next step's ascent pass."""
         return self.train_term == "next" and self.objective.needs_train_loss
+
+    @property
+    def val_term_from_next_step(self) -> bool:
+        """Whether the validation term comes from the next step's ascent pass (no validation batches)."""
+        return self.val_term == "next"
 
     def hyper_step_due(self, step_number: int) -> bool:
         """Whether optimizer step number ``step_number`` (1-based) gets a hyper step."""
@@ -263,5 +290,5 @@ class LETSRadius(LearnedRadius):
         return (
             f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
             f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
-            f"train_term={self.train_term!r}, descent={self.descent.name!r})"
+            f"train_term={self.train_term!r}, val_term={self.val_term!r}, descent={self.descent.name!r})"
         )
