@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def plot(records, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     params = [r["params"] for r in records]
     for key in records[0]["ratios"]:
         median, low, high = zip(*(r["ratios"][key] for r in records))
@@ -90,10 +91,10 @@ def plot(records, path: Path, title: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("step-time ratio (paired median, 95% CI)")
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=8)
+    ax.set_title("\n".join(textwrap.wrap(title, 95)), fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: the lines use all heights
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
