@@ -211,12 +211,20 @@ def run_settings(
                 "lets_objective": radius.objective.name,
                 "lets_interval": radius.interval,
                 "lets_train_term": radius.train_term,
+                "lets_val_term": radius.val_term,
                 "lets_descent": radius.descent.name,
                 "rho_updates": radius.updates,
-                "lets_val_source": "held-out" if held_out is not None else training_args.lets_val_source,
+                "lets_val_source": validation_source(training_args, held_out),
             }
         )
     return settings
+
+
+def validation_source(training_args: LETSArguments, held_out) -> str:
+    """Where the run's LETS validation batches came from, for its results."""
+    if training_args.lets_val_term == "next":
+        return "next training batch"
+    return "held-out" if held_out is not None else training_args.lets_val_source
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -232,6 +240,11 @@ def run(argv: list[str] | None = None) -> dict:
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     if data_args.lets_val_split_fraction and training_args.lets_val_source == "eval":
         raise GlueInputError("--lets_val_split_fraction and --lets_val_source eval exclude each other")
+    if data_args.lets_val_split_fraction and training_args.lets_val_term == "next":
+        raise GlueInputError(
+            "--lets_val_split_fraction and --lets_val_term next exclude each other (next takes the next training "
+            "batch as the validation batch)"
+        )
     checkpoint = resume_checkpoint(training_args, data_args.overwrite_output_dir)
 
     set_seed(training_args.seed)  # before the model: its new classifier head is drawn from the seeded generator

@@ -10,8 +10,16 @@ from glue import hub
 from glue.errors import GlueInputError
 from glue.presets import GRIDS, PAPER_COMMON, preset_defaults
 from glue.results import RESULTS_FILE
-from glue.run_glue import DataTrainingArguments, main, parse_arguments, resume_checkpoint, tokenize
+from glue.run_glue import (
+    DataTrainingArguments,
+    main,
+    parse_arguments,
+    resume_checkpoint,
+    tokenize,
+    validation_source,
+)
 from glue.tasks import get_task
+from lets_hf import LETSArguments
 
 
 def test_no_arguments_is_a_complete_command():
@@ -132,6 +140,12 @@ def test_conflicting_lets_validation_sources(capsys, tmp_path):
     assert "exclude each other" in message
 
 
+def test_held_out_split_and_next_batch_validation_exclude_each_other(capsys, tmp_path):
+    arguments = ["--optim", "lets_sam", "--lets_objective", "val", "--lets_val_term", "next"]
+    message = error_of(capsys, arguments + ["--lets_val_split_fraction", "0.1", "--output_dir", str(tmp_path)])
+    assert "--lets_val_split_fraction and --lets_val_term next exclude each other" in message
+
+
 def test_too_small_held_out_split(capsys, tmp_path, tiny_deberta, glue_data):
     message = error_of(
         capsys,
@@ -199,3 +213,10 @@ def test_fp16_on_cpu_is_refused_before_anything_runs(capsys, tmp_path):
     message = error_of(capsys, ["--fp16", "true", "--use_cpu", "true", "--output_dir", str(tmp_path / "o")])
     assert "--fp16 true needs a GPU" in message and "--bf16 true, or neither flag for fp32" in message
     assert message.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_results_name_where_the_validation_batches_came_from():
+    common = dict(output_dir="unused", use_cpu=True, report_to=[], optim="lets_sam", lets_objective="val")
+    assert validation_source(LETSArguments(**common, lets_val_term="next"), None) == "next training batch"
+    assert validation_source(LETSArguments(**common), held_out=object()) == "held-out"
+    assert validation_source(LETSArguments(**common, lets_val_source="eval"), None) == "eval"
