@@ -82,10 +82,7 @@ class Method:
             return 1.0
         if self.lets is None:
             return 2.0
-        validation_only = self.lets.get("objective") == "val" or self.lets.get("train_term") == "next"
-        validation = 0 if self.lets.get("val_term") == "next" else self.val_scale
-        hyper = validation + (0 if validation_only else 1)
-        return 2 + hyper / self.interval
+        return 2 + self.radius().extra_passes_per_step(self.val_scale)
 
     @property
     def family(self) -> str:
@@ -190,8 +187,8 @@ def scaled_batches(batches: list[Batch], scale: int) -> list[Batch]:
     times the rows."""
     if scale == 1:
         return batches
-    joined = lambda i: [batches[(i + j) % len(batches)] for j in range(scale)]  # noqa: E731
-    return [{key: torch.cat([b[key] for b in joined(i)]) for key in batches[i]} for i in range(len(batches))]
+    n = len(batches)
+    return [{key: torch.cat([batches[(i + j) % n][key] for j in range(scale)]) for key in batches[i]} for i in range(n)]
 
 
 @dataclass

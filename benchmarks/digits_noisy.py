@@ -80,14 +80,17 @@ def mlp() -> torch.nn.Module:
     )
 
 
+def learned_radius(rule: str, rho: float, total_steps: int) -> LETSRadius:
+    """The LETS controller of ``rule`` (:data:`LEARNED_RULES`) from ``rho``, for a run of ``total_steps``."""
+    settings = dict(LEARNED_RULES[rule])
+    preset, interval = settings.pop("preset"), int(settings.pop("interval", 1))
+    overrides = {k: v for k, v in settings.items() if k not in ("val_batch", "held_out")}  # objective=...
+    return LETSRadius(rho=rho, **radius_settings(preset, total_steps=total_steps, interval=interval, **overrides))
+
+
 def build_optimizer(model: torch.nn.Module, rho: float, rule: str | None, total_steps: int) -> LETSOptimizer:
     """SGD (momentum 0.9, weight decay 5e-4) inside SAM at a fixed ``rho``, or LETS-SAM with ``rule``."""
-    radius = rho
-    if rule is not None:
-        settings = dict(LEARNED_RULES[rule])
-        preset, interval = settings.pop("preset"), int(settings.pop("interval", 1))
-        overrides = {k: v for k, v in settings.items() if k not in ("val_batch", "held_out")}  # objective=...
-        radius = LETSRadius(rho=rho, **radius_settings(preset, total_steps=total_steps, interval=interval, **overrides))
+    radius = rho if rule is None else learned_radius(rule, rho, total_steps)
     return LETSOptimizer(model.parameters(), torch.optim.SGD, radius=radius, lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
@@ -187,13 +190,10 @@ def label(record: dict) -> str:
 
 
 def passes_over_sam(rule: str) -> float:
-    """A rule's forward+backward passes per step over SAM's 2: every ``interval``-th step adds the validation
-    pass (``val_batch / BATCH`` passes; none with ``val_term="next"``) and, for the paper's objective, the
-    training pass at theta_{t+1}."""
-    settings = LEARNED_RULES[rule]
-    validation = 0 if settings.get("val_term") == "next" else int(settings["val_batch"]) / BATCH
-    hyper = validation + (1 if settings["preset"] == "paper" else 0)
-    return 1 + hyper / (2 * int(settings.get("interval", 1)))
+    """A rule's forward+backward passes per step over SAM's 2 (``LETSRadius.extra_passes_per_step``, with a
+    validation batch of ``val_batch / BATCH`` training batches)."""
+    radius = learned_radius(rule, 0.05, total_steps=EPOCHS * 20)  # about the 1,200 steps; sets the rate, not the passes
+    return 1 + radius.extra_passes_per_step(int(LEARNED_RULES[rule]["val_batch"]) / BATCH) / 2
 
 
 def cost_against_quality(records: Sequence[dict]) -> str:

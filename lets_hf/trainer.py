@@ -19,7 +19,8 @@ of one gradient-accumulation cycle:
    ``theta_{t+1}``, the validation loss and (for the ``gap2``/``gap`` objectives) the batch's
    loss are differentiated (under ``no_sync`` where the ascent is per worker), and
    ``apply_hypergradient`` updates ``rho`` (averaged over ranks). It does not run when the fp16
-   scaler skips the step.
+   scaler skips the step. With ``lets_val_term="next"`` there is no pass here: the next step's
+   ascent pass completes the update.
 
 ``rho``, its Adam state and schedule live in the optimizer's state dict, so ``save_steps``
 checkpoints carry them (under FSDP2 in ``lets_state-rank{r}.pt`` beside accelerate's sharded optimizer
@@ -101,7 +102,7 @@ class LETSTrainerMixin:
                 "esam_gamma < 1 (ESAM's data selection) needs per-example losses, which the Trainer's "
                 "models do not return; LETSTrainer runs ESAM's weight perturbation with esam_gamma 1"
             )
-        if lets_val_dataset is not None and getattr(self.args, "lets_val_term", "own") == "next":
+        if lets_val_dataset is not None and self._validation_from_next_batch:
             raise ValueError("lets_val_term 'next' draws no validation batches: drop lets_val_dataset, or use 'own'")
         if self._uses_validation_batches and self._lets_validation_dataset() is not None:  # bad input fails here;
             self.build_validation_batches()  # no dataset yet is allowed (as Trainer allows it): train() checks it
@@ -114,10 +115,15 @@ class LETSTrainerMixin:
         return getattr(self.args, "sam_family", None)
 
     @property
+    def _validation_from_next_batch(self) -> bool:
+        """``lets_val_term="next"``: the next training batch is the validation batch."""
+        return getattr(self.args, "lets_val_term", "own") == "next"
+
+    @property
     def _uses_validation_batches(self) -> bool:
         """A learned radius draws validation batches, unless its validation term is the next training batch."""
         family = self.lets_family
-        return family is not None and family[1] and getattr(self.args, "lets_val_term", "own") != "next"
+        return family is not None and family[1] and not self._validation_from_next_batch
 
     @property
     def lets_optimizer(self) -> LETSOptimizer | None:

@@ -130,6 +130,8 @@ def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
     args = lets_args(tmp_path, max_steps=4, logging_steps=4, **overrides)
     trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
     assert _count_forward_calls(trainer) == passes
+    radius = trainer.lets_optimizer.radius
+    assert 2 + (radius.extra_passes_per_step() if radius.learns else 0) == passes  # the count the benchmarks use
     logged = [row["lets_passes_per_step"] for row in trainer.state.log_history if "lets_passes_per_step" in row]
     assert logged == [passes]
 

@@ -209,6 +209,13 @@ class LETSRadius(LearnedRadius):
         """Whether the validation term comes from the next step's ascent pass (no validation batches)."""
         return self.val_term == "next"
 
+    def extra_passes_per_step(self, val_scale: float = 1.0) -> float:
+        """Forward+backward passes the hyper steps add per optimizer step, on average: on every ``interval``-th
+        step the validation pass (``val_scale`` passes for a validation batch of ``val_scale`` training batches;
+        none with ``val_term="next"``) and the training pass at ``theta_{t+1}`` where the objective runs one."""
+        validation = 0.0 if self.val_term_from_next_step else val_scale
+        return (validation + int(self.hyper_train_pass)) / self.interval
+
     def hyper_step_due(self, step_number: int) -> bool:
         """Whether optimizer step number ``step_number`` (1-based) gets a hyper step."""
         return step_number % self.interval == 0
