@@ -35,7 +35,7 @@ def test_interval_updates_rho_on_every_kth_step_only():
         opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)], next_mode=False
     )
     assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.steps == 7
-    assert opt.state_dict()["steps"] == 7
+    assert opt.state_dict()["lets"]["steps"] == 7
 
 
 def test_next_batch_term_on_a_repeated_batch_equals_the_paper_rule():
@@ -171,7 +171,7 @@ def test_next_batch_mode_resumes_exactly(tmp_path, mode):
     full_model, full = run(range(6))
     half_model, half = run(range(3))
     torch.save({"model": half_model.state_dict(), "opt": half.state_dict()}, tmp_path / "ckpt.pt")
-    assert "pending" in half.state_dict()
+    assert half.state_dict()["lets"]["estimator"]  # the pending estimate: J b (and the kept val term)
     resumed_model, resumed = run(range(3, 6), torch.load(tmp_path / "ckpt.pt", weights_only=True))
     assert resumed.rho == full.rho and resumed.radius.updates == full.radius.updates == 5
     assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), resumed_model.parameters()))
