@@ -44,7 +44,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
-from .optimizer import split_state_dict
+from .saved_state import split_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -22,18 +22,22 @@ The same step in parts, for loops that need to act between them (loss scaling, a
 optimizer's step, as frameworks that call it themselves expect (the Hugging Face Trainer,
 GradScaler: they call ``unperturb()`` before it).
 
-The step, drawn once. :attr:`~LETSOptimizer.phase` names where it stands; the weights and the
-wrapper's two buffers (one tensor per parameter each, allocated once, reused at every step) hold;
-the learned radius's hypergradient estimator (:mod:`lets_hf.radius.estimators`) is called at the
-points marked ``est.``, and draws its own buffer and stages::
+The step, drawn once: :attr:`~LETSOptimizer.phase`, what the weights and the wrapper's two buffers (``theta_t``
+and the rule's ``ascent_gradient``, one tensor per parameter each, allocated once and reused) hold, and where the
+learned radius's hypergradient estimator is called (:mod:`lets_hf.radius.estimators`, which draws its own buffer
+and stages)::
 
-    phase     READY --first_step--> PERTURBED --unperturb--> RESTORED --step()--> READY / HYPER_DUE / NEXT_PASS_DUE
-    weights   theta_t               theta_t + e              theta_t             theta_{t+1}
-    theta_t   -                     theta_t                  - (freed on b steps)
-    ascent_   -                     g (rules that keep it)   -
-    gradient
-    est.      at_ascent, keep_ascent_,  form_b_              before_base_step,   at_hyper_passes (hyper_step,
-              keep_perturbation_                              after_base_step     apply_hypergradient)
+    phase            weights and buffers                      the call            the estimator's fixed points
+    READY            theta_t                                  first_step    -->   at_ascent, keep_ascent_,
+    PERTURBED        theta_t + e; theta_t and g kept                              keep_perturbation_
+                                                              unperturb     -->   form_b_
+    RESTORED         theta_t (its copy freed where b formed)  step()        -->   before_base_step, after_base_step
+    HYPER_DUE        theta_{t+1}                              hyper_step    -->   at_hyper_passes
+    NEXT_PASS_DUE    theta_{t+1}                              first_step    -->   at_ascent (completes it)
+
+After ``step()`` the phase is READY (no hyper step this step), HYPER_DUE (the hyper passes next) or
+NEXT_PASS_DUE (the next ascent pass completes the estimate); a hyper step due and not taken is dropped.
+In order:
 
 1. ascent pass: ``closure()`` backward, ``g = grad L(B; theta_t)`` (skipped when ``loss=`` says that
    ``g`` is in ``.grad`` already); the estimator may complete the previous step's estimate with it;
@@ -69,7 +73,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -87,13 +91,11 @@ from .radius import FixedRadius, LearnedRadius, RadiusController
 from .radius.base import check_learned_radius, check_radius
 from .radius.estimators import Hypergradient, Stage
 from .radius.estimators.base import allocated
+from .saved_state import LETS_KEY, check_fits, split_state_dict
 from .sharding import contains_sharded
 
 Closure = Callable[[], Tensor]
 ROLES = ("theta_t", "ascent_gradient", "tangent")  # the buffers, by role (module docstring; tangent: the estimator's)
-LETS_KEY = "lets"  # LETS's entry in the state dict, beside the base optimizer's "state" and "param_groups"
-# parameter-group keys that an optimizer's version or implementation adds, not what the optimizer is
-_IMPLEMENTATION_KEYS = frozenset({"initial_lr", "foreach", "fused", "capturable", "differentiable"})
 
 
 class Phase(enum.Enum):
@@ -146,35 +148,6 @@ def _as_controller(radius: float | RadiusController) -> RadiusController:
     if isinstance(radius, numbers.Real) and not isinstance(radius, bool):
         return FixedRadius(check_radius("radius", radius))
     raise ValueError(f"radius must be a number > 0 or a RadiusController, got {radius!r}")
-
-
-def split_state_dict(state: Any) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
-    """``(the base optimizer's state dict, LETS's entry or None)`` of a saved optimizer state. The form saved before
-    the base optimizer's state became the top level, ``{"base": ..., "radius": ..., "pending": ...}``, is read too."""
-    if isinstance(state, Mapping) and {"base", "radius"} <= set(state):
-        return state["base"], _current_entry({k: v for k, v in state.items() if k != "base"})
-    if isinstance(state, Mapping) and {"state", "param_groups"} <= set(state):
-        return state, None if state.get(LETS_KEY) is None else _current_entry(state[LETS_KEY])
-    raise ValueError(
-        "not an optimizer state dict: expected the keys 'state' and 'param_groups' (and LETS's entry 'lets'), got "
-        f"{sorted(map(str, state)) if isinstance(state, Mapping) else type(state).__name__}"
-    )
-
-
-def _current_entry(lets: dict[str, Any]) -> dict[str, Any]:
-    """LETS's entry with the estimator's state, from one saved before the estimators (``pending``, ``step_lrs``)."""
-    if "estimator" in lets:
-        return lets
-    entry = {k: v for k, v in lets.items() if k not in ("pending", "step_lrs")}
-    pending = lets.get("pending") or {}
-    val_term = {k: pending[k] for k in ("val_loss", "val_total") if k in pending}
-    entry["estimator"] = {"tangent": pending["b"], "lrs": lets["step_lrs"], **val_term} if pending else {}
-    return entry
-
-
-def _group_settings(base_state: Mapping[str, Any]) -> frozenset[str]:
-    groups = base_state.get("param_groups") or [{}]
-    return frozenset(groups[0]) - {"params"} - _IMPLEMENTATION_KEYS
 
 
 class LETSOptimizer(Optimizer):
@@ -563,7 +536,7 @@ class LETSOptimizer(Optimizer):
         """Restore :meth:`state_dict`'s output (or the older ``{"base": ..., "radius": ...}`` form) after checking that
         it is a LETS state over the same base optimizer."""
         base, lets = split_state_dict(state_dict)
-        self._check_base_state(base, lets)
+        check_fits(base, lets, self.base_optimizer)
         self.base_optimizer.load_state_dict(base)
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state
@@ -574,23 +547,6 @@ class LETSOptimizer(Optimizer):
         self.rule.load_state_dict(lets.get("rule", {}), params)
         if self.estimator is not None:
             self.estimator.load_state_dict(lets.get("estimator", {}), params)
-
-    def _check_base_state(self, base: Mapping[str, Any], lets: dict[str, Any] | None) -> None:
-        """A ValueError, before anything is loaded, for a state without LETS's entry or of another base optimizer."""
-        mine = type(self.base_optimizer).__name__
-        if lets is None:
-            raise ValueError(
-                f"a stock optimizer's state dict, with no '{LETS_KEY}' entry: this LETSOptimizer (over {mine}) loads a "
-                "LETSOptimizer's state; load a stock state into its base_optimizer instead"
-            )
-        saved, settings = lets.get("base_optimizer"), _group_settings(base)
-        expected = _group_settings(self.base_optimizer.state_dict())
-        if (saved is not None and saved != mine) or (saved is None and settings != expected):
-            raise ValueError(
-                f"the state dict is of a LETSOptimizer over {saved or 'another base optimizer'} (parameter-group "
-                f"settings {sorted(settings)}); this one is over {mine} (settings {sorted(expected)}): build it with "
-                "the base optimizer it was saved with"
-            )
 
     # -- helpers -----------------------------------------------------------------------------
     def _all_params(self) -> list[Tensor]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from .optimizer import LETS_KEY
+from .saved_state import LETS_KEY
 from .sharding import is_sharded, local
 
 ASCENTS = ("per_worker", "global")
