@@ -44,6 +44,8 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
+from .saved_state import split_state_dict
+
 logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = (
@@ -309,7 +311,7 @@ def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> st
     or a stock torch optimizer. Both must be SAM-family states or both stock ones, a learned radius
     must meet a learned radius, and the base optimizer's parameter-group settings must be the same.
     """
-    current = optimizer.state_dict()
+    current = _sections(optimizer.state_dict())
     if _layout(saved) is not None and _layout(saved) == _layout(current):
         return None
     return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
@@ -317,4 +319,14 @@ def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> st
 
 def load_optimizer_state(folder: str) -> dict[str, Any]:
     """``optimizer.pt`` memory-mapped (tensors are read only when used), for :func:`optimizer_state_mismatch`."""
-    return torch.load(os.path.join(folder, OPTIMIZER_NAME), map_location="cpu", weights_only=True, mmap=True)
+    return _sections(torch.load(os.path.join(folder, OPTIMIZER_NAME), map_location="cpu", weights_only=True, mmap=True))
+
+
+def _sections(state: Any) -> Any:
+    """A LETS optimizer state as the checks above read it, ``{"base": ..., "radius": ..., ...}``
+    (:func:`lets_hf.optimizer.split_state_dict`); any other state as it is."""
+    try:
+        base, lets = split_state_dict(state)
+    except ValueError:
+        return state
+    return state if lets is None else {"base": base, **lets}

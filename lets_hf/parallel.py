@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from .saved_state import LETS_KEY
 from .sharding import is_sharded, local
 
 ASCENTS = ("per_worker", "global")
@@ -127,7 +128,7 @@ def _local_tree(value: Any) -> Any:
 
 def save_lets_state(lets_optimizer, output_dir: str, rank: int) -> None:
     """This rank's LETS state without the base optimizer's (saved by accelerate), sharded tensors as local shards."""
-    state = {key: value for key, value in lets_optimizer.state_dict().items() if key != "base"}
+    state = lets_optimizer.state_dict()[LETS_KEY]
     torch.save(_local_tree(state), os.path.join(output_dir, LETS_STATE_NAME.format(rank=rank)))
 
 
@@ -140,4 +141,4 @@ def load_lets_state(lets_optimizer, checkpoint: str, rank: int) -> None:
             "same number of processes"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    lets_optimizer.load_state_dict({**state, "base": lets_optimizer.base_optimizer.state_dict()})
+    lets_optimizer.load_state_dict({**lets_optimizer.base_optimizer.state_dict(), LETS_KEY: state})

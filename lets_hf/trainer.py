@@ -152,7 +152,13 @@ class LETSTrainerMixin:
         if stuck:
             logger.warning(stuck)
         perturbation = args.build_perturbation(total_steps=self._lets_total_steps)
-        return LETSOptimizer, dict(base_optimizer=base_cls, perturbation=perturbation, radius=radius, **base_kwargs)
+        return LETSOptimizer, dict(
+            base_optimizer=base_cls,
+            perturbation=perturbation,
+            radius=radius,
+            distributed=args.world_size > 1,
+            **base_kwargs,
+        )
 
     def create_optimizer(self, model=None):
         """Trainer's, then (SAM family) the hyper step is attached to the optimizer's step and ``rho_start``

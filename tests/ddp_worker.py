@@ -69,6 +69,7 @@ def plain(out: str) -> None:
             lr=0.1,
             momentum=0.9,
             radius=LETSRadius(rho=0.1, lr=0.2, hvp="finite_difference"),
+            distributed=loop == "parts",  # the closure loop's step(model=ddp) finds it out
         )
         for step in range(3):
             (x, y), (xv, yv) = (

@@ -20,7 +20,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from lets_testing import tiny_batches, tiny_mlp  # noqa: E402
 
 from lets_hf import LETSOptimizer, LETSRadius, foreach, get_perturbation  # noqa: E402
-from lets_hf.radius.hvp import get_hvp  # noqa: E402
 
 STEPS = 3
 SCENARIOS = {
@@ -92,8 +91,7 @@ def exact_hvp_refused(rank, world) -> str:
     """lets_hvp='exact' on sharded weights: the message of the ValueError (b would silently be 0 otherwise)."""
     model = tiny_mlp(width=7)
     fully_shard(model)
-    optimizer = build(model, "lets_sam_fd")
-    optimizer.radius.hvp = get_hvp("exact")
+    optimizer = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=LETSRadius(rho=0.1, hvp="exact"))
     x, y = tiny_batches()
     loss = lambda: torch.nn.functional.cross_entropy(model(x), y)
     loss().backward()

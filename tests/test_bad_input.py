@@ -262,7 +262,7 @@ def test_a_resumed_optimizer_refuses_a_poisoned_radius(tmp_path):
     model = torch.nn.Linear(2, 2)
     opt = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=LETSRadius(rho=0.1))
     state = opt.state_dict()
-    state["radius"]["log_rho"] = f64(NAN)
+    state["lets"]["radius"]["log_rho"] = f64(NAN)
     torch.save(state, tmp_path / "optimizer.pt")
     fresh = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=LETSRadius(rho=0.1))
     with pytest.raises(ValueError, match="'log_rho' must be a finite number, got nan"):
@@ -279,7 +279,7 @@ def test_trainer_resume_refuses_a_poisoned_radius(tmp_path):
     LETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(32)).train()
     path = tmp_path / "out" / "checkpoint-2" / "optimizer.pt"
     state = torch.load(path, weights_only=True)
-    state["radius"]["log_rho"] = f64(50.0)  # rho 5e21, far above rho_max
+    state["lets"]["radius"]["log_rho"] = f64(50.0)  # rho 5e21, far above rho_max
     torch.save(state, path)
     resumed = LETSTrainer(
         model=tiny_deberta(), args=lets_args(tmp_path, max_steps=4, save_strategy="no"), train_dataset=token_dataset(32)

@@ -1,11 +1,14 @@
 """The interval and next-batch hyper steps (plain API and Trainer), and the passes they save."""
 
+import pathlib
+
 import pytest
 import torch
 from lets_testing import loss_fn, tiny_batches, tiny_deberta, tiny_mlp, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
 from lets_hf import LETSOptimizer, LETSRadius
+from lets_hf.optimizer import Phase
 
 
 def _loop(opt, model, batches, val_batches, next_mode):
@@ -35,7 +38,7 @@ def test_interval_updates_rho_on_every_kth_step_only():
         opt, model, [tiny_batches(i) for i in range(7)], [tiny_batches(50 + i) for i in range(7)], next_mode=False
     )
     assert len(hypergradients) == 2 and opt.radius.updates == 2 and opt.steps == 7
-    assert opt.state_dict()["steps"] == 7
+    assert opt.state_dict()["lets"]["steps"] == 7
 
 
 def test_next_batch_term_on_a_repeated_batch_equals_the_paper_rule():
@@ -171,7 +174,27 @@ def test_next_batch_mode_resumes_exactly(tmp_path, mode):
     full_model, full = run(range(6))
     half_model, half = run(range(3))
     torch.save({"model": half_model.state_dict(), "opt": half.state_dict()}, tmp_path / "ckpt.pt")
-    assert "pending" in half.state_dict()
+    assert half.state_dict()["lets"]["estimator"]  # the pending estimate: J b (and the kept val term)
     resumed_model, resumed = run(range(3, 6), torch.load(tmp_path / "ckpt.pt", weights_only=True))
     assert resumed.rho == full.rho and resumed.radius.updates == full.radius.updates == 5
     assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), resumed_model.parameters()))
+
+
+@pytest.mark.parametrize(
+    "name, mode", [("train_next", dict(train_term="next")), ("val_next", dict(objective="val", val_term="next"))]
+)
+def test_a_state_saved_in_the_form_before_the_estimators_resumes_exactly(name, mode):
+    """tests/data/old_format_next_batch.pt: 3 steps saved by the code before issue 32 (``{"base": ..., "radius": ...,
+    "pending": ..., "step_lrs": ...}``, made with this module.s _make and _loop at commit 7a9df00); the pending
+    estimate completes and the run continues as the uninterrupted one, bit for bit."""
+    saved = torch.load(pathlib.Path(__file__).parent / "data" / "old_format_next_batch.pt", weights_only=True)[name]
+    assert "pending" in saved["opt"] and "base" in saved["opt"]
+    full_model, full = _make(**mode)
+    _loop(full, full_model, [tiny_batches(i) for i in range(6)], [tiny_batches(50 + i) for i in range(6)], None)
+    model, opt = _make(**mode)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    assert opt.phase is Phase.NEXT_PASS_DUE and opt.steps == 3
+    _loop(opt, model, [tiny_batches(i) for i in range(3, 6)], [tiny_batches(50 + i) for i in range(3, 6)], None)
+    assert opt.rho == full.rho and opt.radius.updates == full.radius.updates == 5
+    assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), model.parameters()))

@@ -179,3 +179,27 @@ def test_bad_arguments_raise_value_error(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         LETSOptimizer(tiny_mlp().parameters(), **args)
+
+
+def test_the_state_dict_is_the_base_optimizers_with_lets_entry():
+    """A stock AdamW loads a LETSOptimizer's state (its moments), so that a run can drop LETS and continue."""
+    model, opt = _make()
+    _run(model, opt, range(2))
+    state = opt.state_dict()
+    assert set(state) == {"state", "param_groups", "lets"}
+    stock = torch.optim.AdamW(tiny_mlp().parameters(), lr=0.05)
+    stock.load_state_dict(state)
+    for (index, mine), theirs in zip(opt.base_optimizer.state_dict()["state"].items(), stock.state.values()):
+        assert all(torch.equal(mine[key], theirs[key]) for key in ("exp_avg", "exp_avg_sq", "step")), index
+
+
+def test_a_foreign_base_optimizers_state_is_refused_before_any_step():
+    model, adamw = _make()
+    _run(model, adamw, range(2))
+    sgd = LETSOptimizer(model.parameters(), torch.optim.SGD, lr=0.1, radius=LETSRadius(rho=0.1))
+    before = sgd.state_dict()
+    with pytest.raises(ValueError, match="a LETSOptimizer over AdamW .* this one is over SGD"):
+        sgd.load_state_dict(adamw.state_dict())
+    assert sgd.state_dict() == before and sgd.steps == 0  # nothing was loaded
+    with pytest.raises(ValueError, match="a stock optimizer's state dict, with no 'lets' entry"):
+        sgd.load_state_dict(torch.optim.SGD(model.parameters(), lr=0.1).state_dict())

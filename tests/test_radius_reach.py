@@ -51,3 +51,13 @@ def test_trainer_warns_at_the_start_when_rho_cannot_move(tmp_path, caplog):
             model=tiny_deberta(), args=lets_args(tmp_path, rho_lr=0.5, max_steps=2), train_dataset=train
         ).train()
     assert not any("at most a factor" in record.getMessage() for record in caplog.records)
+
+
+def test_an_astronomical_reach_is_infinite_not_an_overflow():
+    """rho_lr x updates beyond a float's exponent (0.05 x 14300 = 715 > 709.8) is a reach of inf, not an OverflowError:
+    the start-of-run check of a long run must not crash."""
+    radius = LETSRadius(lr=0.05)
+    assert radius.travel(14300) == pytest.approx(715.0)
+    assert radius.reach(14300) == math.inf
+    assert radius.stuck_warning(14300) is None
+    assert radius.reach(14000) == pytest.approx(math.exp(700.0))  # just below the limit: the finite factor

@@ -38,7 +38,7 @@ from typing import Any
 from torch import Tensor
 
 from ..checks import integer, number
-from ..distributed import mean_over_ranks
+from ..distributed import LOCAL, Ranks
 from ..foreach import global_norm
 from ..options import Option, owned_options
 from .looksam import LOOKSAM_ALPHA, LOOKSAM_SPLIT, LookSAM
@@ -73,9 +73,10 @@ class AdaptivePolicy:
         self.var = self.delta * self.var + (1 - self.delta) * (squared_norm - self.mean) ** 2
         return squared_norm >= self.mean + self.threshold_factor(step) * math.sqrt(self.var)
 
-    def decide(self, step: int, grads: Sequence[Tensor]) -> bool:
-        """From the first pass's gradients (a host sync: the decision picks the next pass)."""
-        return self.use_sam(step, float(mean_over_ranks(global_norm(grads) ** 2)))
+    def decide(self, step: int, grads: Sequence[Tensor], ranks: Ranks = LOCAL) -> bool:
+        """From the first pass's gradients (a host sync: the decision picks the next pass); ``ranks``: the optimizer's
+        collectives (:class:`~lets_hf.distributed.Ranks`), over which ``x_t`` is averaged."""
+        return self.use_sam(step, float(ranks.mean(global_norm(grads) ** 2)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "var": self.var}
@@ -87,24 +88,32 @@ class AdaptivePolicy:
 POLICY_OPTIONS = owned_options(AdaptivePolicy)  # the policy's options, with AdaptivePolicy's defaults
 
 
-class AESAM(SAM):
+class AdaptiveSAMStep:
+    """What AE-SAM and AE-LookSAM share: the policy (``self.policy``) keeps or drops each planned SAM step, from the
+    first pass's gradient, and its statistics are part of the rule's state. Mixed in before the rule it adapts."""
+
+    policy: AdaptivePolicy
+
+    def keeps_sam_step(self, step: int, grads: Sequence[Tensor], ranks: Ranks = LOCAL) -> bool:
+        return self.policy.decide(step, grads, ranks)
+
+    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
+        return {**super().state_dict(params), "policy": self.policy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
+        super().load_state_dict(state, params)
+        self.policy.load_state_dict(state.get("policy", {}))
+
+
+class AESAM(AdaptiveSAMStep, SAM):
     name, label, paper = "ae_sam", "AE-SAM", "Jiang et al., ICLR 2023"
     options = POLICY_OPTIONS
 
     def __init__(self, total_steps: int | None = None, **policy: Any):
         self.policy = AdaptivePolicy(total_steps=total_steps, **policy)
 
-    def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
-        return self.policy.decide(step, grads)
 
-    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
-        self.policy.load_state_dict(state.get("policy", {}))
-
-
-class AELookSAM(LookSAM):
+class AELookSAM(AdaptiveSAMStep, LookSAM):
     name, label, paper = "ae_looksam", "AE-LookSAM", "Jiang et al., ICLR 2023"
     options = (LOOKSAM_ALPHA, LOOKSAM_SPLIT, *POLICY_OPTIONS)
 
@@ -114,13 +123,3 @@ class AELookSAM(LookSAM):
 
     def plans_sam_step(self, step: int) -> bool:
         return True  # the policy decides after the first pass
-
-    def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
-        return self.policy.decide(step, grads)
-
-    def state_dict(self, params: list[Tensor]) -> dict[str, Any]:
-        return {**super().state_dict(params), "policy": self.policy.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any], params: list[Tensor]) -> None:
-        super().load_state_dict(state, params)
-        self.policy.load_state_dict(state.get("policy", {}))

@@ -23,6 +23,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ..distributed import LOCAL, Ranks
 from ..options import Option
 
 
@@ -54,8 +55,9 @@ class PerturbationRule(ABC):
         """Before the first pass of optimizer step ``step`` (0-based): SAM (True) or ERM (False)?"""
         return True
 
-    def keeps_sam_step(self, step: int, grads: Sequence[Tensor]) -> bool:
-        """After the first pass of a planned SAM step, from ``g``: still SAM (True) or ERM?"""
+    def keeps_sam_step(self, step: int, grads: Sequence[Tensor], ranks: Ranks = LOCAL) -> bool:
+        """After the first pass of a planned SAM step, from ``g``: still SAM (True) or ERM? ``ranks``: the
+        optimizer's collectives, for a decision that every rank of a distributed model must take alike."""
         return True
 
     def descent_gradient_(

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..checks import positive
 from ..options import Option
+from .estimators import HypergradientEstimator, get_estimator
 
 if TYPE_CHECKING:
     from .descent import DescentJacobian
@@ -98,13 +99,13 @@ class LearnedRadius(RadiusController):
 
     The optimizer reads only these members (:class:`~lets_hf.radius.LETSRadius` is one implementation):
 
-    - ``hvp`` (a :class:`~lets_hf.radius.hvp.HessianVectorProduct`): how ``b = H d`` is formed, and
-      which buffer it needs from the ascent (``hvp.keeps``);
+    - ``hvp`` (a :class:`~lets_hf.radius.hvp.HessianVectorProduct`): how ``b = H d`` is formed;
     - ``descent`` (a :class:`~lets_hf.radius.descent.DescentJacobian`): ``J`` of the base step, ``b -> J b``;
     - ``objective`` (a :class:`~lets_hf.radius.objectives.UpperObjective`): the upper objective, its
       differentiation (``objective.backward``) and the factor of ``<a, b>``;
-    - :attr:`train_term_from_next_step`, :attr:`val_term_from_next_step`, :attr:`hyper_train_pass`,
-      :meth:`hyper_step_due`: which passes the hyper step needs and when it is due;
+    - :attr:`estimator` (a :class:`~lets_hf.radius.estimators.HypergradientEstimator`, built once by
+      :meth:`build_estimator`; default: the paper's one-step rule): the hyper step's buffers, stages and passes,
+      which :attr:`train_term_from_next_step`, :attr:`val_term_from_next_step` and :attr:`hyper_train_pass` read;
     - :meth:`update`: the hypergradient ``h = d objective / d rho`` (a 0-dim tensor, averaged over
       ranks, possibly not finite) changes ``rho``;
     - :meth:`stuck_warning`: read by the Trainer before training.
@@ -115,25 +116,31 @@ class LearnedRadius(RadiusController):
     descent: DescentJacobian
     objective: UpperObjective
 
+    def build_estimator(self) -> HypergradientEstimator:
+        """The estimator of this radius (called once, by :attr:`estimator`): the one-step rule by default."""
+        return get_estimator("one_step", hvp=self.hvp, descent=self.descent, objective=self.objective)
+
+    @property
+    def estimator(self) -> HypergradientEstimator:
+        if vars(self).get("_estimator") is None:
+            self._estimator = self.build_estimator()
+        return self._estimator
+
     @property
     def train_term_from_next_step(self) -> bool:
         """Whether the training term of the hypergradient comes from the next step's ascent pass."""
-        return False
+        return "train" in self.estimator.next_ascent_terms and self.objective.needs_train_loss
 
     @property
     def val_term_from_next_step(self) -> bool:
         """Whether the validation term comes from the next step's ascent pass (then no validation batches)."""
-        return False
+        return not self.estimator.validation_pass
 
     @property
     def hyper_train_pass(self) -> bool:
         """Whether the hyper step runs a training pass of its own at ``theta_{t+1}``: the objective has a
         training term and it does not come from the next step's ascent pass."""
-        return self.objective.needs_train_loss and not self.train_term_from_next_step
-
-    def hyper_step_due(self, step_number: int) -> bool:
-        """Whether optimizer step number ``step_number`` (1-based) gets a hyper step (default: every step)."""
-        return True
+        return self.estimator.training_pass
 
     @abstractmethod
     def update(self, hypergradient: Tensor) -> None:

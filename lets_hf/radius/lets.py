@@ -40,6 +40,7 @@ Adam's / AdamW's step instead (:mod:`lets_hf.radius.descent`).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
@@ -49,12 +50,14 @@ from ..checks import choice, integer, non_negative, number, positive
 from ..options import Option
 from .base import RHO, RHO_MIN, LearnedRadius, check_radius, check_state_keys, state_dtype
 from .descent import DESCENT_FORMS, get_descent
+from .estimators import HypergradientEstimator, get_estimator
 from .hvp import HVP_MODES, get_hvp
 from .objectives import OBJECTIVES, get_objective
 from .presets import DEFAULT_PRESET, PRESET_OPTIONS, radius_settings
 
 _STATE_KEYS = ("log_rho", "exp_avg", "exp_avg_sq", "updates")
 TRAIN_TERMS = ("same", "next")
+MAX_LOG_FACTOR = math.log(sys.float_info.max)  # exp of more overflows a float
 VAL_TERMS = ("own", "next")
 
 
@@ -140,6 +143,8 @@ class LETSRadius(LearnedRadius):
         train_term: str = "same",
         descent: str = "sgd",
         val_term: str = "own",
+        estimator: str | None = None,
+        estimator_options: dict[str, Any] | None = None,
     ):
         rho = check_radius("rho", rho)
         self.lr = positive("rho_lr", lr)
@@ -168,6 +173,13 @@ class LETSRadius(LearnedRadius):
                 f"lets_val_term='next' needs lets_objective='val', got {self.objective.name!r}: the gap objectives "
                 "compare a validation batch with the training batch, and the next batch is a training batch"
             )
+        if estimator is not None and (train_term, val_term) != ("same", "own"):
+            raise ValueError(
+                f"estimator={estimator!r} selects the hypergradient estimator: leave lets_train_term and lets_val_term "
+                f"at their defaults, got {train_term!r} and {val_term!r}"
+            )
+        self.estimator_name, self.estimator_options = estimator, dict(estimator_options or {})
+        self._estimator = self.build_estimator()
         self._state = {
             "log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
             "exp_avg": torch.zeros((), dtype=torch.float64),
@@ -199,16 +211,6 @@ class LETSRadius(LearnedRadius):
         """How many hyper steps have changed ``rho`` (non-finite ones do not count)."""
         return int(self._state["updates"])
 
-    @property
-    def train_term_from_next_step(self) -> bool:
-        """Whether the training term of the hypergradient comes from the next step's ascent pass."""
-        return self.train_term == "next" and self.objective.needs_train_loss
-
-    @property
-    def val_term_from_next_step(self) -> bool:
-        """Whether the validation term comes from the next step's ascent pass (no validation batches)."""
-        return self.val_term == "next"
-
     def extra_passes_per_step(self, val_scale: float = 1.0) -> float:
         """Forward+backward passes the hyper steps add per optimizer step, on average: on every ``interval``-th
         step the validation pass (``val_scale`` passes for a validation batch of ``val_scale`` training batches;
@@ -216,22 +218,36 @@ class LETSRadius(LearnedRadius):
         validation = 0.0 if self.val_term_from_next_step else val_scale
         return (validation + int(self.hyper_train_pass)) / self.interval
 
-    def hyper_step_due(self, step_number: int) -> bool:
-        """Whether optimizer step number ``step_number`` (1-based) gets a hyper step."""
-        return step_number % self.interval == 0
+    def build_estimator(self) -> HypergradientEstimator:
+        """The estimator ``estimator`` names; by default the one ``train_term`` and ``val_term`` select:
+        ``next_val``, ``next_train`` (a training term from the next step, where the objective has one), or the
+        paper's ``one_step``."""
+        name = self.estimator_name or (
+            "next_val"
+            if self.val_term == "next"
+            else "next_train"
+            if self.train_term == "next" and self.objective.needs_train_loss
+            else "one_step"
+        )
+        parts = dict(hvp=self.hvp, descent=self.descent, objective=self.objective, interval=self.interval)
+        return get_estimator(name, **parts, **self.estimator_options)
 
-    def reach(self, total_steps: int) -> float:
-        """The largest factor by which ``rho`` can change over a run of ``total_steps`` optimizer steps.
-
-        Adam moves ``log rho`` by its rate per update when its gradient ``h * rho`` keeps its sign and size,
-        so over the run's ``U = total_steps // interval`` updates ``log rho`` travels about
-        ``sum_k lr * lr_decay^k``; the factor is ``exp`` of that. (A gradient that grows from update to update
-        lengthens Adam's steps, by at most ``(1 - beta1) / sqrt(1 - beta2)``, 3.16 for the default betas.)
-        """
+    def travel(self, total_steps: int) -> float:
+        """How far ``log rho`` can move over a run of ``total_steps`` optimizer steps: ``sum_k lr * lr_decay^k`` over
+        the run's ``U = total_steps // interval`` updates (Adam moves ``log rho`` by its rate per update when its
+        gradient ``h * rho`` keeps its sign and size; a gradient that grows from update to update lengthens Adam's
+        steps, by at most ``(1 - beta1) / sqrt(1 - beta2)``, 3.16 for the default betas)."""
         updates = total_steps // self.interval
         decay = self.lr_decay
-        travel = self.lr * (updates if decay == 1 else (1 - decay**updates) / (1 - decay))
-        return math.exp(travel)
+        return self.lr * (updates if decay == 1 else (1 - decay**updates) / (1 - decay))
+
+    def reach(self, total_steps: int) -> float:
+        """The largest factor by which ``rho`` can change over a run of ``total_steps`` optimizer steps,
+        ``exp(travel)`` (:meth:`travel`); ``math.inf`` where that is beyond a float (``rho_lr x updates`` over
+        about 709, e.g. ``rho_lr`` 1e-2 over 71k hyper updates): ``rho_lr`` then lets ``rho`` cross its whole
+        clamp range ``[rho_min, rho_max]`` in a small part of the run."""
+        travel = self.travel(total_steps)
+        return math.exp(travel) if travel < MAX_LOG_FACTOR else math.inf
 
     def stuck_warning(self, total_steps: int, threshold: float = 1.1) -> str | None:
         """A message when ``rho`` cannot change by more than ``threshold`` over the run (see :meth:`reach`)."""
@@ -297,5 +313,6 @@ class LETSRadius(LearnedRadius):
         return (
             f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
             f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
-            f"train_term={self.train_term!r}, val_term={self.val_term!r}, descent={self.descent.name!r})"
+            f"train_term={self.train_term!r}, val_term={self.val_term!r}, descent={self.descent.name!r}, "
+            f"estimator={self.estimator.name!r})"
         )

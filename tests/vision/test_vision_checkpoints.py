@@ -45,7 +45,7 @@ def test_the_loop_state_is_tensors_and_plain_values(finished_run):
     state = torch.load(checkpoint / RUN_STATE, weights_only=True)
     assert sorted(state) == ["optimizer", "run", "scheduler", "validation"]
     assert state["run"] == {"epoch": 1, "step": 2} and state["validation"] == {"drawn": 2}
-    assert state["optimizer"]["radius"]["updates"] == 2
+    assert state["optimizer"]["lets"]["radius"]["updates"] == 2
 
 
 @pytest.mark.parametrize("planted", ["custom_checkpoint_0.pkl", "custom_checkpoint_3.pkl"])
