@@ -17,6 +17,8 @@ import torch
 from lets_testing import ROOT, free_port, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
+from lets_hf.radius import PRESETS
+
 SCENARIOS = (
     "sam",
     "asam",
@@ -147,3 +149,11 @@ def test_what_sam_cannot_run_on_is_refused_before_training(tmp_path, backend, me
 def test_lets_ascent_names_what_is_allowed(tmp_path):
     with pytest.raises(ValueError, match="lets_ascent must be one of"):
         lets_args(tmp_path, lets_ascent="everywhere")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_is_accepted_under_fsdp2(tmp_path, preset):
+    """The presets with a horizon (rho's rate from the run's length) included, whose length is not known yet."""
+    from lets_hf.parallel import check_backend
+
+    check_backend(_backend(tmp_path, fsdp_version=2, lets_preset=preset, rho_lr=None, lets_hvp=None, max_steps=-1))

@@ -20,6 +20,9 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from lets_hf.arguments import SAM_FAMILY, STOCK_OPTIMIZERS, LETSArguments, LETSArgumentsMixin, LETSSeq2SeqArguments
 from lets_hf.plots import radius_trajectory
 from lets_hf.trainer import LETSTrainer
+from lets_hf.trainer_parts.finished_run import FinishedRun
+from lets_hf.trainer_parts.loss_tally import LossTally
+from lets_hf.trainer_parts.report import RadiusProgress
 
 
 class EventCounter(TrainerCallback):
@@ -197,7 +200,8 @@ def test_callback_list_is_the_trainers_and_the_hyper_step_survives_removing_them
     stock = Trainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="sgd"), train_dataset=token_dataset(32))
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32))
     kinds = lambda t: [type(callback) for callback in t.callback_handler.callbacks]
-    assert kinds(trainer) == kinds(stock)
+    ours = [LossTally, FinishedRun, RadiusProgress]  # the trainer's own parts, after Trainer's callbacks
+    assert kinds(trainer) == kinds(stock) + ours
     for callback in list(trainer.callback_handler.callbacks):
         trainer.remove_callback(callback)
     trainer.train()
