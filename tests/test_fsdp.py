@@ -109,6 +109,9 @@ def test_trainer_under_fsdp2_equals_one_process_and_resumes_exactly(tmp_path):
         assert results[0][run] == results[1][run] and torch.equal(weights[0][run], weights[1][run])
     assert torch.equal(weights[0]["resumed"], weights[0]["adamw"])  # resumed from the sharded checkpoint-2
     assert results[0]["resumed"][-1] == results[0]["adamw"][-1]
+    assert sorted(results[0]["presets"]) == sorted(PRESETS)  # every preset trains under FSDP2, rho alike on each rank
+    for name, rhos in results[0]["presets"].items():
+        assert rhos == results[1]["presets"][name] and len(rhos) == 3 and rhos[-1] != 0.1, name  # moved from rho_0
     for run, settings, tolerance in (("sgd", SGD_ARGS, 1e-10), ("adamw", ADAMW_ARGS, 1e-10)):
         expected, rhos = _one_process(tmp_path / run, settings)
         assert abs(rhos[-1] - rhos[0]) > 1e-3
