@@ -17,7 +17,6 @@ what the checkpoint holds and what the run asks for.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -263,27 +262,32 @@ def _describe_base(state: Mapping[str, Any]) -> str:
     return f"{what} (settings {', '.join(sorted(settings))})"
 
 
-def saved_radius(state: Mapping[str, Any]) -> RadiusController | None:
-    """The registered controller (:data:`lets_hf.radius.RADII`, default settings) whose ``load_state_dict`` takes
-    ``state``, loaded with it; None when none does. Only the controllers' public interface is used: each
-    ``load_state_dict`` refuses a state that is not its own. Controllers without defaults for every setting are
-    passed over."""
+def _default_controllers() -> list[RadiusController]:
+    """One controller of each registered kind (:data:`lets_hf.radius.RADII`) with its default settings (a kind
+    without defaults for every setting is passed over)."""
+    built = []
     for controller in RADII.values():
         try:
-            radius = controller()
-            radius.load_state_dict(dict(state))
-        except (ValueError, KeyError, TypeError):
+            built.append(controller())
+        except TypeError:
             continue
-        return radius
-    return None
+    return built
 
 
 def _describe_radius(state: Mapping[str, Any]) -> str:
-    radius = saved_radius(state)
-    if isinstance(radius, LearnedRadius):
-        return f"a learned radius ({radius.name.upper()}, rho={radius.rho:.4g})"
-    if isinstance(radius, FixedRadius):
-        return f"a fixed radius (rho={radius.rho:.4g})"
+    """The kind of a saved radius state (the registered controller whose ``state_dict`` has its keys) and, where
+    that controller's ``load_state_dict`` takes it, its ``rho``. Only the controllers' public interface is used."""
+    for radius in _default_controllers():
+        if set(radius.state_dict()) != set(state):
+            continue
+        try:
+            radius.load_state_dict(dict(state))
+            value = f"rho={radius.rho:.4g}"
+        except (ValueError, KeyError, TypeError) as error:
+            value = f"not loadable: {error}"
+        if isinstance(radius, LearnedRadius):
+            return f"a learned radius ({radius.name.upper()}, {value})"
+        return f"a fixed radius ({value})" if isinstance(radius, FixedRadius) else f"a {radius.name} radius ({value})"
     return f"a radius schedule ({', '.join(sorted(map(str, state))) or 'no state'})"
 
 
@@ -306,26 +310,18 @@ def _layout(state: Any):
     return None
 
 
-def _radius_loads(radius: RadiusController, state: Any) -> bool:
-    """Whether a copy of the run's controller takes the saved radius state (its own ``load_state_dict`` decides)."""
-    try:
-        copy.deepcopy(radius).load_state_dict(dict(state))
-    except (ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
 def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
     """Why ``saved`` (a loaded ``optimizer.pt``) cannot be loaded into ``optimizer``, or None when it fits.
 
     ``optimizer`` is the innermost one the run built: a :class:`~lets_hf.optimizer.LETSOptimizer`
     or a stock torch optimizer. Both must be SAM-family states or both stock ones, the base
-    optimizer's parameter-group settings must be the same, and the run's radius controller must
-    take the saved radius state (a learned radius meets a learned one, a fixed one a fixed one).
+    optimizer's parameter-group settings must be the same, and the saved radius state must have the keys of the
+    run's controller's ``state_dict`` (a learned radius meets a learned one, a fixed one a fixed one; its values
+    are the controller's ``load_state_dict``'s to check).
     """
     current = optimizer.state_dict()
     if _layout(saved) is not None and _layout(saved) == _layout(current):
-        if _layout(saved)[0] == "stock" or _radius_loads(optimizer.radius, saved["radius"]):
+        if _layout(saved)[0] == "stock" or set(saved["radius"]) == set(current["radius"]):
             return None
     return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
 

@@ -278,3 +278,16 @@ def test_callbacks_receive_the_uninterrupted_runs_losses_after_a_resume(tmp_path
     assert [step for step, _ in losses] == [3, 6] and resumed_losses == losses[1:]
     assert resumed_final == final == output.training_loss == resumed_output.training_loss
     assert resumed_output.metrics["train_loss"] == final
+
+
+def test_the_saved_radius_kind_is_asked_of_the_controllers_not_read_from_their_keys(monkeypatch):
+    """Whatever keys a controller's state has (another layout here), a saved state is told by its controller's."""
+    from lets_hf.checkpoints import describe_optimizer_state
+    from lets_hf.radius import LETSRadius
+
+    monkeypatch.setattr(LETSRadius, "state_dict", lambda self: {"nu": torch.tensor(0.0), "moments": torch.zeros(2)})
+    monkeypatch.setattr(LETSRadius, "load_state_dict", lambda self, state: None)
+    base = {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0, "params": [0]}]}
+    learned = describe_optimizer_state({"base": base, "radius": {"moments": 0, "nu": 0}})
+    fixed = describe_optimizer_state({"base": base, "radius": {"rho": 0.2}})
+    assert "a learned radius (LETS, rho=0.05)" in learned and "a fixed radius (rho=0.2)" in fixed
