@@ -3,12 +3,10 @@
 Trainer logs ``loss`` = (the sum of the micro-batch losses since the last log) / (the steps since it) and ends
 with ``train_loss`` = (the sum of all) / (the steps), each sum over processes the mean of the ranks' sums.
 A resumed run starts both sums at zero at the resumed step, so its first ``loss`` averages fewer steps and its
-``train_loss`` is this segment's (the printed one, divided by the segment's steps, was twice too large for a run
-resumed half way). :class:`LossTally`
-keeps the run's own sums (``total``: of the logged intervals; ``pending``: since the last log, on the device,
-added to as Trainer adds, ``logging_nan_inf_filter`` included), carries them in the checkpoint's
-``trainer_state.json`` (``ExportableState``) and, in a resumed run, gives the logs the whole run's values, before
-any logging callback sees them.
+``train_loss`` sums this segment only. :class:`LossTally` keeps the run's own sums (``total``: of the logged
+intervals; ``pending``: since the last log, on the device, added to as Trainer adds, ``logging_nan_inf_filter``
+included), carries them in the checkpoint's ``trainer_state.json`` (``ExportableState``) and, in a resumed run,
+gives the logs the whole run's values, before any logging callback sees them.
 """
 
 from __future__ import annotations
