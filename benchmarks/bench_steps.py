@@ -41,6 +41,7 @@ from benchmarks.timing import (
     quartiles,
     read_load,
 )
+from experiment_utils.tiny_runs import deberta_config, tiny_run_arguments
 from lets_hf import LETSOptimizer, LETSRadius
 
 Batch = dict[str, torch.Tensor]
@@ -201,23 +202,6 @@ class Workload:
     val_batches: list[Batch]
     base: type
     base_kwargs: dict
-
-
-def deberta_config(hidden: int = 128, layers: int = 2, vocab: int = 1000, heads: int | None = None):
-    """A DeBERTa-v2 classification config (no dropout, so that every method sees the same function)."""
-    from transformers import DebertaV2Config
-
-    return DebertaV2Config(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads or max(hidden // 32, 1),
-        intermediate_size=4 * hidden,
-        max_position_embeddings=512,
-        num_labels=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
 
 
 def deberta_workload(device, config=None, batch_size: int = 16, length: int = 64, cycle: int = 10) -> Workload:
@@ -390,21 +374,18 @@ def trainer_overhead(workload: Workload, device, steps: int, rounds: int = 3, cl
 
     def trainer_steps() -> list[float]:
         with tempfile.TemporaryDirectory() as out:
+            settings = dict(lets_base_optim="adamw_torch", learning_rate=2e-5, rho=0.05, rho_lr=None, lets_hvp=None)
             args = LETSArguments(
-                output_dir=out,
-                optim="lets_sam",
-                lets_base_optim="adamw_torch",
-                learning_rate=2e-5,
-                rho=0.05,
-                per_device_train_batch_size=batch_size,
-                max_steps=steps,
-                max_grad_norm=0.0,
-                lr_scheduler_type="constant",
-                logging_steps=10**6,
-                save_strategy="no",
-                report_to=[],
-                disable_tqdm=True,
-                use_cpu=device.type == "cpu",
+                **tiny_run_arguments(
+                    out,
+                    **settings,
+                    per_device_train_batch_size=batch_size,
+                    max_steps=steps,
+                    max_grad_norm=0.0,
+                    logging_steps=10**6,
+                    seed=42,
+                    use_cpu=device.type == "cpu",
+                )
             )
             timer = _StepTimer(now)
             Sequential(model=workload.make_model(), args=args, train_dataset=examples, callbacks=[timer]).train()

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
+from experiment_utils.label_noise import symmetric_noise
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.plots import plot_radius_comparison
 from lets_hf.radius import radius_settings
 from lets_hf.reporting import markdown_table, mean_std
-from vision.noise import symmetric_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 

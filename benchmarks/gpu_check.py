@@ -44,13 +44,13 @@ from benchmarks.bench_steps import (
     MAIN,
     Runner,
     block_steps,
-    deberta_config,
     deberta_workload,
     markdown,
     measure,
     resnet_workload,
 )
 from benchmarks.timing import machine_line
+from experiment_utils.tiny_runs import deberta_config, tiny_run_arguments
 
 
 def deberta_v3_base_config(tiny: bool):
@@ -91,26 +91,8 @@ def _trainer(out: str, device, tiny: bool, **overrides):
     from lets_hf.arguments import LETSArguments
     from lets_hf.trainer import LETSTrainer
 
-    kwargs = dict(
-        output_dir=out,
-        optim="lets_sam",
-        lets_base_optim="adamw_torch",
-        learning_rate=1e-3,
-        rho=0.1,
-        rho_lr=0.05,
-        lets_hvp="finite_difference",
-        per_device_train_batch_size=8,
-        max_steps=3,
-        lr_scheduler_type="constant",
-        max_grad_norm=1.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=7,
-        use_cpu=device.type == "cpu",
-    )
-    kwargs.update(overrides)
+    settings = dict(lets_base_optim="adamw_torch", learning_rate=1e-3, max_steps=3, use_cpu=device.type == "cpu")
+    kwargs = tiny_run_arguments(out, **{**settings, **overrides})
     torch.manual_seed(0)
     config = deberta_config(hidden=32, layers=2, vocab=50, heads=2)
     trainer = LETSTrainer(

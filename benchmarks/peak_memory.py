@@ -41,11 +41,11 @@ from benchmarks.bench_steps import (
     Method,
     Runner,
     block_steps,
-    deberta_config,
     deberta_workload,
     resnet_workload,
 )
 from benchmarks.timing import machine_line
+from experiment_utils.tiny_runs import deberta_config
 
 ADAM_DESCENT = Method("LETS-SAM (robust, adam descent)", "sam", lets={**ROBUST, "descent": "adam"})
 METHODS = MAIN + [ADAM_DESCENT]  # adam descent needs an Adam base optimizer: DeBERTa only

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.bench_steps import MAIN, deberta_config, deberta_workload, measure, summary
+from benchmarks.bench_steps import MAIN, deberta_workload, measure, summary
 from benchmarks.timing import machine_line, ordering_warnings
+from experiment_utils.tiny_runs import deberta_config
 
 SIZES = {  # name: (hidden, layers, vocab)
     "1M": (128, 2, 4000),

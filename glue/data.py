@@ -204,10 +204,10 @@ def load_glue(
 def with_label_noise(train: Dataset, rate: float, seed: int) -> Dataset:
     """``train`` with symmetric label noise: ``round(rate * N)`` labels moved to another class.
 
-    The same rule as the vision benchmarks' (:func:`vision.noise.symmetric_noise`, after Foret et al.,
+    The same rule as the vision benchmarks' (:func:`experiment_utils.label_noise.symmetric_noise`, after Foret et al.,
     ICLR 2021); ``seed`` is the data's own, so runs of every seed and method see the same noisy labels.
     """
-    from vision.noise import check_noise_rate, symmetric_noise
+    from experiment_utils.label_noise import check_noise_rate, symmetric_noise
 
     try:
         rate = check_noise_rate(rate)

@@ -33,6 +33,7 @@ from .methods import (
     LEARNED_PREFIX,
     LEARNED_RADIUS_OPTIMIZERS,
     SAM_FAMILY,
+    SAMFamily,
     build_radius,
     method_options,
     parse_sam_family,
@@ -45,6 +46,7 @@ from .radius import RHO_SCHEDULES, RadiusController
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
 VAL_SOURCES = ("train", "eval")
+PROBE_HORIZON = 1000  # the run length assumed to check the options of a run whose length is not known yet
 __all__ = [
     "FIXED_RADIUS_OPTIMIZERS",
     "LEARNED_PREFIX",
@@ -161,24 +163,38 @@ class LETSArgumentsMixin(SAMFamilyOptions):
                 f"{self.lets_val_batch_size!r}"
             )
         if self.sam_family is not None:  # build both once, so that bad values fail before training
-            horizon = self.max_steps if self.max_steps > 0 else 1000
-            self.build_radius(total_steps=horizon)
-            self.build_perturbation(total_steps=horizon)
+            self.probe_radius()
+            self.build_perturbation(total_steps=self._probe_horizon)
 
     @property
-    def sam_family(self) -> tuple[str, bool] | None:
-        """``(rule name, learned?)`` for a SAM-family ``optim``, None for ERM."""
+    def sam_family(self) -> SAMFamily | None:
+        """The rule and whether the radius is learned, for a SAM-family ``optim``; None for ERM."""
         return parse_sam_family(getattr(self.optim, "value", self.optim))
+
+    def option_value(self, name: str) -> Any:
+        """The value of the rules' and controllers' option ``name`` (a field made from their declarations, which a
+        type checker does not see); KeyError for a name no rule or controller declares."""
+        if name not in method_options():
+            raise KeyError(f"{name!r} is not an option of the SAM family's rules or radius controllers")
+        return getattr(self, name)
 
     def build_perturbation(self, total_steps: int | None = None) -> PerturbationRule:
         """The variant's rule with its options; ``total_steps`` feeds AE-SAM's threshold schedule."""
-        rule, _ = self.sam_family
-        return build_perturbation(rule, vars(self), seed=self.seed, total_steps=total_steps)
+        return build_perturbation(self.sam_family.rule, vars(self), seed=self.seed, total_steps=total_steps)
 
     def build_radius(self, total_steps: int | None = None) -> RadiusController:
         """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
-        _, learned = self.sam_family
+        learned = self.sam_family.learned
         return build_radius(learned, vars(self), total_steps=total_steps, learning_rate=self.learning_rate)
+
+    @property
+    def _probe_horizon(self) -> int:
+        return self.max_steps if self.max_steps > 0 else PROBE_HORIZON
+
+    def probe_radius(self) -> RadiusController:
+        """The controller as built to check the options before the run's length is known (``max_steps``, else
+        ``PROBE_HORIZON`` steps: the presets with a horizon need one); its modes (``hvp``, ...) are the run's."""
+        return self.build_radius(total_steps=self._probe_horizon)
 
     def base_optimizer_arguments(self) -> TrainingArguments:
         """A copy of these arguments whose ``optim`` is the base optimizer, for the stock optimizer factory."""

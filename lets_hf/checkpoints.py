@@ -44,6 +44,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
+from .radius import RADII, FixedRadius, LearnedRadius, RadiusController
 from .saved_state import split_state_dict
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ WEIGHT_FILES = (
     ADAPTER_WEIGHTS_NAME,
 )
 OPTIMIZER_FILES = (OPTIMIZER_NAME, SCHEDULER_NAME)  # the stock Trainer loads both or neither
-LOSS_TALLY_FILE = "loss_tally.json"
 FSDP_OPTIMIZER_NAME = os.path.splitext(OPTIMIZER_NAME_BIN)[
     0
 ]  # accelerate's FSDP optimizer: optimizer.bin, optimizer_0/
@@ -198,13 +198,16 @@ def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str, with_opti
         return None
     if resume_from_checkpoint is True:
         folder = newest_complete_checkpoint(output_dir, with_optimizer)
-        if folder is None:
-            raise ValueError(f"resume_from_checkpoint=True, but {output_dir} holds no checkpoint-* folder")
+        if folder is None:  # Trainer's message, then ours
+            raise ValueError(
+                f"No valid checkpoint found in output directory ({output_dir}): resume_from_checkpoint=True, but it "
+                "holds no checkpoint-* folder"
+            )
         return folder
     problems = checkpoint_problems(str(resume_from_checkpoint), with_optimizer=False)
-    if problems:
+    if problems:  # Trainer's message, then ours
         raise ValueError(
-            f"resume_from_checkpoint={resume_from_checkpoint!r} cannot be resumed: {'; '.join(problems)}."
+            f"Can't find a valid checkpoint at {resume_from_checkpoint}: {'; '.join(problems)}."
             " Give an earlier checkpoint, or resume_from_checkpoint=True for the newest complete one."
         )
     return str(resume_from_checkpoint)
@@ -228,23 +231,6 @@ def checkpoint_to_resume(args, overwrite: bool, finished_file: str) -> str | Non
     if given is not None or overwrite:
         return resolve_resume_checkpoint(given, output_dir, with_optimizer)
     return newest_complete_checkpoint(output_dir, with_optimizer)
-
-
-def write_loss_tally(folder: str, total: float, pending: float, last_logged_step: int) -> None:
-    """Record the Trainer's running training loss in ``folder`` (``total``: the logged intervals' sum, ``pending``:
-    the sum since the last log), so that a run resumed there logs and reports the uninterrupted run's losses."""
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, LOSS_TALLY_FILE), "w") as handle:
-        json.dump({"total": total, "pending": pending, "last_logged_step": last_logged_step}, handle)
-
-
-def read_loss_tally(folder: str) -> dict[str, float] | None:
-    """What :func:`write_loss_tally` recorded in ``folder``; None for a checkpoint without it."""
-    path = os.path.join(folder, LOSS_TALLY_FILE)
-    if file_problem(path) is not None:
-        return None
-    with open(path) as handle:
-        return json.load(handle)
 
 
 def last_logged(folder: str, key: str) -> float | None:
@@ -277,12 +263,33 @@ def _describe_base(state: Mapping[str, Any]) -> str:
     return f"{what} (settings {', '.join(sorted(settings))})"
 
 
-def _describe_radius(radius: Mapping[str, Any]) -> str:
-    if "log_rho" in radius:
-        return f"a learned radius (LETS, rho={float(torch.as_tensor(radius['log_rho']).exp()):.4g})"
-    if "rho" in radius:
-        return f"a fixed radius (rho={float(radius['rho']):.4g})"
-    return f"a radius schedule ({', '.join(sorted(radius)) or 'no state'})"
+def _default_controllers() -> list[RadiusController]:
+    """One controller of each registered kind (:data:`lets_hf.radius.RADII`) with its default settings (a kind
+    without defaults for every setting is passed over)."""
+    built = []
+    for controller in RADII.values():
+        try:
+            built.append(controller())
+        except TypeError:
+            continue
+    return built
+
+
+def _describe_radius(state: Mapping[str, Any]) -> str:
+    """The kind of a saved radius state (the registered controller whose ``state_dict`` has its keys) and, where
+    that controller's ``load_state_dict`` takes it, its ``rho``. Only the controllers' public interface is used."""
+    for radius in _default_controllers():
+        if set(radius.state_dict()) != set(state):
+            continue
+        try:
+            radius.load_state_dict(dict(state))
+            value = f"rho={radius.rho:.4g}"
+        except (ValueError, KeyError, TypeError) as error:
+            value = f"not loadable: {error}"
+        if isinstance(radius, LearnedRadius):
+            return f"a learned radius ({radius.name.upper()}, {value})"
+        return f"a fixed radius ({value})" if isinstance(radius, FixedRadius) else f"a {radius.name} radius ({value})"
+    return f"a radius schedule ({', '.join(sorted(map(str, state))) or 'no state'})"
 
 
 def describe_optimizer_state(state: Any) -> str:
@@ -296,11 +303,11 @@ def describe_optimizer_state(state: Any) -> str:
 
 
 def _layout(state: Any):
-    """What must agree between a saved and a built optimizer state: its form, the radius kind, the base settings."""
+    """What must agree between a saved and a built optimizer state: its form and the base settings."""
     if isinstance(state, Mapping) and {"base", "radius"} <= set(state):
-        return "sam", "log_rho" in state["radius"], _group_settings(state["base"])
+        return "sam", _group_settings(state["base"])
     if isinstance(state, Mapping) and {"state", "param_groups"} <= set(state):
-        return "stock", False, _group_settings(state)
+        return "stock", _group_settings(state)
     return None
 
 
@@ -308,12 +315,15 @@ def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> st
     """Why ``saved`` (a loaded ``optimizer.pt``) cannot be loaded into ``optimizer``, or None when it fits.
 
     ``optimizer`` is the innermost one the run built: a :class:`~lets_hf.optimizer.LETSOptimizer`
-    or a stock torch optimizer. Both must be SAM-family states or both stock ones, a learned radius
-    must meet a learned radius, and the base optimizer's parameter-group settings must be the same.
+    or a stock torch optimizer. Both must be SAM-family states or both stock ones, the base
+    optimizer's parameter-group settings must be the same, and the saved radius state must have the keys of the
+    run's controller's ``state_dict`` (a learned radius meets a learned one, a fixed one a fixed one; its values
+    are the controller's ``load_state_dict``'s to check).
     """
     current = _sections(optimizer.state_dict())
     if _layout(saved) is not None and _layout(saved) == _layout(current):
-        return None
+        if _layout(saved)[0] == "stock" or set(saved["radius"]) == set(current["radius"]):
+            return None
     return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
 
 

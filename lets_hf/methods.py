@@ -11,7 +11,7 @@ so a rule registered once is everywhere. No transformers here: the scripts witho
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .options import Option, build_from_options, merge_options
 from .perturbation import PERTURBATIONS, PerturbationRule, build_perturbation, variant_options
@@ -23,11 +23,19 @@ LEARNED_RADIUS_OPTIMIZERS = sorted(LEARNED_PREFIX + name for name in PERTURBATIO
 SAM_FAMILY = FIXED_RADIUS_OPTIMIZERS + LEARNED_RADIUS_OPTIMIZERS
 
 
-def parse_sam_family(optim: str) -> tuple[str, bool] | None:
-    """``"lets_asam" -> ("asam", True)``, ``"sam" -> ("sam", False)``; None for a stock (ERM) name."""
+class SAMFamily(NamedTuple):
+    """A SAM-family method: its perturbation rule's name and whether its radius is learned (``lets_<rule>``)."""
+
+    rule: str
+    learned: bool
+
+
+def parse_sam_family(optim: str) -> SAMFamily | None:
+    """``"lets_asam" -> SAMFamily("asam", learned=True)``, ``"sam" -> SAMFamily("sam", learned=False)``; None for a
+    stock (ERM) name."""
     learned = optim.startswith(LEARNED_PREFIX)
     rule = optim[len(LEARNED_PREFIX) :] if learned else optim
-    return (rule, learned) if rule in PERTURBATIONS else None
+    return SAMFamily(rule, learned) if rule in PERTURBATIONS else None
 
 
 def method_label(optim: str) -> str:

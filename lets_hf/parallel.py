@@ -37,6 +37,7 @@ import torch
 
 from .saved_state import LETS_KEY
 from .sharding import is_sharded, local
+from .trainer_parts.optimizers import optimizer_chain
 
 ASCENTS = ("per_worker", "global")
 LETS_STATE_NAME = "lets_state-rank{rank}.pt"
@@ -64,7 +65,7 @@ def check_backend(trainer) -> None:
             "lets_ascent='per_worker' is not possible under FSDP2 (a backward under no_sync leaves no "
             "gradient); use 'global' (the default there)"
         )
-    if args.sam_family[1] and args.build_radius().hvp.name == "exact":
+    if args.sam_family.learned and args.probe_radius().hvp.name == "exact":
         raise ValueError(
             "lets_hvp='exact' does not work under FSDP2 (its double backward does not reach sharded "
             "parameters); use 'finite_difference'"
@@ -106,9 +107,8 @@ def base_optimizer_exposed(optimizer, lets_optimizer) -> Iterator[None]:
     """Let accelerate's FSDP checkpoint code see the base optimizer inside ``optimizer`` (accelerate's wrapper
     around ``lets_optimizer``): torch's distributed state-dict API reads a plain optimizer's ``state`` and
     ``param_groups``, not the LETS wrapper's state dict."""
-    holder = optimizer
-    while getattr(holder, "optimizer", None) is not lets_optimizer:
-        holder = holder.optimizer
+    chain = optimizer_chain(optimizer)
+    holder = chain[chain.index(lets_optimizer) - 1]
     holder.optimizer = lets_optimizer.base_optimizer
     try:
         yield

@@ -2,7 +2,8 @@
 
 Trains a float64 tiny DeBERTa with LETSTrainer under FSDP2 (``fsdp_config={"version": 2}``, sharded
 checkpoints): with AdamW, checkpointing at step 2 of 3, then a second trainer resumed from that checkpoint;
-and with SGD. Writes each run's final weights (gathered whole) and rho trajectory.
+and with SGD; and 2 steps under each preset of the learned radius. Writes each run's final weights (gathered
+whole) and rho trajectory.
 """
 
 import json
@@ -18,6 +19,8 @@ from torch.distributed.tensor import DTensor
 sys.path.insert(0, os.path.dirname(__file__))
 from lets_testing import tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
+
+from lets_hf.radius import PRESETS  # noqa: E402
 
 FSDP_ARGS = dict(
     fsdp="full_shard",
@@ -85,10 +88,22 @@ def main(out: str, optim: str) -> None:
         out / "adamw", optim, ADAMW_ARGS, resume=str(out / "adamw" / "out" / "checkpoint-2"), **saving
     )
     _, sgd, sgd_rhos = train(out / "sgd", optim, SGD_ARGS)
+    presets = {  # each preset's own settings, those with a run-length horizon included
+        name: train(out / name, optim, dict(max_steps=2, lets_preset=name, rho_lr=None, lets_hvp=None))[2]
+        for name in sorted(PRESETS)
+    }
     rank = trainer.args.process_index
     torch.save({"adamw": weights, "resumed": resumed, "sgd": sgd}, out / f"weights-{rank}.pt")
     (out / f"result-{rank}.json").write_text(
-        json.dumps({"adamw": rhos, "resumed": resumed_rhos, "sgd": sgd_rhos, "world_size": trainer.args.world_size})
+        json.dumps(
+            {
+                "adamw": rhos,
+                "resumed": resumed_rhos,
+                "sgd": sgd_rhos,
+                "presets": presets,
+                "world_size": trainer.args.world_size,
+            }
+        )
     )
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -43,19 +43,13 @@ def tiny_batches(seed: int = 1, n: int = 16, dtype=torch.float64):
 
 def tiny_deberta(seed: int = 0, dropout: float = 0.0, num_labels: int = 2):
     """A 2-layer, 32-wide DeBERTa-v2 classifier built from a config (no download)."""
-    from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
+    from transformers import DebertaV2ForSequenceClassification
+
+    from experiment_utils.tiny_runs import deberta_config
 
     torch.manual_seed(seed)
-    config = DebertaV2Config(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=32,
-        num_labels=num_labels,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
+    config = deberta_config(
+        32, 2, 50, heads=2, intermediate=37, max_positions=32, dropout=dropout, num_labels=num_labels
     )
     return DebertaV2ForSequenceClassification(config)
 

@@ -17,6 +17,8 @@ import torch
 from lets_testing import ROOT, free_port, token_dataset
 from trainer_helpers import SequentialLETSTrainer, lets_args
 
+from lets_hf.radius import PRESETS
+
 SCENARIOS = (
     "sam",
     "asam",
@@ -107,6 +109,9 @@ def test_trainer_under_fsdp2_equals_one_process_and_resumes_exactly(tmp_path):
         assert results[0][run] == results[1][run] and torch.equal(weights[0][run], weights[1][run])
     assert torch.equal(weights[0]["resumed"], weights[0]["adamw"])  # resumed from the sharded checkpoint-2
     assert results[0]["resumed"][-1] == results[0]["adamw"][-1]
+    assert sorted(results[0]["presets"]) == sorted(PRESETS)  # every preset trains under FSDP2, rho alike on each rank
+    for name, rhos in results[0]["presets"].items():
+        assert rhos == results[1]["presets"][name] and len(rhos) == 3 and rhos[-1] != 0.1, name  # moved from rho_0
     for run, settings, tolerance in (("sgd", SGD_ARGS, 1e-10), ("adamw", ADAMW_ARGS, 1e-10)):
         expected, rhos = _one_process(tmp_path / run, settings)
         assert abs(rhos[-1] - rhos[0]) > 1e-3
@@ -147,3 +152,11 @@ def test_what_sam_cannot_run_on_is_refused_before_training(tmp_path, backend, me
 def test_lets_ascent_names_what_is_allowed(tmp_path):
     with pytest.raises(ValueError, match="lets_ascent must be one of"):
         lets_args(tmp_path, lets_ascent="everywhere")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_is_accepted_under_fsdp2(tmp_path, preset):
+    """The presets with a horizon (rho's rate from the run's length) included, whose length is not known yet."""
+    from lets_hf.parallel import check_backend
+
+    check_backend(_backend(tmp_path, fsdp_version=2, lets_preset=preset, rho_lr=None, lets_hvp=None, max_steps=-1))

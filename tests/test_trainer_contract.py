@@ -17,9 +17,13 @@ from torch.utils.data import SequentialSampler
 from trainer_helpers import SequentialLETSTrainer, lets_args, lm_dataset, tiny_gpt2
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from experiment_utils.tiny_runs import stock_run_arguments
 from lets_hf.arguments import SAM_FAMILY, STOCK_OPTIMIZERS, LETSArguments, LETSArgumentsMixin, LETSSeq2SeqArguments
 from lets_hf.plots import radius_trajectory
 from lets_hf.trainer import LETSTrainer
+from lets_hf.trainer_parts.finished_run import FinishedRun
+from lets_hf.trainer_parts.loss_tally import LossTally
+from lets_hf.trainer_parts.report import RadiusProgress
 
 
 class EventCounter(TrainerCallback):
@@ -132,20 +136,10 @@ class SequentialTrainer(Trainer):
         return SequentialSampler(self.train_dataset)
 
 
-LM_ARGS = dict(
-    per_device_train_batch_size=2,
-    gradient_accumulation_steps=4,
-    max_steps=2,
-    learning_rate=0.1,
-    lr_scheduler_type="constant",
-    max_grad_norm=0.0,
-    logging_steps=1,
-    save_strategy="no",
-    report_to=[],
-    use_cpu=True,
-    seed=7,
-    disable_tqdm=True,
-)
+def lm_args(out, **overrides):
+    """The causal-LM runs' arguments (Trainer's fields only): 2 steps of 2 x 4 accumulated micro-batches."""
+    settings = dict(per_device_train_batch_size=2, gradient_accumulation_steps=4, max_steps=2, learning_rate=0.1)
+    return stock_run_arguments(str(out), **{"max_grad_norm": 0.0, "optim": "sgd", **settings, **overrides})
 
 
 def _lm_run(trainer_cls, args):
@@ -158,12 +152,8 @@ def _lm_run(trainer_cls, args):
 
 def test_stock_optim_is_the_trainer_exactly_for_a_causal_lm(tmp_path):
     """2 x 4 accumulation of a causal LM: the loss is a sum over num_items_in_batch, as Trainer computes it."""
-    stock, stock_losses, stock_grads = _lm_run(
-        SequentialTrainer, TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS)
-    )
-    lets, losses, grads = _lm_run(
-        SequentialLETSTrainer, LETSArguments(output_dir=str(tmp_path / "b"), optim="sgd", **LM_ARGS)
-    )
+    stock, stock_losses, stock_grads = _lm_run(SequentialTrainer, TrainingArguments(**lm_args(tmp_path / "a")))
+    lets, losses, grads = _lm_run(SequentialLETSTrainer, LETSArguments(**lm_args(tmp_path / "b")))
     assert stock.model_accepts_loss_kwargs and lets.model_accepts_loss_kwargs
     assert losses == stock_losses and len(losses) == 2
     assert len(grads) == 2 and all(torch.equal(a, b) for a, b in zip(grads, stock_grads))
@@ -172,17 +162,9 @@ def test_stock_optim_is_the_trainer_exactly_for_a_causal_lm(tmp_path):
 @pytest.mark.parametrize("optim", ["sam", "lets_sam"])
 def test_sam_family_descent_is_normalised_as_the_trainer_normalises_erm(tmp_path, optim):
     """At rho -> 0, SAM's descent gradient is the ERM gradient: the same normalisation over num_items_in_batch."""
-    _, erm_losses, erm_grads = _lm_run(
-        SequentialTrainer, TrainingArguments(output_dir=str(tmp_path / "a"), optim="sgd", **LM_ARGS)
-    )
+    _, erm_losses, erm_grads = _lm_run(SequentialTrainer, TrainingArguments(**lm_args(tmp_path / "a")))
     args = LETSArguments(
-        output_dir=str(tmp_path / "b"),
-        optim=optim,
-        lets_base_optim="sgd",
-        rho=1e-6,
-        rho_min=1e-8,
-        rho_lr=1e-3,
-        **LM_ARGS,
+        **lm_args(tmp_path / "b", optim=optim), lets_base_optim="sgd", rho=1e-6, rho_min=1e-8, rho_lr=1e-3
     )
     lets, losses, grads = _lm_run(SequentialLETSTrainer, args)
     assert losses[0] == erm_losses[0]  # the ascent pass is the stock training_step at the same weights
@@ -197,7 +179,8 @@ def test_callback_list_is_the_trainers_and_the_hyper_step_survives_removing_them
     stock = Trainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="sgd"), train_dataset=token_dataset(32))
     trainer = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(32))
     kinds = lambda t: [type(callback) for callback in t.callback_handler.callbacks]
-    assert kinds(trainer) == kinds(stock)
+    ours = [LossTally, FinishedRun, RadiusProgress]  # the trainer's own parts, after Trainer's callbacks
+    assert kinds(trainer) == kinds(stock) + ours
     for callback in list(trainer.callback_handler.callbacks):
         trainer.remove_callback(callback)
     trainer.train()

@@ -13,7 +13,12 @@ import sys
 
 import pytest
 import torch
+from lets_testing import tiny_deberta, token_dataset
 from resume_worker import MAX_STEPS, resume_trainer
+from trainer_helpers import lets_args
+from transformers import TrainerCallback
+
+from lets_hf.trainer import LETSTrainer
 
 HERE = os.path.dirname(__file__)
 
@@ -227,3 +232,62 @@ def test_the_ddp_commands_say_how_long_a_stopped_rank_stalls_the_run(readme):
     assert "--multi_gpu" in text and "--ddp_timeout" in text and f"{default}" in text and default == 1800
     ddp, timeout = text.index("--multi_gpu"), text.index("--ddp_timeout")
     assert abs(timeout - ddp) < 1500  # beside the DDP command, not somewhere else
+
+
+class LogRecorder(TrainerCallback):
+    """What logging callbacks receive in ``on_log`` (copies, as a printer or a tracker would take them)."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append((state.global_step, dict(logs)))
+
+
+def _received(trainer_kwargs, root, resume=None):
+    recorder = LogRecorder()
+    trainer = LETSTrainer(**trainer_kwargs(root), callbacks=[recorder])
+    output = trainer.train(resume_from_checkpoint=resume)
+    losses = [(step, logs["loss"]) for step, logs in recorder.logs if "loss" in logs]
+    final = recorder.logs[-1][1]["train_loss"]
+    return losses, final, output
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+@pytest.mark.parametrize("optim", ["lets_sam", "sam", "adamw_torch"])
+def test_callbacks_receive_the_uninterrupted_runs_losses_after_a_resume(tmp_path, optim, accumulation):
+    """Logs every 3 steps, checkpoints every 2, resumed from checkpoint-4 (its newest deleted): the loss at step 6
+    averages steps 4-6 and the printed train_loss is the whole run's, as uninterrupted (it was doubled)."""
+    settings = dict(
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=2,
+        logging_steps=3,
+        optim=optim,
+        lets_base_optim="adamw_torch",
+        learning_rate=1e-3,
+        gradient_accumulation_steps=accumulation,
+        per_device_train_batch_size=8 // accumulation,
+    )
+    kwargs = lambda root: dict(
+        model=tiny_deberta(dropout=0.1), args=lets_args(root, **settings), train_dataset=token_dataset(64)
+    )
+    losses, final, output = _received(kwargs, tmp_path / "a")
+    shutil.rmtree(tmp_path / "a" / "out" / "checkpoint-6")
+    resumed_losses, resumed_final, resumed_output = _received(kwargs, tmp_path / "a", resume=True)
+    assert [step for step, _ in losses] == [3, 6] and resumed_losses == losses[1:]
+    assert resumed_final == final == output.training_loss == resumed_output.training_loss
+    assert resumed_output.metrics["train_loss"] == final
+
+
+def test_the_saved_radius_kind_is_asked_of_the_controllers_not_read_from_their_keys(monkeypatch):
+    """Whatever keys a controller's state has (another layout here), a saved state is told by its controller's."""
+    from lets_hf.checkpoints import describe_optimizer_state
+    from lets_hf.radius import LETSRadius
+
+    monkeypatch.setattr(LETSRadius, "state_dict", lambda self: {"nu": torch.tensor(0.0), "moments": torch.zeros(2)})
+    monkeypatch.setattr(LETSRadius, "load_state_dict", lambda self, state: None)
+    base = {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0, "params": [0]}]}
+    learned = describe_optimizer_state({"base": base, "radius": {"moments": 0, "nu": 0}})
+    fixed = describe_optimizer_state({"base": base, "radius": {"rho": 0.2}})
+    assert "a learned radius (LETS, rho=0.05)" in learned and "a fixed radius (rho=0.2)" in fixed

@@ -132,3 +132,56 @@ def test_batchnorm_statistics_move_only_in_the_clean_pass(tmp_path):
     assert int(bn.num_batches_tracked) == 1
     torch.testing.assert_close(bn.running_mean, expected.running_mean)
     torch.testing.assert_close(bn.running_var, expected.running_var)
+
+
+# -- Trainer's private names, and Trainer's public ones as Trainer has them --------------------------------
+def test_the_private_trainer_names_used_are_there_and_a_missing_one_is_named_at_construction(tmp_path, monkeypatch):
+    import transformers
+
+    from lets_hf.trainer_parts import internals
+
+    assert internals.missing_internals() == []  # the installed transformers has every listed name
+    monkeypatch.delattr(Trainer, "_prepare_inputs")
+    with pytest.raises(RuntimeError) as error:
+        LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path), train_dataset=token_dataset(16))
+    message = str(error.value)
+    assert "Trainer._prepare_inputs" in message and "hyper step" in message
+    assert f"transformers {transformers.__version__}" in message and internals.TESTED_TRANSFORMERS in message
+    LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim="adamw_torch"), train_dataset=token_dataset(16))
+
+
+@pytest.mark.parametrize("optim", ["lets_sam", "sam", "adamw_torch", "sgd"])
+def test_get_optimizer_cls_and_kwargs_is_callable_on_the_class_as_trainers(tmp_path, optim):
+    from lets_hf import LETSOptimizer
+
+    args = lets_args(tmp_path, optim=optim, lets_base_optim="adamw_torch")
+    cls, kwargs = LETSTrainer.get_optimizer_cls_and_kwargs(args)
+    if optim in ("adamw_torch", "sgd"):
+        assert (cls, kwargs) == Trainer.get_optimizer_cls_and_kwargs(args)
+    else:
+        base_cls, base_kwargs = Trainer.get_optimizer_cls_and_kwargs(args.base_optimizer_arguments())
+        assert cls is LETSOptimizer and kwargs["base_optimizer"] is base_cls
+        assert {key: kwargs[key] for key in base_kwargs} == base_kwargs
+
+
+def test_a_horizon_preset_runs_over_the_length_trainer_computes_from_epochs(tmp_path):
+    """lets_preset robust sets rho's rate from the run's length: max_steps unset, it is Trainer's own count."""
+    args = lets_args(tmp_path, lets_preset="robust", rho_lr=None, lets_hvp=None, max_steps=-1, num_train_epochs=2)
+    trainer = LETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(32))
+    trainer.train()
+    assert trainer.state.max_steps == 8  # 2 epochs of 32 / 8
+    assert trainer.lets_optimizer.radius.lr == args.build_radius(total_steps=8).lr != args.probe_radius().lr
+
+
+@pytest.mark.parametrize("optim", ["lets_sam", "adamw_torch"])
+def test_a_checkpoint_that_cannot_be_resumed_keeps_trainers_message(tmp_path, optim):
+    """Trainer's exception type and text first (transformers' own tests assert them), then what is wrong."""
+    stock = Trainer(model=tiny_deberta(), args=lets_args(tmp_path / "s", optim="sgd"), train_dataset=token_dataset(16))
+    ours = LETSTrainer(model=tiny_deberta(), args=lets_args(tmp_path, optim=optim), train_dataset=token_dataset(16))
+    for resume in (str(tmp_path / "missing" / "checkpoint-15-bogus"), True):
+        with pytest.raises(ValueError) as expected:
+            stock.train(resume_from_checkpoint=resume)
+        with pytest.raises(ValueError) as error:
+            ours.train(resume_from_checkpoint=resume)
+        told = str(expected.value).replace(str(tmp_path / "s" / "out"), str(tmp_path / "out"))
+        assert str(error.value).startswith(told) and len(str(error.value)) > len(told)

@@ -4,6 +4,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from transformers.data.data_collator import default_data_collator
 
+from experiment_utils.tiny_runs import tiny_run_arguments
 from lets_hf import LETSOptimizer
 from lets_hf.arguments import LETSArguments
 from lets_hf.trainer import LETSTrainer
@@ -18,28 +19,8 @@ class SequentialLETSTrainer(LETSTrainer):
 
 
 def lets_args(tmp_path, **overrides) -> LETSArguments:
-    kwargs = dict(
-        output_dir=str(tmp_path / "out"),
-        optim="lets_sam",
-        lets_base_optim="sgd",
-        learning_rate=0.5,
-        rho=0.1,
-        rho_lr=0.05,
-        lets_hvp="finite_difference",
-        per_device_train_batch_size=8,
-        lets_val_batch_size=8,
-        max_steps=4,
-        lr_scheduler_type="constant",
-        max_grad_norm=1.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        seed=7,
-        disable_tqdm=True,
-    )
-    kwargs.update(overrides)
-    return LETSArguments(**kwargs)
+    """The tests' short run (:func:`experiment_utils.tiny_runs.tiny_run_arguments`) in ``tmp_path/out``."""
+    return LETSArguments(**tiny_run_arguments(str(tmp_path / "out"), **{"lets_val_batch_size": 8, **overrides}))
 
 
 def reference_loop(model, data, args: LETSArguments, steps: int):

@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
+from experiment_utils.label_noise import check_noise_rate
 from lets_hf.methods import SAM_FAMILY, build_method, method_options, parse_sam_family
 from lets_hf.perturbation import PerturbationRule
 from lets_hf.radius import RadiusController
 
 from .data import DATASETS
 from .models import MODELS, VIT_MODELS
-from .noise import check_noise_rate
 from .presets import PRESETS, default_rho, preset_config
 
 # method -> (perturbation rule, learned radius); ERM uses the base optimizer alone.

@@ -22,7 +22,9 @@ def build_tiny_deberta(folder, text_files) -> str:
     """A 2-layer, 32-wide DeBERTa-v2 with a WordPiece tokenizer trained on ``text_files``, saved to ``folder``."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import DebertaV2Config, DebertaV2Model, PreTrainedTokenizerFast
+    from transformers import DebertaV2Model, PreTrainedTokenizerFast
+
+    from experiment_utils.tiny_runs import deberta_config
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -42,14 +44,8 @@ def build_tiny_deberta(folder, text_files) -> str:
         sep_token="[SEP]",
         mask_token="[MASK]",
     )
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        pad_token_id=0,
+    config = deberta_config(
+        32, 2, len(tokenizer), heads=2, intermediate=37, max_positions=128, dropout=0.1, pad_token_id=0
     )
     torch.manual_seed(0)
     DebertaV2Model(config).save_pretrained(folder)

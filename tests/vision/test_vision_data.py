@@ -8,11 +8,12 @@ import torch
 import vision_testing
 from torch.utils.data import default_collate
 
+from experiment_utils.label_noise import symmetric_noise
 from lets_hf.seeding import VALIDATION_STREAM, mix_seed
 from lets_hf.validation import ValidationBatches
 from vision.augment import DeviceTransform, random_crop, random_flip
 from vision.data import DataError, load_dataset
-from vision.noise import symmetric_noise, with_label_noise
+from vision.noise import with_label_noise
 from vision.sampling import ShardedBatches, ValidationStream
 
 
