@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from lets_hf.checks import SuggestingParser
 from lets_hf.methods import SAM_FAMILY, build_method, method_options, parse_sam_family
 from lets_hf.perturbation import PerturbationRule
 from lets_hf.radius import RadiusController
@@ -133,7 +134,7 @@ def _flag(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = SuggestingParser(  # a mistyped --method gets "did you mean 'lets_sam'?"
         description="Train an image classifier with ERM, SAM, ASAM, LETS-SAM or LETS-ASAM "
         "(Wang et al., ECCV 2024). Launch with `accelerate launch` for GPUs."
     )

@@ -168,6 +168,7 @@ class LETSRadius(LearnedRadius):
                 f"lets_val_term='next' needs lets_objective='val', got {self.objective.name!r}: the gap objectives "
                 "compare a validation batch with the training batch, and the next batch is a training batch"
             )
+        self._rho_given = rho
         self._state = {
             "log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
             "exp_avg": torch.zeros((), dtype=torch.float64),
@@ -192,7 +193,9 @@ class LETSRadius(LearnedRadius):
 
     @property
     def rho(self) -> float:
-        return math.exp(float(self._state["log_rho"]))
+        """The radius; until it moves, exactly the ``rho`` given (not ``exp(log rho)``, 0.05000000000000001)."""
+        log_rho = float(self._state["log_rho"])
+        return self._rho_given if log_rho == math.log(self._rho_given) else math.exp(log_rho)
 
     @property
     def updates(self) -> int:
