@@ -30,7 +30,7 @@ from lets_hf.trainer import LETSSeq2SeqTrainer
 from translation.bleu import corpus_bleu, remove_bpe
 from translation.data import ParallelSplit, read_splits
 from translation.model import ArchitectureSizes, build_model
-from translation.report import RESULTS_FILE, data_label, write_run_report
+from translation.report import RESULTS_FILE, data_label, sample_of_hypotheses, write_run_report
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text
 
 logger = logging.getLogger(__name__)
@@ -204,6 +204,8 @@ def score_test_split(trainer: LETSSeq2SeqTrainer, dataset, test: ParallelSplit, 
         bleu.signature,
     )
     print(f"BLEU = {bleu.score:.2f}  {bleu.signature}", flush=True)
+    if trainer.is_world_process_zero():
+        print(sample_of_hypotheses(hypotheses, references), flush=True)
     return {**bleu.as_dict(), "predict_loss": prediction.metrics.get("predict_loss")}
 
 

@@ -220,3 +220,35 @@ def test_results_name_where_the_validation_batches_came_from():
     assert validation_source(LETSArguments(**common, lets_val_term="next"), None) == "next training batch"
     assert validation_source(LETSArguments(**common), held_out=object()) == "held-out"
     assert validation_source(LETSArguments(**common, lets_val_source="eval"), None) == "eval"
+
+
+def test_help_shows_the_lets_options_on_the_first_screen(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("usage: ") and len(lines[0]) < 120
+    titles = [line for line in lines if line and not line.startswith(" ")][1:]
+    assert titles == [
+        "options:",
+        "LETS and the SAM family (lets_hf):",
+        "ModelArguments:",
+        "DataTrainingArguments:",
+        "Trainer options (transformers TrainingArguments):",
+    ]
+    first_screen = "\n".join(lines[:60])
+    assert all(flag in first_screen for flag in ("--optim NAME", "--rho RHO", "--rho_min", "--lets_preset"))
+
+
+def test_a_mistyped_optim_gets_the_suggestion_first(capsys):
+    assert (
+        error_of(capsys, ["--optim", "lets_sma"])
+        .splitlines()[-1]
+        .startswith("run_glue.py: error: argument --optim: did you mean 'lets_sam'?")
+    )
+
+
+def test_an_option_the_optim_ignores_is_named_before_training():
+    with pytest.warns(
+        UserWarning, match=r"--optim sam \(a fixed rho\) ignores this option:\n  --rho_lr 0.01: read by lets_"
+    ):
+        parse_arguments(["--optim", "sam", "--rho_lr", "1e-2"])

@@ -147,3 +147,18 @@ def test_summary_is_mean_and_sample_std_over_seeds(tmp_path, capsys):
         "0.15 ± 0.07071 | 34.85 |"
     )
     assert (tmp_path / "table.md").read_text().startswith(rows[0])
+
+
+def test_a_sample_of_hypotheses_says_how_many_are_empty():
+    from translation.report import sample_of_hypotheses
+
+    text = sample_of_hypotheses(["", "a b", ""], ["x", "y", "z"], shown=2)
+    assert text.splitlines() == [
+        "2 of 3 hypotheses are empty (the model ends each sentence at once: train longer); the first 2 beside their "
+        "references:",
+        "  hypothesis: ''",
+        "  reference:  'x'",
+        "  hypothesis: 'a b'",
+        "  reference:  'y'",
+    ]
+    assert sample_of_hypotheses(["a"], ["b"]).startswith("0 of 1 hypotheses are empty; the first 1 beside")
