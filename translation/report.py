@@ -40,8 +40,13 @@ def sample_of_hypotheses(hypotheses: list[str], references: list[str], shown: in
         + f"; the first {min(shown, len(hypotheses))} beside their references:"
     ]
     for hypothesis, reference in list(zip(hypotheses, references))[:shown]:
-        lines += [f"  hypothesis: {hypothesis!r}", f"  reference:  {reference!r}"]
+        lines += [f"  hypothesis: {clip(hypothesis)!r}", f"  reference:  {clip(reference)!r}"]
     return "\n".join(lines)
+
+
+def clip(text: str, width: int = 90) -> str:
+    """``text``, cut to ``width`` characters with ``...`` where it is longer."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def write_run_report(output_dir: str, log_history: list[Mapping], summary: dict) -> dict:

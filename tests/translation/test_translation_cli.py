@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from translation.bleu import corpus_bleu, remove_bpe
+from translation.report import clip
 from translation.run_translation import main
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "translation" / "run_translation.py"
@@ -104,8 +105,8 @@ def test_the_run_prints_hypotheses_beside_their_references(lets_sam_run, iwslt14
     printed = result.stdout[result.stdout.index(f"{empty} of 24 hypotheses are empty") :].splitlines()
     assert printed[1:7] == [
         line
-        for pair in zip(hypotheses, references)
-        for line in (f"  hypothesis: {pair[0]!r}", f"  reference:  {pair[1]!r}")
+        for hypothesis, reference in zip(hypotheses, references)
+        for line in (f"  hypothesis: {clip(hypothesis)!r}", f"  reference:  {clip(reference)!r}")
     ]
 
 

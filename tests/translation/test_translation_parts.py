@@ -162,3 +162,4 @@ def test_a_sample_of_hypotheses_says_how_many_are_empty():
         "  reference:  'y'",
     ]
     assert sample_of_hypotheses(["a"], ["b"]).startswith("0 of 1 hypotheses are empty; the first 1 beside")
+    assert sample_of_hypotheses(["x" * 200], ["y"]).splitlines()[1] == f"  hypothesis: '{'x' * 87}...'"
