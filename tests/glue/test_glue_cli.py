@@ -1,9 +1,12 @@
 """run_glue.py's arguments (presets as overridable defaults) and its messages for bad input, in-process."""
 
+import re
+import shlex
 import time
 
 import pytest
 from datasets import Dataset
+from lets_testing import ROOT
 from transformers import AutoTokenizer
 
 from glue import hub
@@ -240,11 +243,8 @@ def test_help_shows_the_lets_options_on_the_first_screen(capsys):
 
 
 def test_a_mistyped_optim_gets_the_suggestion_first(capsys):
-    assert (
-        error_of(capsys, ["--optim", "lets_sma"])
-        .splitlines()[-1]
-        .startswith("run_glue.py: error: argument --optim: did you mean 'lets_sam'?")
-    )
+    usage, error = error_of(capsys, ["--optim", "lets_sma"]).splitlines()  # argparse's prog: sys.argv[0]
+    assert usage.startswith("usage: ") and ": error: argument --optim: did you mean 'lets_sam'? 'lets_sma' is" in error
 
 
 def test_an_option_the_optim_ignores_is_named_before_training():
@@ -252,3 +252,20 @@ def test_an_option_the_optim_ignores_is_named_before_training():
         UserWarning, match=r"--optim sam \(a fixed rho\) ignores this option:\n  --rho_lr 0.01: read by lets_"
     ):
         parse_arguments(["--optim", "sam", "--rho_lr", "1e-2"])
+
+
+def first_run_command(readme: str) -> list[str]:
+    """The arguments of the first ``python glue/run_glue.py`` command in ``readme`` (a path from the repository)."""
+    text = (ROOT / readme).read_text()
+    command = re.search(r"python glue/run_glue.py (.*?)\n```", text, re.DOTALL).group(1).replace("\\\n", " ")
+    return shlex.split(command.replace('"$MODEL"', "local-minilm"))
+
+
+@pytest.mark.parametrize("readme", ["README.md", "glue/README.md"])
+def test_the_first_run_evaluates_after_each_epoch(readme):
+    argv = first_run_command(readme)
+    assert argv == first_run_command("glue/README.md")  # the front page runs the glue README's first run
+    _, data, training = parse_arguments(argv)
+    assert (training.eval_strategy.value, training.num_train_epochs, training.max_steps) == ("epoch", 2, -1)
+    assert data.max_train_samples // training.per_device_train_batch_size == 8  # 8 steps an epoch, 16 in all
+    assert (training.optim, training.rho, training.rho_lr, training.logging_steps) == ("lets_sam", 0.05, 1e-2, 2)
