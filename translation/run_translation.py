@@ -129,8 +129,8 @@ def parse_arguments(argv: list[str] | None = None):
     """The three argument groups, with the paper's setup (``TABLE8_PRESET``) as defaults."""
     parser = LETSArgumentParser((ModelArguments, DataTrainingArguments, LETSSeq2SeqArguments))  # LETS flags in a group
     parser.set_defaults(**TABLE8_PRESET, average_tokens_across_devices=False)
-    known, _ = parser.parse_known_args(argv)
-    if (parse_sam_family(known.optim) or (None, False))[1]:
+    method = parse_sam_family(parser.parse_known_args(argv)[0].optim)  # (rule, learned?), None for ERM
+    if method is not None and method[1]:
         parser.set_defaults(**TABLE8_LEARNED_RADIUS)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):

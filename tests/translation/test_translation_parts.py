@@ -1,6 +1,7 @@
 """The data folder checks, the model's architecture, the presets and the summary table."""
 
 import json
+import warnings
 
 import pytest
 
@@ -163,3 +164,13 @@ def test_a_sample_of_hypotheses_says_how_many_are_empty():
     ]
     assert sample_of_hypotheses(["a"], ["b"]).startswith("0 of 1 hypotheses are empty; the first 1 beside")
     assert sample_of_hypotheses(["x" * 200], ["y"]).splitlines()[1] == f"  hypothesis: '{'x' * 87}...'"
+
+
+@pytest.mark.parametrize("optim, preset", [("adamw_torch", "paper"), ("sam", "paper"), ("lets_sam", "paper_iwslt")])
+def test_the_learned_radius_preset_is_a_default_of_lets_runs_only(tmp_path, optim, preset):
+    """So that an ERM or SAM run is not warned of a LETS option it ignores, which it never set."""
+    common = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path), "--do_train"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, args = parse_arguments([*common, "--optim", optim])
+    assert args.lets_preset == preset
