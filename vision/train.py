@@ -423,7 +423,8 @@ def _save(run: Run) -> None:
 
 
 def _finish(run: Run, seconds: float) -> dict[str, Any]:
-    """Write the final weights and ``results.json`` (final and best test accuracy, final rho, the precision)."""
+    """Write the final weights, ``results.json`` (final and best test accuracy, final rho, the precision) and, for a
+    learned radius, ``rho.png`` (:func:`plot_rho`)."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
     accelerator.save_model(run.model, str(run.output_dir))
