@@ -36,6 +36,7 @@ from .methods import (
     SAM_FAMILY,
     build_radius,
     describe_optims,
+    ignored_options_message,
     method_options,
     option_readers,
     options_read,
@@ -201,11 +202,7 @@ class LETSArgumentsMixin(SAMFamilyOptions):
         if not ignored:
             return
         optim = str(getattr(self.optim, "value", self.optim))
-        family = parse_sam_family(optim)
-        kind = "plain ERM" if family is None else ("a learned rho" if family[1] else "a fixed rho")
-        lines = [f"--optim {optim} ({kind}) ignores {'this option' if len(ignored) == 1 else 'these options'}:"]
-        lines += [f"  --{name} {getattr(self, name)}: read by {readers}" for name, readers in ignored.items()]
-        warnings.warn("\n".join(lines), UserWarning, stacklevel=4)
+        warnings.warn(ignored_options_message(optim, ignored, vars(self)), UserWarning, stacklevel=4)
 
     @property
     def sam_family(self) -> tuple[str, bool] | None:

@@ -84,6 +84,18 @@ def option_readers(option: str) -> str:
     return "; ".join(parts)
 
 
+def ignored_options_message(
+    optim: str, ignored: Mapping[str, str], values: Mapping[str, Any], flag: str = "--optim"
+) -> str:
+    """The warning about the options ``ignored`` (``{name: option_readers(name)}``) that ``optim`` does not read:
+    one line per option with its value (from ``values``) and the names that read it."""
+    family = parse_sam_family(optim)
+    kind = "plain ERM" if family is None else ("a learned rho" if family[1] else "a fixed rho")
+    lines = [f"{flag} {optim} ({kind}) ignores {'this option' if len(ignored) == 1 else 'these options'}:"]
+    lines += [f"  --{name} {values[name]}: read by {readers}" for name, readers in ignored.items()]
+    return "\n".join(lines)
+
+
 def build_radius(
     learned: bool, values: Mapping[str, Any], total_steps: int | None = None, learning_rate: float | None = None
 ) -> RadiusController:

@@ -199,3 +199,22 @@ def test_a_killed_run_resumed_equals_the_uninterrupted_run(uninterrupted, tmp_pa
     results["config"].pop("resume")
     expected = dict(uninterrupted[0], config={k: v for k, v in uninterrupted[0]["config"].items() if k != "resume"})
     assert (results, log) == (expected, uninterrupted[1])
+
+
+def test_an_option_the_method_ignores_is_named_in_a_warning():
+    import warnings
+
+    from vision.config import parse_config
+
+    with pytest.warns(UserWarning) as caught:
+        parse_config(["--method", "sam", "--rho_lr", "1e-2", "--asam_xi", "0.1"])
+    assert [str(w.message).splitlines() for w in caught] == [
+        [
+            "--method sam (a fixed rho) ignores these options:",
+            "  --rho_lr 0.01: read by lets_* (a learned radius)",
+            "  --asam_xi 0.1: read by asam, lets_asam",
+        ]
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(["--method", "lets_asam", "--rho_lr", "1e-2", "--asam_xi", "0.1"])
