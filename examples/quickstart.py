@@ -1,6 +1,7 @@
-"""LETS-SAM in a plain PyTorch loop, on scikit-learn's bundled digits (no download, ~1 minute on 2 CPU cores).
+"""LETS-SAM in a plain PyTorch loop, on scikit-learn's bundled digits (no download; 6 s of CPU time on one core).
 
-Run: python examples/quickstart.py
+Run: python examples/quickstart.py (it prints rho, the gap and the test accuracy after each of 30 epochs; the
+root README shows what it printed and how long it took).
 """
 
 import torch

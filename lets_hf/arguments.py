@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
 from transformers.training_args import OptimizerNames
 
-from .checks import choice
+from .checks import SuggestingParser, choice
 from .methods import (
     FIXED_RADIUS_OPTIMIZERS,
     LEARNED_PREFIX,
@@ -35,18 +36,30 @@ from .methods import (
     SAM_FAMILY,
     SAMFamily,
     build_radius,
+    describe_optims,
+    ignored_options_message,
     method_options,
+    option_readers,
+    options_read,
     parse_sam_family,
 )
 from .options import Option
 from .parallel import ASCENTS
 from .perturbation import PerturbationRule, build_perturbation
-from .radius import RHO_SCHEDULES, RadiusController
+from .radius import RadiusController
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
 VAL_SOURCES = ("train", "eval")
 PROBE_HORIZON = 1000  # the run length assumed to check the options of a run whose length is not known yet
+# The Trainer's own LETS fields, and the --optim names that read them (the rules' and controllers' options:
+# lets_hf.methods.options_read).
+TRAINER_FIELD_READERS = {
+    "lets_base_optim": SAM_FAMILY,
+    "lets_ascent": SAM_FAMILY,
+    "lets_val_source": LEARNED_RADIUS_OPTIMIZERS,
+    "lets_val_batch_size": LEARNED_RADIUS_OPTIMIZERS,
+}
 __all__ = [
     "FIXED_RADIUS_OPTIMIZERS",
     "LEARNED_PREFIX",
@@ -134,6 +147,7 @@ class LETSArgumentsMixin(SAMFamilyOptions):
             super().__post_init__()
             self.optim = chosen
         self._check_lets_fields()
+        self._warn_on_ignored_options()
 
     def _check_names(self) -> None:
         listed = {"optim": f"the SAM family {SAM_FAMILY} or a stock optimizer {STOCK_OPTIMIZERS}"}
@@ -141,12 +155,15 @@ class LETSArgumentsMixin(SAMFamilyOptions):
             ("optim", SAM_FAMILY + STOCK_OPTIMIZERS),
             ("lets_base_optim", STOCK_OPTIMIZERS),
             ("lets_val_source", VAL_SOURCES),
-            ("rho_schedule", RHO_SCHEDULES),
         ):
             value = getattr(self, name)
             choice(name, getattr(value, "value", value), allowed, listed.get(name, ""))
         if self.lets_ascent is not None:
             choice("lets_ascent", self.lets_ascent, ASCENTS)
+        for option in method_options().values():  # lets_preset, lets_hvp, ...: one message for every name
+            value = getattr(self, option.name)
+            if option.choices and value is not None:
+                choice(option.name, value, option.choices)
 
     def _check_lets_fields(self) -> None:
         if self.lets_descent == "adam" and self.lets_base_optim not in TORCH_ADAMW:
@@ -165,6 +182,28 @@ class LETSArgumentsMixin(SAMFamilyOptions):
         if self.sam_family is not None:  # build both once, so that bad values fail before training
             self.probe_radius()
             self.build_perturbation(total_steps=self._probe_horizon)
+
+    def ignored_options(self) -> dict[str, str]:
+        """``{name: which optims read it}`` for each LETS option set away from its default that this ``optim``
+        does not read (``optim="sam", rho_lr=0.01``: rho is fixed, so no option of the learned radius counts)."""
+        optim = str(getattr(self.optim, "value", self.optim))
+        read = options_read(optim, self.rho_schedule)
+        read |= {name for name, readers in TRAINER_FIELD_READERS.items() if optim in readers}
+        ignored = {}
+        for declared in fields(LETSArgumentsMixin):
+            name = declared.name
+            if name != "optim" and name not in read and getattr(self, name) != declared.default:
+                readers = TRAINER_FIELD_READERS.get(name)
+                ignored[name] = describe_optims(list(readers)) if readers else option_readers(name)
+        return ignored
+
+    def _warn_on_ignored_options(self) -> None:
+        """A warning, one line per ignored option with the optims that read it (before any training)."""
+        ignored = self.ignored_options()
+        if not ignored:
+            return
+        optim = str(getattr(self.optim, "value", self.optim))
+        warnings.warn(ignored_options_message(optim, ignored, vars(self)), UserWarning, stacklevel=4)
 
     @property
     def sam_family(self) -> SAMFamily | None:
@@ -218,26 +257,43 @@ LETS_GROUP_DESCRIPTION = (
     "Pick the method with --optim: ERM, SAM/ASAM and their variants with a fixed --rho, "
     "or lets_* with the learned radius; the other options set the radius and the variants."
 )
+TRAINER_GROUP_TITLE = "Trainer options (transformers TrainingArguments)"
+USAGE = "%(prog)s [-h] [--optim NAME] [--rho RHO] [OPTION ...]  (listed below: LETS first, the Trainer's last)"
 
 
-class LETSArgumentParser(HfArgumentParser):
-    """``HfArgumentParser`` whose ``--help`` lists the LETS options of a LETS dataclass in a titled group.
+class LETSArgumentParser(HfArgumentParser, SuggestingParser):
+    """``HfArgumentParser`` whose ``--help`` starts with the LETS options of a LETS dataclass.
 
-    Parsing is ``HfArgumentParser``'s; only the help layout differs: the fields of
-    :class:`LETSArgumentsMixin` move out of the stock options into the group ``LETS_GROUP_TITLE``.
+    Parsing is ``HfArgumentParser``'s; the help differs: a one-line usage (``usage=`` to replace it) instead of
+    argparse's list of every flag, then the fields of :class:`LETSArgumentsMixin` in the group
+    ``LETS_GROUP_TITLE``, then each other dataclass's fields (a script's own) in a group of its own, then the
+    stock ``TrainingArguments`` fields last. A mistyped choice gets one short line, the closest name first
+    (:class:`~lets_hf.checks.SuggestingParser`).
     """
 
     def __init__(self, dataclass_types=None, **kwargs):
+        types = dataclass_types if isinstance(dataclass_types, (list, tuple)) else [dataclass_types]
+        has_lets = any(isinstance(dtype, type) and issubclass(dtype, LETSArgumentsMixin) for dtype in types)
+        if has_lets:
+            kwargs.setdefault("usage", USAGE)
         super().__init__(dataclass_types, **kwargs)
-        if any(isinstance(dtype, type) and issubclass(dtype, LETSArgumentsMixin) for dtype in self.dataclass_types):
-            self._group_lets_options()
+        if has_lets:
+            self._group_options()
 
-    def _group_lets_options(self) -> None:
-        names = {f.name for f in fields(LETSArgumentsMixin)}
-        group = self.add_argument_group(LETS_GROUP_TITLE, LETS_GROUP_DESCRIPTION)
-        self._action_groups.remove(group)  # shown first, before the stock Trainer options
-        self._action_groups.insert(1, group)
-        for other in self._action_groups:
-            if other is not group:
+    def _group_options(self) -> None:
+        lets_names = {f.name for f in fields(LETSArgumentsMixin)}
+        groups = [(self.add_argument_group(LETS_GROUP_TITLE, LETS_GROUP_DESCRIPTION), lets_names)]
+        for dtype in self.dataclass_types:
+            names = {f.name for f in fields(dtype) if f.init} - lets_names
+            if issubclass(dtype, TrainingArguments):
+                groups.append((self.add_argument_group(TRAINER_GROUP_TITLE), names))
+            else:
+                summary = (dtype.__doc__ or "").strip().splitlines()[:1]
+                groups.append((self.add_argument_group(dtype.__name__, summary[0] if summary else None), names))
+        groups.sort(key=lambda pair: pair[0].title == TRAINER_GROUP_TITLE)  # the stock options last
+        for group, names in groups:
+            self._action_groups.remove(group)
+            for other in self._action_groups:
                 group._group_actions.extend(action for action in other._group_actions if action.dest in names)
                 other._group_actions[:] = [action for action in other._group_actions if action.dest not in names]
+        self._action_groups.extend(group for group, _ in groups)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .options import Option, build_from_options, merge_options
 from .perturbation import PERTURBATIONS, PerturbationRule, build_perturbation, variant_options
-from .radius import RADII, RHO_SCHEDULE, LETSRadius, RadiusController
+from .radius import RADII, RHO_SCHEDULE, RHO_SCHEDULES, LETSRadius, RadiusController
 
 LEARNED_PREFIX = "lets_"
 FIXED_RADIUS_OPTIMIZERS = sorted(PERTURBATIONS)
@@ -53,6 +53,55 @@ def method_options() -> dict[str, Option]:
     variants' (``asam_xi``, ...). ``LETSArguments``' fields and vision's flags are made from these."""
     radius_options = merge_options(RADII.values())
     return {**radius_options, RHO_SCHEDULE.name: RHO_SCHEDULE, **variant_options()}
+
+
+def options_read(optim: str, rho_schedule: str | None = None) -> set[str]:
+    """The names of the options that ``optim`` reads: its rule's and its controller's (a fixed radius's under
+    ``rho_schedule``, constant by default); none for a stock name (ERM)."""
+    family = parse_sam_family(optim)
+    if family is None:
+        return set()
+    rule, learned = family
+    radius = LETSRadius if learned else RADII[rho_schedule or RHO_SCHEDULE.default]
+    names = {option.name for option in (*PERTURBATIONS[rule].options, *radius.options)}
+    return names if learned else names | {RHO_SCHEDULE.name}
+
+
+def describe_optims(names: list[str]) -> str:
+    """``--optim`` names in words: the whole SAM family, every ``lets_*`` or every fixed-radius name in a few words,
+    any other list as itself."""
+    for group, words in (
+        (SAM_FAMILY, "any SAM-family optim"),
+        (LEARNED_RADIUS_OPTIMIZERS, f"{LEARNED_PREFIX}* (a learned radius)"),
+        (FIXED_RADIUS_OPTIMIZERS, "sam, asam, ... (a fixed radius)"),
+    ):
+        if sorted(names) == sorted(group):
+            return words
+    return ", ".join(names)
+
+
+def option_readers(option: str) -> str:
+    """Which ``--optim`` names read ``option``, in words: ``"asam, lets_asam"``, ``"lets_* (a learned radius)"``,
+    ``"lets_* (a learned radius); sam, asam, ... (a fixed radius) with --rho_schedule lr"``."""
+    default = [name for name in SAM_FAMILY if option in options_read(name)]
+    parts = [describe_optims(default)] if default else []
+    for schedule in RHO_SCHEDULES:
+        more = [name for name in SAM_FAMILY if option in options_read(name, schedule) and name not in default]
+        if more:
+            parts.append(f"{describe_optims(more)} with --rho_schedule {schedule}")
+    return "; ".join(parts)
+
+
+def ignored_options_message(
+    optim: str, ignored: Mapping[str, str], values: Mapping[str, Any], flag: str = "--optim"
+) -> str:
+    """The warning about the options ``ignored`` (``{name: option_readers(name)}``) that ``optim`` does not read:
+    one line per option with its value (from ``values``) and the names that read it."""
+    family = parse_sam_family(optim)
+    kind = "plain ERM" if family is None else ("a learned rho" if family[1] else "a fixed rho")
+    lines = [f"{flag} {optim} ({kind}) ignores {'this option' if len(ignored) == 1 else 'these options'}:"]
+    lines += [f"  --{name} {values[name]}: read by {readers}" for name, readers in ignored.items()]
+    return "\n".join(lines)
 
 
 def build_radius(

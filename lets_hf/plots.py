@@ -1,7 +1,8 @@
 """Pictures of how the learned radius moved: one run with its gap, or many runs side by side.
 
 Every front end (the Trainer's ``log_history``, the vision script's logs) reduces to rows with a
-``step`` and the logged values, so one function draws them all.
+``step`` and the logged values, so one function draws them all. rho is drawn on a log axis that spans
+at least a factor 2 (:func:`log_limits`), so that a run whose rho barely moves shows a flat line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 RADIUS_KEYS = ("rho", "lets_gap")
+RHO_AXIS_FACTOR = 2.0  # the least factor a rho axis spans
 PANELS_PER_ROW = 4
 
 
@@ -46,6 +48,27 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def log_limits(values: Iterable[float | None], factor: float = RHO_AXIS_FACTOR) -> tuple[float, float]:
+    """Limits of a log axis around ``values`` (positive; None skipped) that span at least ``factor``, centred
+    geometrically on their range: a change of 0.1% in rho looks like one, not like a cliff."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        raise ValueError("log_limits needs at least one finite positive value")
+    low, high = min(finite), max(finite)
+    if high / low >= factor:
+        return low / 1.1, high * 1.1
+    centre, half = math.sqrt(low * high), math.sqrt(factor)
+    return centre / half, centre * half
+
+
+def draw_rho(axis, steps: Sequence[float], rhos: Sequence[float | None], **style) -> None:
+    """rho against ``steps`` on a log axis spanning at least a factor :data:`RHO_AXIS_FACTOR`."""
+    axis.plot(steps, [float("nan") if rho is None else rho for rho in rhos], **style)
+    axis.set_yscale("log")
+    axis.set_ylim(*log_limits(rhos))
+    axis.set_ylabel("rho")
+
+
 def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: str | None = None) -> str | None:
     """Save a PNG of rho (top) and the validation-train gap (bottom) over steps; None if nothing was logged."""
     plt = _pyplot()
@@ -53,9 +76,7 @@ def plot_radius_trajectory(log_history: Iterable[Mapping], path: str, title: str
     if not trajectory["step"]:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
-    top.plot(trajectory["step"], trajectory["rho"], color="tab:blue")
-    top.set_ylabel("rho")
-    top.set_yscale("log")
+    draw_rho(top, trajectory["step"], trajectory["rho"], color="tab:blue")
     gaps = [float("nan") if gap is None else gap for gap in trajectory["lets_gap"]]
     bottom.plot(trajectory["step"], gaps, color="tab:orange")
     bottom.axhline(0.0, color="grey", linewidth=0.5)

@@ -1,11 +1,14 @@
 """LETSArguments on the command line: every name parses, bad ones exit with the valid names, JSON round-trips."""
 
 import json
+import warnings
+from dataclasses import dataclass
 
 import pytest
 from transformers import HfArgumentParser
 
-from lets_hf.arguments import SAM_FAMILY, STOCK_OPTIMIZERS, LETSArguments, LETSSeq2SeqArguments
+from lets_hf.arguments import SAM_FAMILY, STOCK_OPTIMIZERS, LETSArgumentParser, LETSArguments, LETSSeq2SeqArguments
+from lets_hf.methods import method_options
 from lets_hf.radius import FixedRadius, LETSRadius
 
 
@@ -34,11 +37,138 @@ def test_stock_names_mean_erm(name):
     assert args.optim.value == name and args.sam_family is None
 
 
-def test_unknown_optim_exits_listing_the_valid_names(capsys):
+def parse_error(capsys, *argv) -> list[str]:
+    """The lines that ``LETSArgumentParser``'s parse error prints on stderr (argparse exits with status 2)."""
+    with pytest.raises(SystemExit) as exited:
+        LETSArgumentParser(LETSArguments).parse_args_into_dataclasses(["--output_dir", "unused", *argv])
+    assert exited.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["--optim", "lets_sma"],
+            "error: argument --optim: did you mean 'lets_sam'? 'lets_sma' is not one of its "
+            f"{len(SAM_FAMILY + STOCK_OPTIMIZERS)} names (--help lists them)",
+        ),
+        (
+            ["--optim", "lets_sam", "--lets_preset", "robst"],
+            "error: argument --lets_preset/--lets-preset: did you mean 'robust'? 'robst' is not one of paper, "
+            "robust, paper_vision, paper_iwslt",
+        ),
+        (["--optim", "qqqqq"], "error: argument --optim: 'qqqqq' is not one of its "),
+    ],
+)
+def test_a_mistyped_name_gets_one_short_line_with_the_suggestion_first(argv, line, capsys):
+    usage, error = parse_error(capsys, *argv)
+    assert usage.startswith("usage: ") and len(usage) < 120  # the short usage, not a list of every flag
+    assert line in error and len(error) < 160
+
+
+def test_hf_argument_parser_keeps_argparse_s_message_and_the_full_list(capsys):
     with pytest.raises(SystemExit):
         parse("--optim", "lets_adam")
     err = capsys.readouterr().err
     assert "invalid choice: 'lets_adam'" in err and all(name in err for name in SAM_FAMILY + ["adamw_torch"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, first_line",
+    [
+        (dict(optim="lets_sma"), "optim 'lets_sma': did you mean 'lets_sam'?"),
+        (dict(optim="lets_sam", lets_preset="robst"), "lets_preset 'robst': did you mean 'robust'?"),
+        (dict(optim="lets_sam", lets_hvp="dig"), "lets_hvp 'dig': did you mean 'diag'?"),
+    ],
+)
+def test_a_mistyped_name_in_python_has_the_suggestion_on_a_short_first_line(kwargs, first_line):
+    with pytest.raises(ValueError) as raised:
+        LETSArguments(output_dir="unused", **kwargs)
+    first, full = str(raised.value).splitlines()
+    name = first.split()[0]
+    assert first == first_line and full.startswith(f"{name} must be one of ")
+
+
+@pytest.mark.parametrize(
+    "kwargs, lines",
+    [
+        (
+            dict(optim="sam", rho_lr=1e-2),
+            ["--optim sam (a fixed rho) ignores this option:", "  --rho_lr 0.01: read by lets_* (a learned radius)"],
+        ),
+        (
+            dict(optim="adamw_torch", rho=0.1, asam_xi=0.1, lets_base_optim="sgd"),
+            [
+                "--optim adamw_torch (plain ERM) ignores these options:",
+                "  --rho 0.1: read by any SAM-family optim",
+                "  --asam_xi 0.1: read by asam, lets_asam",
+                "  --lets_base_optim sgd: read by any SAM-family optim",
+            ],
+        ),
+        (
+            dict(optim="lets_sam", rho_schedule="lr", gsam_alpha=0.1),
+            [
+                "--optim lets_sam (a learned rho) ignores these options:",
+                "  --rho_schedule lr: read by sam, asam, ... (a fixed radius)",
+                "  --gsam_alpha 0.1: read by gsam, lets_gsam",
+            ],
+        ),
+        (
+            dict(optim="sam", rho_min=1e-3, lets_val_batch_size=4),
+            [
+                "--optim sam (a fixed rho) ignores these options:",
+                "  --rho_min 0.001: read by lets_* (a learned radius); sam, asam, ... (a fixed radius) with "
+                "--rho_schedule lr",
+                "  --lets_val_batch_size 4: read by lets_* (a learned radius)",
+            ],
+        ),
+    ],
+)
+def test_options_the_optim_ignores_are_named_in_a_warning(kwargs, lines):
+    with pytest.warns(UserWarning) as caught:
+        LETSArguments(output_dir="unused", **kwargs)
+    assert [str(w.message).splitlines() for w in caught] == [lines]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(optim="lets_sam", rho=0.1, rho_lr=1e-2, rho_min=1e-3, lets_preset="robust", lets_val_batch_size=4),
+        dict(optim="sam", rho=0.1, rho_schedule="lr", rho_min=1e-3),
+        dict(optim="lets_asam", asam_xi=0.1, lets_base_optim="sgd"),
+        dict(optim="adamw_torch", rho=0.05, lets_preset="paper"),  # the defaults, given explicitly
+    ],
+)
+def test_options_the_optim_reads_raise_no_warning(kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LETSArguments(output_dir="unused", **kwargs)
+
+
+def test_help_starts_with_the_lets_group_and_ends_with_the_trainer_options():
+    @dataclass
+    class ScriptArguments:
+        """What the script itself takes."""
+
+        task_name: str = "mrpc"
+
+    lines = LETSArgumentParser((ScriptArguments, LETSArguments), prog="run.py").format_help().splitlines()
+    titles = [line for line in lines if line and not line.startswith(" ")]
+    assert titles == [
+        "usage: run.py [-h] [--optim NAME] [--rho RHO] [OPTION ...]  (listed below: LETS first, the Trainer's last)",
+        "options:",
+        "LETS and the SAM family (lets_hf):",
+        "ScriptArguments:",
+        "Trainer options (transformers TrainingArguments):",
+    ]
+    first_screen = "\n".join(lines[:40])
+    assert "--optim NAME" in first_screen and "--rho RHO" in first_screen
+    lets, script, trainer = (lines.index(title) for title in titles[2:])
+    assert any("--task_name" in line for line in lines[script:trainer])
+    assert any("--per_device_train_batch_size" in line for line in lines[trainer:])
+    assert not any("--per_device_train_batch_size" in line for line in lines[:trainer])
+    assert all(any(f"--{name} " in line for line in lines[lets:script]) for name in method_options())
 
 
 @pytest.mark.parametrize(

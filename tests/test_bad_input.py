@@ -63,19 +63,17 @@ BAD = [
     (
         lets_radius,
         dict(train_term="nxt"),
-        r"lets_train_term must be one of \['same', 'next'\], got 'nxt'; did you mean "
-        r"'next'\?",
+        r"lets_train_term 'nxt': did you mean 'next'\?\nlets_train_term must be one of \['same', 'next'\], got 'nxt'",
     ),
     (
         lets_radius,
         dict(hvp="dag"),
-        r"lets_hvp must be one of \['diag', 'exact', 'finite_difference'\], got 'dag'; "
-        r"did you mean 'diag'\?",
+        r"lets_hvp 'dag': did you mean 'diag'\?\nlets_hvp must be one of \['diag', 'exact', 'finite_difference'\]",
     ),
     (
         lets_radius,
         dict(descent="adm"),
-        r"lets_descent must be one of \['adam', 'sgd'\], got 'adm'; did you mean 'adam'\?",
+        r"lets_descent 'adm': did you mean 'adam'\?\nlets_descent must be one of \['adam', 'sgd'\], got 'adm'",
     ),
     (lets_radius, dict(objective="gap3"), r"lets_objective must be one of \['gap', 'gap2', 'val'\], got 'gap3'"),
     # FixedRadius and the learning-rate schedule
@@ -96,15 +94,14 @@ BAD = [
     (
         optimizer,
         dict(perturbation="sma"),
-        r"perturbation must be one of \[.*'sam'.*\], got 'sma'; "
-        r"did you mean 'sam'\?",
+        r"perturbation 'sma': did you mean 'sam'\?\nperturbation must be one of \[.*'sam'.*\], got 'sma'",
     ),
     # LETSArguments
     (
         arguments,
         dict(optim="lets_sm"),
-        r"optim must be one of the SAM family \[.*'lets_sam'.*\] or a stock optimizer "
-        r"\[.*'adamw_torch'.*\], got 'lets_sm'; did you mean 'lets_sam'\?",
+        r"optim 'lets_sm': did you mean 'lets_sam'\?\noptim must be one of the SAM family \[.*'lets_sam'.*\] or a "
+        r"stock optimizer \[.*'adamw_torch'.*\], got 'lets_sm'",
     ),
     (
         arguments,

@@ -260,16 +260,16 @@ def _entry(body, flag):
 
 @pytest.mark.parametrize("cls", [LETSArguments, LETSSeq2SeqArguments])
 def test_help_puts_the_lets_options_in_a_titled_group(cls):
-    from lets_hf.arguments import LETSArgumentParser
+    from lets_hf.arguments import TRAINER_GROUP_TITLE, LETSArgumentParser
 
     parser = LETSArgumentParser((ScriptArguments, cls))
     sections = _sections(parser.format_help())
     lets_titles = [title for title in sections if "LETS" in title]
     assert len(lets_titles) == 1
-    lets, stock = sections[lets_titles[0]], sections["options"]
+    lets, script, stock = (sections[title] for title in (lets_titles[0], "ScriptArguments", TRAINER_GROUP_TITLE))
     names = [f.name for f in fields(LETSArgumentsMixin)]
     assert all(f"--{name} " in lets for name in names) and not any(f"--{name} " in stock for name in names)
-    assert "--learning_rate " in stock and "--task_name " in stock and "--learning_rate" not in lets
+    assert "--learning_rate " in stock and "--task_name " in script and "--learning_rate" not in lets
     optim = _entry(lets, "--optim")
     assert "{" not in optim  # no brace list of all 50 names
     family_at, stock_at = optim.index("lets_sam"), optim.index("Stock")

@@ -223,7 +223,7 @@ def test_save_only_model_with_a_learned_radius_warns_at_the_start(tmp_path, capl
     assert any("has no optimizer.pt or scheduler.pt" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("readme", ["README.md", "glue/README.md", "translation/README.md"])
+@pytest.mark.parametrize("readme", ["docs/usage.md", "glue/README.md", "translation/README.md"])
 def test_the_ddp_commands_say_how_long_a_stopped_rank_stalls_the_run(readme):
     from lets_hf.arguments import LETSArguments
 

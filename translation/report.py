@@ -30,6 +30,25 @@ def curve(log_history: Iterable[Mapping], key: str) -> dict[str, list[float]]:
     return {"step": [row.get("step") for row in rows], key: [row[key] for row in rows]}
 
 
+def sample_of_hypotheses(hypotheses: list[str], references: list[str], shown: int = 3) -> str:
+    """The first ``shown`` hypotheses beside their references, and how many hypotheses are empty (an undertrained
+    model ends every sentence at once: a first run's 60 steps give 100 empty lines), for a person to look at."""
+    empty = sum(not hypothesis.strip() for hypothesis in hypotheses)
+    lines = [
+        f"{empty} of {len(hypotheses)} hypotheses are empty"
+        + (" (the model ends each sentence at once: train longer)" if empty else "")
+        + f"; the first {min(shown, len(hypotheses))} beside their references:"
+    ]
+    for hypothesis, reference in list(zip(hypotheses, references))[:shown]:
+        lines += [f"  hypothesis: {clip(hypothesis)!r}", f"  reference:  {clip(reference)!r}"]
+    return "\n".join(lines)
+
+
+def clip(text: str, width: int = 90) -> str:
+    """``text``, cut to ``width`` characters with ``...`` where it is longer."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def write_run_report(output_dir: str, log_history: list[Mapping], summary: dict) -> dict:
     """Write ``results.json`` (``summary`` plus the curves from ``log_history``) and ``rho.png``; return the JSON."""
     trajectory = radius_trajectory(log_history)

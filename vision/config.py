@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from experiment_utils.label_noise import check_noise_rate
-from lets_hf.methods import SAM_FAMILY, build_method, method_options, parse_sam_family
+from lets_hf.checks import SuggestingParser
+from lets_hf.methods import (
+    SAM_FAMILY,
+    build_method,
+    ignored_options_message,
+    method_options,
+    option_readers,
+    options_read,
+    parse_sam_family,
+)
 from lets_hf.perturbation import PerturbationRule
 from lets_hf.radius import RadiusController
 
@@ -133,7 +143,7 @@ def _flag(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = SuggestingParser(  # a mistyped --method gets "did you mean 'lets_sam'?"
         description="Train an image classifier with ERM, SAM, ASAM, LETS-SAM or LETS-ASAM "
         "(Wang et al., ECCV 2024). Launch with `accelerate launch` for GPUs."
     )
@@ -237,4 +247,14 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
         values["rho"] = default_rho(values["method"])
     config = TrainConfig(**values)
     _check(config, parser)
+    _warn_on_ignored_options(config.method, given)
     return config
+
+
+def _warn_on_ignored_options(method: str, given: dict[str, Any]) -> None:
+    """A warning naming each option given on the command line that ``--method`` does not read (``--method sam
+    --rho_lr 1e-2``: rho is fixed), with the methods that read it."""
+    read = options_read(method, given.get("rho_schedule"))
+    ignored = {name: option_readers(name) for name in method_options() if name in given and name not in read}
+    if ignored:
+        warnings.warn(ignored_options_message(method, ignored, given, flag="--method"), UserWarning, stacklevel=3)

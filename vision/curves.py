@@ -16,6 +16,7 @@ import json
 import pathlib
 from collections.abc import Sequence
 
+from lets_hf.plots import log_limits
 from vision.checkpoints import RunLog
 
 FIGURES = {  # metric -> y-axis label
@@ -55,6 +56,9 @@ def plot_metric(runs: dict[str, list[dict]], metric: str, path: pathlib.Path) ->
         if points:
             axis.plot(*zip(*points), label=label)
             drawn = True
+    if drawn and metric == "rho":  # a log axis spanning at least a factor 2, as lets_hf.plots draws rho
+        axis.set_yscale("log")
+        axis.set_ylim(*log_limits(r.get("rho") for records in runs.values() for r in records))
     if drawn:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")

@@ -43,6 +43,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lets_hf import LearnedRadius, LETSOptimizer
+from lets_hf.plots import plot_radius_trajectory
 from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
 from vision.checkpoints import (
@@ -191,6 +192,7 @@ def train_epoch(
         leave=False,
         disable=not accelerator.is_local_main_process,
     )
+    refresh = max(1, min(20, steps // 20))  # every step of a short epoch, every 20th of a long one
     for index, images, labels in batches.iterate(epoch):
         if index >= steps:
             break
@@ -207,9 +209,9 @@ def train_epoch(
             float(gap is not None),
             like=totals,
         )
+        if index % refresh == 0 or index == steps - 1:  # reading loss waits for the device: not every step
+            bar.set_postfix(loss=f"{float(loss):.3f}", rho=_current_rho(stepper.optimizer), refresh=False)
         bar.update()
-        if index % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}", rho=_current_rho(stepper.optimizer))
     bar.close()
     totals = accelerator.reduce(totals, reduction="sum")
     return {
@@ -243,6 +245,9 @@ def evaluate(
 def _as_row(*values: Any, like: Tensor) -> Tensor:
     """Scalars (tensors or numbers) as one float64 vector on ``like``'s device, without a host sync."""
     return torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in values])
+
+
+RHO_FIGURE = "rho.png"
 
 
 def _current_rho(optimizer: Optimizer) -> float | None:
@@ -418,7 +423,8 @@ def _save(run: Run) -> None:
 
 
 def _finish(run: Run, seconds: float) -> dict[str, Any]:
-    """Write the final weights and ``results.json`` (final and best test accuracy, final rho, the precision)."""
+    """Write the final weights, ``results.json`` (final and best test accuracy, final rho, the precision) and, for a
+    learned radius, ``rho.png`` (:func:`plot_rho`)."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
     accelerator.save_model(run.model, str(run.output_dir))
@@ -436,7 +442,17 @@ def _finish(run: Run, seconds: float) -> dict[str, Any]:
     }
     if accelerator.is_main_process:
         (run.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        if run.stepper.learns and records:
+            figure = plot_rho(records, run.config.rho, run.output_dir / RHO_FIGURE, run.config.method)
+            accelerator.print(f"rho {run.config.rho} -> {results['final_rho']:.5g}; wrote {figure}")
     return results
+
+
+def plot_rho(records: list[dict[str, Any]], rho_0: float, path: pathlib.Path, title: str) -> str | None:
+    """rho from ``rho_0`` (step 0) to each epoch's end, and the epoch's mean LETS gap (``lets_hf.plots``)."""
+    rows = [{"step": r["step"], "rho": r["rho"], "lets_gap": r.get("lets_gap")} for r in records]
+    rows[0]["rho_start"] = rho_0
+    return plot_radius_trajectory(rows, str(path), title)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ class LETSRadius(LearnedRadius):
             )
         self.estimator_name, self.estimator_options = estimator, dict(estimator_options or {})
         self._estimator = self.build_estimator()
+        self._rho_given = rho
         self._state = {
             "log_rho": torch.tensor(math.log(rho), dtype=torch.float64),
             "exp_avg": torch.zeros((), dtype=torch.float64),
@@ -204,7 +205,9 @@ class LETSRadius(LearnedRadius):
 
     @property
     def rho(self) -> float:
-        return math.exp(float(self._state["log_rho"]))
+        """The radius; until it moves, exactly the ``rho`` given (not ``exp(log rho)``, 0.05000000000000001)."""
+        log_rho = float(self._state["log_rho"])
+        return self._rho_given if log_rho == math.log(self._rho_given) else math.exp(log_rho)
 
     @property
     def updates(self) -> int:

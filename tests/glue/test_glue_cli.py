@@ -1,9 +1,12 @@
 """run_glue.py's arguments (presets as overridable defaults) and its messages for bad input, in-process."""
 
+import re
+import shlex
 import time
 
 import pytest
 from datasets import Dataset
+from lets_testing import ROOT
 from transformers import AutoTokenizer
 
 from glue import hub
@@ -62,9 +65,9 @@ def error_of(capsys, argv) -> str:
 def test_unknown_task_and_preset(capsys):
     assert "unknown task 'mrcp'; choose one of: cola, sst2, mrpc" in error_of(capsys, ["--task_name", "mrcp"])
     message = error_of(capsys, ["--glue_preset", "fast"])
-    assert "argument --glue_preset" in message and "invalid choice: 'fast' (choose from 'paper', 'none')" in message
+    assert "argument --glue_preset/--glue-preset: 'fast' is not one of paper, none" in message
     message = error_of(capsys, ["--optim", "lets_sgd"])
-    assert "argument --optim: invalid choice: 'lets_sgd'" in message and "'lets_asam'" in message
+    assert "argument --optim: did you mean " in message and "'lets_sgd' is not one of its 57 names" in message
 
 
 def test_missing_model_folder(capsys, tmp_path):
@@ -220,3 +223,49 @@ def test_results_name_where_the_validation_batches_came_from():
     assert validation_source(LETSArguments(**common, lets_val_term="next"), None) == "next training batch"
     assert validation_source(LETSArguments(**common), held_out=object()) == "held-out"
     assert validation_source(LETSArguments(**common, lets_val_source="eval"), None) == "eval"
+
+
+def test_help_shows_the_lets_options_on_the_first_screen(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("usage: ") and len(lines[0]) < 120
+    titles = [line for line in lines if line and not line.startswith(" ")][1:]
+    assert titles == [
+        "options:",
+        "LETS and the SAM family (lets_hf):",
+        "ModelArguments:",
+        "DataTrainingArguments:",
+        "Trainer options (transformers TrainingArguments):",
+    ]
+    first_screen = "\n".join(lines[:60])
+    assert all(flag in first_screen for flag in ("--optim NAME", "--rho RHO", "--rho_min", "--lets_preset"))
+
+
+def test_a_mistyped_optim_gets_the_suggestion_first(capsys):
+    usage, error = error_of(capsys, ["--optim", "lets_sma"]).splitlines()  # argparse's prog: sys.argv[0]
+    assert usage.startswith("usage: ") and ": error: argument --optim: did you mean 'lets_sam'? 'lets_sma' is" in error
+
+
+def test_an_option_the_optim_ignores_is_named_before_training():
+    with pytest.warns(
+        UserWarning, match=r"--optim sam \(a fixed rho\) ignores this option:\n  --rho_lr 0.01: read by lets_"
+    ):
+        parse_arguments(["--optim", "sam", "--rho_lr", "1e-2"])
+
+
+def first_run_command(readme: str) -> list[str]:
+    """The arguments of the first ``python glue/run_glue.py`` command in ``readme`` (a path from the repository)."""
+    text = (ROOT / readme).read_text()
+    command = re.search(r"python glue/run_glue.py (.*?)\n```", text, re.DOTALL).group(1).replace("\\\n", " ")
+    return shlex.split(command.replace('"$MODEL"', "local-minilm"))
+
+
+@pytest.mark.parametrize("readme", ["README.md", "glue/README.md"])
+def test_the_first_run_evaluates_after_each_epoch(readme):
+    argv = first_run_command(readme)
+    assert argv == first_run_command("glue/README.md")  # the front page runs the glue README's first run
+    _, data, training = parse_arguments(argv)
+    assert (training.eval_strategy.value, training.num_train_epochs, training.max_steps) == ("epoch", 2, -1)
+    assert data.max_train_samples // training.per_device_train_batch_size == 8  # 8 steps an epoch, 16 in all
+    assert (training.optim, training.rho, training.rho_lr, training.logging_steps) == ("lets_sam", 0.05, 1e-2, 2)

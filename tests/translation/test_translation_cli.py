@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from translation.bleu import corpus_bleu, remove_bpe
+from translation.report import clip
 from translation.run_translation import main
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "translation" / "run_translation.py"
@@ -94,6 +95,19 @@ def test_bleu_is_scored_with_its_signature(lets_sam_run, iwslt14):
     assert bleu["reference_length"] == sum(len(line.split()) for line in references)
     assert bleu["score"] == pytest.approx(corpus_bleu(hypotheses, references).score, abs=1e-9)
     assert 0.0 <= bleu["score"] < 100.0
+
+
+def test_the_run_prints_hypotheses_beside_their_references(lets_sam_run, iwslt14):
+    output, result, _ = lets_sam_run
+    hypotheses = (output / "generated_predictions.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    references = [remove_bpe(line) for line in (iwslt14 / "test.en").read_text(encoding="utf-8").splitlines()[:3]]
+    empty = sum(not line.strip() for line in hypotheses)
+    printed = result.stdout[result.stdout.index(f"{empty} of 24 hypotheses are empty") :].splitlines()
+    assert printed[1:7] == [
+        line
+        for hypothesis, reference in zip(hypotheses, references)
+        for line in (f"  hypothesis: {clip(hypothesis)!r}", f"  reference:  {clip(reference)!r}")
+    ]
 
 
 def test_rho_is_learned_and_logged(lets_sam_run):

@@ -1,6 +1,7 @@
 """The data folder checks, the model's architecture, the presets and the summary table."""
 
 import json
+import warnings
 
 import pytest
 
@@ -147,3 +148,29 @@ def test_summary_is_mean_and_sample_std_over_seeds(tmp_path, capsys):
         "0.15 ± 0.07071 | 34.85 |"
     )
     assert (tmp_path / "table.md").read_text().startswith(rows[0])
+
+
+def test_a_sample_of_hypotheses_says_how_many_are_empty():
+    from translation.report import sample_of_hypotheses
+
+    text = sample_of_hypotheses(["", "a b", ""], ["x", "y", "z"], shown=2)
+    assert text.splitlines() == [
+        "2 of 3 hypotheses are empty (the model ends each sentence at once: train longer); the first 2 beside their "
+        "references:",
+        "  hypothesis: ''",
+        "  reference:  'x'",
+        "  hypothesis: 'a b'",
+        "  reference:  'y'",
+    ]
+    assert sample_of_hypotheses(["a"], ["b"]).startswith("0 of 1 hypotheses are empty; the first 1 beside")
+    assert sample_of_hypotheses(["x" * 200], ["y"]).splitlines()[1] == f"  hypothesis: '{'x' * 87}...'"
+
+
+@pytest.mark.parametrize("optim, preset", [("adamw_torch", "paper"), ("sam", "paper"), ("lets_sam", "paper_iwslt")])
+def test_the_learned_radius_preset_is_a_default_of_lets_runs_only(tmp_path, optim, preset):
+    """So that an ERM or SAM run is not warned of a LETS option it ignores, which it never set."""
+    common = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path), "--do_train"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, args = parse_arguments([*common, "--optim", optim])
+    assert args.lets_preset == preset

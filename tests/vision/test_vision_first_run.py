@@ -119,11 +119,57 @@ def outcome(output_dir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted_run(tmp_path_factory):
+    """(the output folder, the script's stdout) of the smoke run."""
     output_dir = tmp_path_factory.mktemp("uninterrupted")
     done = run_script(*SMOKE, "--output_dir", output_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    return outcome(output_dir)
+    return output_dir, done.stdout
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_run):
+    return outcome(uninterrupted_run[0])
+
+
+def test_the_run_ends_by_drawing_rho_from_rho_0(uninterrupted_run):
+    output_dir, stdout = uninterrupted_run
+    final_rho = json.loads((output_dir / "results.json").read_text())["final_rho"]
+    assert f"rho 0.05 -> {final_rho:.5g}; wrote {output_dir / 'rho.png'}" in stdout
+    assert (output_dir / "rho.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_rho_figure_starts_at_rho_0_on_an_axis_spanning_a_factor_2(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from vision.train import plot_rho
+
+    drawn, limits = [], []
+    plot, set_ylim = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.set_ylim
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda axis, *a, **k: drawn.append(a) or plot(axis, *a, **k))
+    monkeypatch.setattr(  # the limits that the figure sets (two numbers), not those matplotlib derives from them
+        matplotlib.axes.Axes,
+        "set_ylim",
+        lambda axis, *a, **k: (limits.append(a) if len(a) == 2 else None) or set_ylim(axis, *a, **k),
+    )
+    records = [{"step": 20 * e, "rho": rho, "lets_gap": 0.01} for e, rho in ((1, 0.05074), (2, 0.05072), (3, 0.05069))]
+    plot_rho(records, 0.05, tmp_path / "rho.png", "lets_sam")
+    steps, rhos = drawn[0]
+    assert list(steps) == [0, 20, 40, 60] and list(rhos) == [0.05, 0.05074, 0.05072, 0.05069]
+    (low, high), centre = limits[0], (0.05 * 0.05074) ** 0.5
+    assert high / low == pytest.approx(2.0) and (low * high) ** 0.5 == pytest.approx(centre)
+    assert (tmp_path / "rho.png").stat().st_size > 0
+
+
+def test_the_progress_bar_shows_loss_and_rho_of_every_step_of_a_short_epoch(monkeypatch, tmp_path):
+    import vision.train
+
+    shown = []
+    original = vision.train.tqdm.set_postfix
+    monkeypatch.setattr(vision.train.tqdm, "set_postfix", lambda bar, **k: shown.append(k) or original(bar, **k))
+    done = vision.train.main([*SMOKE, "--epochs", "1", "--output_dir", str(tmp_path)])
+    assert len(shown) == 3 and all(set(k) >= {"loss", "rho"} for k in shown)
+    assert shown[-1]["rho"] == done["final_rho"]
 
 
 def test_a_smoke_run_on_synthetic_data_moves_rho_and_records_its_precision(uninterrupted):
@@ -153,3 +199,22 @@ def test_a_killed_run_resumed_equals_the_uninterrupted_run(uninterrupted, tmp_pa
     results["config"].pop("resume")
     expected = dict(uninterrupted[0], config={k: v for k, v in uninterrupted[0]["config"].items() if k != "resume"})
     assert (results, log) == (expected, uninterrupted[1])
+
+
+def test_an_option_the_method_ignores_is_named_in_a_warning():
+    import warnings
+
+    from vision.config import parse_config
+
+    with pytest.warns(UserWarning) as caught:
+        parse_config(["--method", "sam", "--rho_lr", "1e-2", "--asam_xi", "0.1"])
+    assert [str(w.message).splitlines() for w in caught] == [
+        [
+            "--method sam (a fixed rho) ignores these options:",
+            "  --rho_lr 0.01: read by lets_* (a learned radius)",
+            "  --asam_xi 0.1: read by asam, lets_asam",
+        ]
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_config(["--method", "lets_asam", "--rho_lr", "1e-2", "--asam_xi", "0.1"])
