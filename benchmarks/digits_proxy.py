@@ -91,6 +91,15 @@ SETTINGS: dict[str, Setting] = {
     "lets_asam_next_sgd": Setting(
         perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0}
     ),
+    "lets_asam_next_sgd_t48": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_next_sgd_flat": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0, "rho_decay_total": 1.0}
+    ),
+    "lets_asam_next_adam_t48": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
 }
 
 
