@@ -59,7 +59,14 @@ GRIDS = {
     "sam": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
     "asam": (0.1, 0.5, 1.0, 2.0, 5.0, 10.0),  # ASAM's radius is relative to the weights: 10-50x SAM's
 }
-STARTS = {"sam": (0.01, 0.05, 0.2, 1.0), "asam": (0.1, 0.5, 2.0, 5.0)}  # spanning the radii at which each trains
+# The starts of a learned radius: four radii spanning those at which the variant trains under the base optimizer
+# (SAM collapses at 1.0 under SGD, at 2.0 under AdamW).
+STARTS = {
+    ("sgd", "sam"): (0.01, 0.05, 0.1, 0.5),
+    ("adamw", "sam"): (0.01, 0.05, 0.2, 1.0),
+    ("sgd", "asam"): (0.1, 0.5, 2.0, 5.0),
+    ("adamw", "asam"): (0.1, 0.5, 2.0, 5.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +78,10 @@ class Setting:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     note: str = ""
 
-    def radius(self, rho: float, total_steps: int) -> LETSRadius:
-        overrides = dict(self.overrides)
+    def radius(self, rho: float, total_steps: int, regime: str) -> LETSRadius:
+        """The controller from ``rho`` for a run of ``total_steps``; without a ``descent`` override, the one of
+        the regime's base optimizer (``adam`` under AdamW, ``sgd`` under SGD, where it is exact)."""
+        overrides = {"descent": "adam" if regime == "adamw" else "sgd", **self.overrides}
         interval = int(overrides.pop("interval", 1))
         return LETSRadius(rho=rho, **radius_settings(self.preset, total_steps, interval=interval, **overrides))
 
@@ -96,6 +105,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "lets_asam_next_sgd_flat": Setting(
         perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0, "rho_decay_total": 1.0}
+    ),
+    "lets_asam_next_t48": Setting(  # the descent of the base optimizer family: sgd under SGD, adam under AdamW
+        perturbation="asam", overrides={"val_term": "next", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_own_adam_t48": Setting(  # its own validation pass every step: 1.5x SAM's passes
+        perturbation="asam", overrides={"descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_next_adam_t96": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 96.0}
     ),
     "lets_asam_next_adam_t48": Setting(
         perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
@@ -126,7 +144,7 @@ def build_optimizer(model, regime: str, arm: str, rho: float, total_steps: int) 
     if arm in GRIDS:
         return LETSOptimizer(model.parameters(), base, perturbation=arm, radius=rho, **settings)
     setting = SETTINGS[arm]
-    radius = setting.radius(rho, total_steps)
+    radius = setting.radius(rho, total_steps, regime)
     return LETSOptimizer(model.parameters(), base, perturbation=setting.perturbation, radius=radius, **settings)
 
 
@@ -189,7 +207,7 @@ def regime_name(regime: str, held_out: float) -> str:
     return f"{regime}-heldout{held_out:g}" if held_out else regime
 
 
-def planned_runs(arms: Sequence[str]) -> list[tuple[str, float]]:
+def planned_runs(regime: str, arms: Sequence[str]) -> list[tuple[str, float]]:
     """``(arm, rho)`` for every run of ``arms``: ``grid`` (ERM and SAM's grid), ``asam_grid`` or a learned setting
     (from the four starts of its perturbation)."""
     runs = []
@@ -199,7 +217,7 @@ def planned_runs(arms: Sequence[str]) -> list[tuple[str, float]]:
         elif arm == "asam_grid":
             runs += [("asam", rho) for rho in GRIDS["asam"]]
         elif arm in SETTINGS:
-            runs += [(arm, rho) for rho in STARTS[SETTINGS[arm].perturbation]]
+            runs += [(arm, rho) for rho in STARTS[regime, SETTINGS[arm].perturbation]]
         else:
             raise ValueError(f"--arms: unknown arm {arm!r}; use grid, asam_grid or one of {', '.join(SETTINGS)}")
     return runs
@@ -334,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(summarize(Path(args.record_dir)))
         return
     try:
-        runs = planned_runs(args.arms.split(","))
+        runs = planned_runs(args.regime, args.arms.split(","))
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(1)
