@@ -58,8 +58,17 @@ LEARNED_RULES: dict[str, list[str]] = {
         "--lets_val_split_fraction",
         "0.1",
     ],
+    # Added for issue 28 (the learned radius under AdamW): LETS-ASAM, the scale-invariant radius that moved towards
+    # ASAM's best radius from both sides on the AdamW digits proxy (benchmarks/digits_proxy.py), at SAM's passes:
+    # the val objective from the next batch's ascent pass, the paper's J = I descent, rho up to 50.
+    "asam_next_sgd": [
+        *("--lets_preset robust --lets_val_term next --lets_descent sgd --rho_max 50".split()),
+    ],
 }
 HELD_OUT = ["--lets_val_split_fraction", "0.1"]
+# ASAM's radius is relative to the weights (Kwon et al., ICML 2021): its grid and its learned arms' starts
+ASAM_GRID = (0.1, 0.5, 2.0, 5.0)
+ASAM_RULES = ("asam_next_sgd",)
 
 
 def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> list[str]:
@@ -95,12 +104,22 @@ def arm_runs(arm: str) -> list[Run]:
             for name, flags in arm_runs("grid")
             if name in ("erm", "sam-rho0.02", "sam-rho0.05", "sam-rho0.1")
         ]
+    if arm == "asam_grid":
+        return [(f"asam-rho{rho:g}", ["--optim", "asam", "--rho", str(rho)]) for rho in ASAM_GRID]
+    if arm in ASAM_RULES:
+        return [
+            (
+                f"lets_asam_{arm.removeprefix('asam_')}-rho{rho:g}",
+                ["--optim", "lets_asam", "--rho", str(rho), *LEARNED_RULES[arm]],
+            )
+            for rho in ASAM_GRID
+        ]
     if arm in LEARNED_RULES:
         return [
             (f"lets_sam_{arm}-rho{rho:g}", ["--optim", "lets_sam", "--rho", str(rho), *LEARNED_RULES[arm]])
             for rho in LETS_STARTS
         ]
-    raise ValueError(f"--arms: unknown arm {arm!r}; use grid or one of {sorted(LEARNED_RULES)}")
+    raise ValueError(f"--arms: unknown arm {arm!r}; use grid, asam_grid or one of {sorted(LEARNED_RULES)}")
 
 
 def label_of(name: str) -> str:
@@ -110,9 +129,10 @@ def label_of(name: str) -> str:
     if name == "erm":
         return "ERM"
     method, rho = name.rsplit("-rho", 1)
-    if method == "sam":
-        return f"SAM (rho={rho})"
-    return f"LETS-SAM {method[len('lets_sam_') :]} (rho_0={rho})"
+    if method in ("sam", "asam"):
+        return f"{method.upper()} (rho={rho})"
+    variant, rule = method.removeprefix("lets_").split("_", 1)
+    return f"LETS-{variant.upper()} {rule} (rho_0={rho})"
 
 
 def regime_name(task: str, noise: float, rows: int, epochs: float) -> str:

@@ -5,7 +5,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 
 from glue.data import with_label_noise
 from glue.errors import GlueInputError
-from glue.noisy_benchmark import LETS_STARTS, SAM_GRID, arm_runs, label_of, parse
+from glue.noisy_benchmark import ASAM_GRID, LETS_STARTS, SAM_GRID, arm_runs, label_of, parse
 
 
 def _dataset(n: int = 200) -> Dataset:
@@ -58,8 +58,27 @@ def test_benchmark_arms_cover_the_grid_and_every_start():
         parse(["--arms", "grid,bogus"])
 
 
+def test_asam_arms_run_asam_and_lets_asam_from_the_same_radii():
+    assert [name for name, _ in arm_runs("asam_grid")] == [f"asam-rho{rho:g}" for rho in ASAM_GRID]
+    learned = arm_runs("asam_next_sgd")
+    assert [name for name, _ in learned] == [f"lets_asam_next_sgd-rho{rho:g}" for rho in ASAM_GRID]
+    assert all(flags[:2] == ["--optim", "lets_asam"] and "--rho_max" in flags for _, flags in learned)
+    assert label_of("lets_asam_next_sgd-rho0.5") == "LETS-ASAM next_sgd (rho_0=0.5)"
+    assert label_of("asam-rho2") == "ASAM (rho=2)"
+
+
 @pytest.mark.parametrize(
-    "arm", ["grid", "grid_heldout", "paper", "robust_adam", "robust_adam_i4", "robust_adam_i4_heldout"]
+    "arm",
+    [
+        "grid",
+        "grid_heldout",
+        "paper",
+        "robust_adam",
+        "robust_adam_i4",
+        "robust_adam_i4_heldout",
+        "asam_grid",
+        "asam_next_sgd",
+    ],
 )
 def test_every_benchmark_command_parses_in_run_glue(arm, tmp_path):
     """Each run's flags are accepted by run_glue.py's parser (a misspelt flag fails here, not after an hour)."""

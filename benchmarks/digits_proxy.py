@@ -1,0 +1,376 @@
+#!/usr/bin/env python
+"""The cheap proxy of the learned radius under SGD and AdamW: an MLP on digits with 40% flipped labels.
+
+    python benchmarks/digits_proxy.py --regime adamw --arms grid,robust_next_adam    # every run not recorded yet
+    python benchmarks/digits_proxy.py --regime adamw --held_out --arms grid          # validation rows held out
+    python benchmarks/digits_proxy.py --summarize                                    # tables and rho figures
+
+The successor of ``benchmarks/digits_noisy.py`` for the learned radius under AdamW (issue 28). Its protocol is the
+one of the measurements that filed that issue (``../shared/research/adamw-proxy/README.md``), reproduced run for
+run (``tests/test_digits_proxy.py``):
+
+- data: scikit-learn's digits / 16, split 70/30 stratified (``random_state`` 0): 1,257 training rows, 540 test
+  rows; 40% of the training labels moved to another class by ``numpy.random.RandomState(1)`` (test labels clean);
+- model: MLP 64-256-256-10 with ReLU, float32, ``torch.manual_seed(seed)`` right before it is built;
+- batches of 64 for 60 epochs; ``torch.Generator().manual_seed(1000 + seed)`` draws each epoch's order and, at
+  every step of every arm (so that every arm sees the same batches), a validation batch of 64 rows with
+  replacement, from the training rows or, with ``--held_out``, from 10% of them that the model never trains on;
+- base optimizers (``--regime``): ``sgd`` (lr 0.05, momentum 0.9, weight decay 5e-4) or ``adamw`` (lr 1e-3,
+  betas (0.9, 0.999), eps 1e-8, weight decay 0.01), each with a cosine decay to 0 per step;
+- score: the last epoch's test accuracy (no model selection), seeds 0-2.
+
+A run takes 2-10 CPU seconds on one thread. Every run is one call of :func:`train`, recorded as
+``<record_dir>/<regime>/<arm>-rho<rho_0>-seed<seed>.json`` (a finished run is skipped, so the command can be
+stopped and rerun). The criteria of a learned setting (:func:`criteria`): from each of four starts its mean is
+within ``max(0.5, std)`` of the best SAM of the grid on the same rows, and the final radii of the starts (the
+geometric mean over seeds of each) are within a factor 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.digits_noisy import mlp, split_off
+from lets_hf import LETSOptimizer, LETSRadius
+from lets_hf.plots import plot_radius_comparison
+from lets_hf.radius import radius_settings
+from lets_hf.reporting import markdown_table, mean_std
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "benchmarks" / "results" / "digits_proxy"
+EPOCHS, BATCH, NOISE, HELD_OUT = 60, 64, 0.4, 0.1
+SEEDS = (0, 1, 2)
+BASE_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}),
+    "adamw": (torch.optim.AdamW, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
+}
+GRIDS = {
+    "sam": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+    "asam": (0.1, 0.5, 1.0, 2.0, 5.0, 10.0),  # ASAM's radius is relative to the weights: 10-50x SAM's
+}
+# The starts of a learned radius: four radii spanning those at which the variant trains under the base optimizer
+# (SAM collapses at 1.0 under SGD, at 2.0 under AdamW).
+STARTS = {
+    ("sgd", "sam"): (0.01, 0.05, 0.1, 0.5),
+    ("adamw", "sam"): (0.01, 0.05, 0.2, 1.0),
+    ("sgd", "asam"): (0.1, 0.5, 2.0, 5.0),
+    ("adamw", "asam"): (0.1, 0.5, 2.0, 5.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A learned radius: the perturbation rule, the ``radius_settings`` preset and its overrides."""
+
+    perturbation: str = "sam"
+    preset: str = "robust"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+    def radius(self, rho: float, total_steps: int, regime: str) -> LETSRadius:
+        """The controller from ``rho`` for a run of ``total_steps``; without a ``descent`` override, the one of
+        the regime's base optimizer (``adam`` under AdamW, ``sgd`` under SGD, where it is exact)."""
+        overrides = {"descent": "adam" if regime == "adamw" else "sgd", **self.overrides}
+        interval = int(overrides.pop("interval", 1))
+        return LETSRadius(rho=rho, **radius_settings(self.preset, total_steps, interval=interval, **overrides))
+
+
+# Every learned setting screened, failed ones included; rows are added, never edited (records name them).
+SETTINGS: dict[str, Setting] = {
+    "robust_next_adam": Setting(
+        overrides={"val_term": "next", "descent": "adam"}, note="the one-step rule, val from the next batch"
+    ),
+    "robust_i4_adam": Setting(overrides={"interval": 4, "descent": "adam"}, note="its own val pass every 4th step"),
+    "robust_next_sgd": Setting(overrides={"val_term": "next", "descent": "sgd"}, note="the paper's J = I"),
+    "robust_own_adam": Setting(overrides={"descent": "adam"}, note="its own val pass every step"),
+    "lets_asam_next_adam": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0}
+    ),
+    "lets_asam_next_sgd": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0}
+    ),
+    "lets_asam_next_sgd_t48": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_next_sgd_flat": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "sgd", "rho_max": 50.0, "rho_decay_total": 1.0}
+    ),
+    "lets_asam_next_t48": Setting(  # the descent of the base optimizer family: sgd under SGD, adam under AdamW
+        perturbation="asam", overrides={"val_term": "next", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_own_adam_t48": Setting(  # its own validation pass every step: 1.5x SAM's passes
+        perturbation="asam", overrides={"descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+    "lets_asam_next_adam_t96": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 96.0}
+    ),
+    "lets_asam_next_adam_t48": Setting(
+        perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
+    ),
+}
+
+
+def noisy_digits(noise: float = NOISE) -> tuple[torch.Tensor, ...]:
+    """``(x_train, noisy y_train, x_test, y_test)``: the split of ``random_state`` 0 and ``RandomState(1)``'s noise."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.3, stratify=y, random_state=0)
+    rng, y_train = np.random.RandomState(1), y_train.copy()
+    flipped = rng.choice(len(y_train), round(noise * len(y_train)), replace=False)
+    y_train[flipped] = (y_train[flipped] + rng.randint(1, 10, len(flipped))) % 10
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return as_x(x_train), torch.tensor(y_train), as_x(x_test), torch.tensor(y_test)
+
+
+def build_optimizer(model, regime: str, arm: str, rho: float, total_steps: int) -> torch.optim.Optimizer:
+    """The base optimizer of ``regime`` alone (``erm``), inside SAM/ASAM at a fixed ``rho``, or with a learned
+    radius (an arm of :data:`SETTINGS`)."""
+    base, settings = BASE_OPTIMIZERS[regime]
+    if arm == "erm":
+        return base(model.parameters(), **settings)
+    if arm in GRIDS:
+        return LETSOptimizer(model.parameters(), base, perturbation=arm, radius=rho, **settings)
+    setting = SETTINGS[arm]
+    radius = setting.radius(rho, total_steps, regime)
+    return LETSOptimizer(model.parameters(), base, perturbation=setting.perturbation, radius=radius, **settings)
+
+
+def _hyper_updates(optimizer: LETSOptimizer) -> int:
+    """How many hyper steps have moved the optimizer's radius so far (0 for a fixed one)."""
+    return getattr(optimizer.radius, "updates", 0)
+
+
+def _quarter_shares(signs: list[bool]) -> list[float]:
+    """The share of ``True`` in each quarter of ``signs`` (empty quarters left out)."""
+    quarters = [signs[i * len(signs) // 4 : (i + 1) * len(signs) // 4] for i in range(4)]
+    return [sum(q) / len(q) for q in quarters if q]
+
+
+def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: float = 0.0, epochs: int = EPOCHS):
+    """One run of the protocol (module docstring); returns its record."""
+    x, y, x_test, y_test = data or noisy_digits()
+    x_val, y_val = x, y
+    if held_out:
+        (x, y), (x_val, y_val) = split_off(x, y, held_out)
+    torch.manual_seed(seed)
+    model = mlp()
+    total = epochs * math.ceil(len(x) / BATCH)
+    optimizer = build_optimizer(model, regime, arm, rho, total)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    loss_fn, generator = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1000 + seed)
+    rhos, pushes_down, start = [], [], time.process_time()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=generator).split(BATCH):
+            v = torch.randint(len(x_val), (BATCH,), generator=generator)
+            if arm == "erm":
+                optimizer.zero_grad()
+                loss_fn(model(x[idx]), y[idx]).backward()
+                optimizer.step()
+            else:
+                updates = _hyper_updates(optimizer)
+                optimizer.step(lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]))
+                if _hyper_updates(optimizer) > updates:  # rho moved on this step: h > 0 pushed it down
+                    pushes_down.append(float(optimizer.last_hypergradient) > 0)
+            schedule.step()
+        rhos.append(None if arm == "erm" else optimizer.rho)
+    with torch.no_grad():
+        accuracy = (model(x_test).argmax(-1) == y_test).float().mean().item()
+    return {
+        "regime": regime,
+        "arm": arm,
+        "rho_initial": None if arm == "erm" else rho,
+        "seed": seed,
+        "held_out": held_out,
+        "test_accuracy": accuracy,
+        "rho_final": rhos[-1],
+        "rho_per_epoch": rhos,
+        "steps": total,
+        "pushes_down_by_quarter": _quarter_shares(pushes_down),
+        "cpu_s": time.process_time() - start,
+    }
+
+
+def regime_name(regime: str, held_out: float) -> str:
+    return f"{regime}-heldout{held_out:g}" if held_out else regime
+
+
+def planned_runs(regime: str, arms: Sequence[str]) -> list[tuple[str, float]]:
+    """``(arm, rho)`` for every run of ``arms``: ``grid`` (ERM and SAM's grid), ``asam_grid`` or a learned setting
+    (from the four starts of its perturbation)."""
+    runs = []
+    for arm in arms:
+        if arm == "grid":
+            runs += [("erm", 0.0)] + [("sam", rho) for rho in GRIDS["sam"]]
+        elif arm == "asam_grid":
+            runs += [("asam", rho) for rho in GRIDS["asam"]]
+        elif arm in SETTINGS:
+            runs += [(arm, rho) for rho in STARTS[regime, SETTINGS[arm].perturbation]]
+        else:
+            raise ValueError(f"--arms: unknown arm {arm!r}; use grid, asam_grid or one of {', '.join(SETTINGS)}")
+    return runs
+
+
+def run_name(arm: str, rho: float) -> str:
+    return "erm" if arm == "erm" else f"{arm}-rho{rho:g}"
+
+
+def _by_start(records: Sequence[dict]) -> dict[tuple[str, float | None], list[dict]]:
+    groups: dict[tuple[str, float | None], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["arm"], record["rho_initial"]), []).append(record)
+    return groups
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values))
+
+
+def _accuracies(group: Sequence[dict]) -> list[float]:
+    return [100 * r["test_accuracy"] for r in group]
+
+
+def results_table(records: Sequence[dict]) -> str:
+    """Every arm and start of one regime: test accuracy mean ± std, the final radius (geometric mean over seeds, and
+    per seed), the share of hyper steps that pushed rho down per quarter of the run (seed 0), CPU seconds per run."""
+    rows = []
+    for (arm, rho), group in sorted(_by_start(records).items(), key=lambda item: (item[0][0] != "erm", item[0])):
+        finals = [r["rho_final"] for r in group]
+        seed0 = [r for r in group if r["seed"] == 0]
+        shares = "/".join(f"{s:.2f}" for s in seed0[0]["pushes_down_by_quarter"]) if seed0 else ""
+        rows.append(
+            [
+                arm,
+                "" if rho is None else f"{rho:g}",
+                str(len(group)),
+                mean_std(_accuracies(group), ".2f"),
+                "" if rho is None else f"{_geometric_mean(finals):.3g} ({', '.join(f'{v:.3g}' for v in finals)})",
+                shares,
+                f"{statistics.mean(r['cpu_s'] for r in group):.1f}",
+            ]
+        )
+    header = ["arm", "rho / rho_0", "n", "test acc (%)", "final rho (per seed)", "h>0 share by quarter", "CPU s"]
+    return markdown_table(header, rows)
+
+
+def criteria(records: Sequence[dict]) -> list[dict]:
+    """Per learned setting of one regime: each start's mean and its gap to the best SAM of the grid (meets when every
+    gap is <= max(0.5, that SAM's std)), and the spread of the final radii (max / min over the starts of each
+    start's geometric mean; meets when <= 2)."""
+    groups = _by_start(records)
+    grid = {rho: _accuracies(g) for (arm, rho), g in groups.items() if arm == "sam"}
+    if not grid:
+        return []
+    best_rho = max(grid, key=lambda rho: statistics.mean(grid[rho]))
+    best = statistics.mean(grid[best_rho])
+    tolerance = max(0.5, statistics.stdev(grid[best_rho]) if len(grid[best_rho]) > 1 else 0.0)
+    verdicts = []
+    for arm in dict.fromkeys(arm for arm, _ in groups if arm in SETTINGS):
+        starts = {rho: g for (a, rho), g in groups.items() if a == arm}
+        means = {rho: statistics.mean(_accuracies(g)) for rho, g in starts.items()}
+        finals = [_geometric_mean([r["rho_final"] for r in g]) for g in starts.values()]
+        spread = max(finals) / min(finals)
+        worst_gap = best - min(means.values())
+        verdicts.append(
+            {
+                "arm": arm,
+                "means": means,
+                "best_sam": (best_rho, best, tolerance),
+                "worst_gap": worst_gap,
+                "spread": spread,
+                "meets": worst_gap <= tolerance and spread <= 2 and len(starts) == 4,
+            }
+        )
+    return verdicts
+
+
+def criteria_table(verdicts: Sequence[dict]) -> str:
+    rows = [
+        [
+            v["arm"],
+            " / ".join(f"{m:.2f}" for m in v["means"].values()),
+            f"{v['best_sam'][1]:.2f} (rho {v['best_sam'][0]:g}, tolerance {v['best_sam'][2]:.2f})",
+            f"{v['worst_gap']:.2f}",
+            f"{v['spread']:.2f}",
+            "yes" if v["meets"] else "no",
+        ]
+        for v in verdicts
+    ]
+    header = ["setting", "mean per start", "best SAM", "worst gap", "rho spread", "meets"]
+    return markdown_table(header, rows)
+
+
+def rho_figure(records: Sequence[dict], path: Path, title: str) -> None:
+    """rho at the end of each epoch, every start and seed, one panel per learned setting."""
+    panels: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: (r["arm"], r["rho_initial"] or 0, r["seed"])):
+        if r["arm"] in SETTINGS:
+            steps = [0] + [(e + 1) * r["steps"] // len(r["rho_per_epoch"]) for e in range(len(r["rho_per_epoch"]))]
+            label = f"rho0={r['rho_initial']:g}, seed {r['seed']}"
+            panels.setdefault(r["arm"], []).append((label, steps, [r["rho_initial"], *r["rho_per_epoch"]]))
+    if panels:
+        plot_radius_comparison(panels, str(path), title=title)
+
+
+def summarize(record_dir: Path) -> str:
+    """The results and criteria tables of every regime recorded under ``record_dir``, and its rho figure."""
+    parts = []
+    for folder in sorted(p for p in record_dir.iterdir() if p.is_dir()):
+        records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        if not records:
+            continue
+        parts += [f"## {folder.name}", results_table(records)]
+        verdicts = criteria(records)
+        if verdicts:
+            parts.append(criteria_table(verdicts))
+        rho_figure(records, record_dir / f"rho_{folder.name}.png", f"digits, 40% noise, {folder.name}: rho per epoch")
+    return "\n\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regime", choices=tuple(BASE_OPTIMIZERS), default="adamw", help="the base optimizer")
+    parser.add_argument("--held_out", action="store_true", help=f"validation batches from {HELD_OUT:.0%} held out")
+    parser.add_argument("--arms", default="grid", help=f"comma list of grid, asam_grid, {', '.join(SETTINGS)}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--record_dir", default=str(RECORDS))
+    parser.add_argument("--summarize", action="store_true", help="print every regime's tables and draw rho")
+    args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(Path(args.record_dir)))
+        return
+    try:
+        runs = planned_runs(args.regime, args.arms.split(","))
+    except ValueError as error:
+        parser.error(str(error))
+    torch.set_num_threads(1)
+    held_out = HELD_OUT if args.held_out else 0.0
+    folder = Path(args.record_dir) / regime_name(args.regime, held_out)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = noisy_digits()
+    for seed in args.seeds:
+        for arm, rho in runs:
+            path = folder / f"{run_name(arm, rho)}-seed{seed}.json"
+            if path.exists():
+                continue
+            record = train(args.regime, arm, rho, seed, data, held_out)
+            path.write_text(json.dumps(record, indent=1))
+            print(
+                f"{folder.name}/{path.name}: {100 * record['test_accuracy']:.2f}, rho {record['rho_final']}", flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()
