@@ -61,6 +61,7 @@ from transformers.utils import logging
 from . import checkpoints, parallel
 from .optimizer import LETSOptimizer
 from .radius import LearnedRadius
+from .radius.adam_caveat import adam_family_caveat
 from .trainer_parts.finished_run import FinishedRun
 from .trainer_parts.fsdp_checkpoints import FSDP2Checkpoints
 from .trainer_parts.internals import check_internals
@@ -176,7 +177,7 @@ class LETSTrainerMixin(FSDP2Checkpoints):
                 optimizer = super().create_optimizer(model)
             finally:
                 self.optimizer_cls_and_kwargs = None
-            self._warn_if_the_radius_cannot_move(total_steps)
+            self._warn_about_the_learned_radius(total_steps)
         lets = self.lets_optimizer
         if self.lets_family is not None and lets is not None:
             if self._hooked_optimizer is not lets:
@@ -187,11 +188,18 @@ class LETSTrainerMixin(FSDP2Checkpoints):
             check_optimizer_checkpoint(self, self._resumed_from)
         return optimizer
 
-    def _warn_if_the_radius_cannot_move(self, total_steps: int | None) -> None:
-        radius = self.lets_optimizer.radius
-        stuck = radius.stuck_warning(total_steps) if isinstance(radius, LearnedRadius) and total_steps else None
+    def _warn_about_the_learned_radius(self, total_steps: int | None) -> None:
+        """Before training: a radius that cannot move over the run, and (once per process) what was measured of a
+        learned radius over an Adam-family base optimizer."""
+        lets = self.lets_optimizer
+        if not isinstance(lets.radius, LearnedRadius):
+            return
+        stuck = lets.radius.stuck_warning(total_steps) if total_steps else None
         if stuck:
             logger.warning(stuck)
+        caveat = adam_family_caveat(lets.base_optimizer, lets.rule.name)
+        if caveat:
+            logger.warning_once(caveat)
 
     # -- a run -----------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
