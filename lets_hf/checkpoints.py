@@ -327,6 +327,16 @@ def optimizer_state_mismatch(saved: Any, optimizer: torch.optim.Optimizer) -> st
     return f"it holds {describe_optimizer_state(saved)}; this run builds {describe_optimizer_state(current)}"
 
 
+def dropped_sam_state(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
+    """What a stock ``optimizer`` leaves behind when it resumes from a SAM-family ``saved`` state over the same base
+    settings (it loads the base optimizer's state, the moments too, and drops the rest), or None when that is not the
+    case."""
+    current = _sections(optimizer.state_dict())
+    if _layout(saved) is None or _layout(current) != ("stock", _layout(saved)[1]) or _layout(saved)[0] != "sam":
+        return None
+    return _describe_radius(saved["radius"])
+
+
 def load_optimizer_state(folder: str) -> dict[str, Any]:
     """``optimizer.pt`` memory-mapped (tensors are read only when used), for :func:`optimizer_state_mismatch`."""
     return _sections(torch.load(os.path.join(folder, OPTIMIZER_NAME), map_location="cpu", weights_only=True, mmap=True))

@@ -174,7 +174,6 @@ def test_restarting_a_finished_run_changes_nothing(tmp_path, full_run):
     "asked, expected",
     [
         (dict(optim="sam"), r"learned radius \(LETS, rho=.*fixed radius \(rho=0\.1\).*--optim sam"),
-        (dict(optim="adamw_torch"), r"SAM-family state.*stock optimizer's state.*--optim adamw_torch"),
         (
             dict(lets_base_optim="sgd"),
             r"torch\.optim\.Adam or torch\.optim\.AdamW.*torch\.optim\.SGD.*--lets_base_optim sgd",
@@ -190,6 +189,38 @@ def test_another_configuration_is_refused_before_training(tmp_path, full_run, as
         trainer.train(resume_from_checkpoint=True)
     assert "checkpoint-4/optimizer.pt" in str(error.value) and "without resume_from_checkpoint" in str(error.value)
     assert not steps
+
+
+def test_a_stock_optim_resumes_a_lets_checkpoint_with_its_base_state_and_says_what_is_dropped(
+    tmp_path, full_run, monkeypatch
+):
+    """Dropping LETS mid-run (issue 29, item 6): --optim adamw_torch over a lets_sam checkpoint over AdamW loads
+    AdamW's moments, warns that the radius is dropped, and trains on."""
+    from lets_hf.trainer_parts import resume_checks
+
+    told = []
+    monkeypatch.setattr(resume_checks.logger, "warning", lambda message, *args: told.append(message % args))
+    _copy_checkpoints(full_run[1], tmp_path / "out", (4,))
+    saved = torch.load(tmp_path / "out" / "checkpoint-4" / "optimizer.pt", weights_only=True)
+    trainer = resume_trainer(tmp_path, optim="adamw_torch")
+    moments = []
+    trainer.add_callback(_FirstStepMoments(moments))
+    trainer.train(resume_from_checkpoint=True)
+    assert trainer.state.global_step == MAX_STEPS
+    assert any("drops a learned radius (LETS, rho=" in line and "--optim adamw_torch" in line for line in told)
+    for index, state in saved["state"].items():
+        assert torch.equal(moments[0][index]["exp_avg"], state["exp_avg"])
+
+
+class _FirstStepMoments(TrainerCallback):
+    def __init__(self, into):
+        self.into = into
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        if not self.into:
+            self.into.append(
+                {i: {k: v.clone() for k, v in m.items()} for i, m in optimizer.state_dict()["state"].items()}
+            )
 
 
 def test_stock_runs_are_checked_too(tmp_path):

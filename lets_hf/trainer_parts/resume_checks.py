@@ -25,8 +25,18 @@ def check_optimizer_checkpoint(trainer, checkpoint: str) -> None:
     if missing:
         logger.warning("%s has no %s: %s", checkpoint, " or ".join(missing), restarting_state(trainer, checkpoint))
         return
-    built = optimizer_chain(trainer.optimizer)[-1]
-    mismatch = checkpoints.optimizer_state_mismatch(checkpoints.load_optimizer_state(checkpoint), built)
+    built, saved = optimizer_chain(trainer.optimizer)[-1], checkpoints.load_optimizer_state(checkpoint)
+    dropped = checkpoints.dropped_sam_state(saved, built)
+    if dropped:
+        logger.warning(
+            "%s was saved by a SAM-family run; this run (--optim %s) resumes its base optimizer's state (the moments "
+            "too) and drops %s: nothing else is lost",
+            checkpoint,
+            getattr(trainer.args.optim, "value", trainer.args.optim),
+            dropped,
+        )
+        return
+    mismatch = checkpoints.optimizer_state_mismatch(saved, built)
     if mismatch:
         args = trainer.args
         asked = f"--optim {getattr(args.optim, 'value', args.optim)}" + (
