@@ -286,12 +286,19 @@ def run(argv: list[str] | None = None) -> dict:
     )
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-    metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+    metrics = {**trainer.train(resume_from_checkpoint=checkpoint).metrics, "train_samples": len(train)}
     if model_args.save_final_model:
         trainer.save_model()
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)  # train_results.json and all_results.json, as transformers' run_glue.py
     trainer.save_state()
+    eval_metrics = {}
     for split, data in evals.items():
-        metrics.update(trainer.evaluate(eval_dataset=data, metric_key_prefix=SPLIT_PREFIXES[split]))
+        eval_metrics.update(trainer.evaluate(eval_dataset=data, metric_key_prefix=SPLIT_PREFIXES[split]))
+        eval_metrics[f"{SPLIT_PREFIXES[split]}_samples"] = len(data)
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)  # eval_results.json, added to all_results.json
+    metrics.update(eval_metrics)
 
     optimizer = trainer.lets_optimizer
     settings = run_settings(training_args, data_args, trainer, train, held_out)

@@ -86,6 +86,13 @@ def test_mrpc_with_lets_sam(tmp_path, data, tiny_deberta):
     assert results["label"] == "LETS-SAM (rho0=0.05, rho_lr=0.05)" and results["settings"]["world_size"] == 1
     assert results["metrics"]["eval_accuracy"] == results["scores"]["accuracy"]
     assert results["settings"]["precision"] == "fp32"
+    saved = {}
+    for split in ("train", "eval", "all"):  # Trainer.save_metrics, as transformers' run_glue.py
+        with open(os.path.join(output_dir, f"{split}_results.json")) as handle:
+            saved[split] = json.load(handle)
+    assert saved["eval"]["eval_accuracy"] == results["scores"]["accuracy"] and saved["eval"]["eval_samples"] == 96
+    assert saved["train"]["train_loss"] == results["metrics"]["train_loss"] and saved["train"]["train_samples"] == 192
+    assert saved["all"] == {**saved["train"], **saved["eval"]} == results["metrics"]
 
 
 def test_stsb_with_lets_asam_under_accelerate(tmp_path, data, tiny_deberta):
