@@ -43,6 +43,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lets_hf import LearnedRadius, LETSOptimizer
+from lets_hf.launch import process_count_warning, requested_processes
 from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
 from vision.checkpoints import (
@@ -357,6 +358,9 @@ def main(argv=None) -> dict[str, Any]:
     config = parse_config(argv)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
+    mismatch = process_count_warning(accelerator.num_processes, requested_processes())
+    if mismatch is not None:
+        accelerator.print(f"warning: {mismatch}")
     run = build_run(config, accelerator)
     _start(run)
     accelerator.print(
