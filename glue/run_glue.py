@@ -37,6 +37,7 @@ from glue.results import RESULTS_FILE, SPLIT_PREFIXES, WallClock, build_results,
 from glue.tasks import TASKS, GlueTask, get_task
 from lets_hf.arguments import LETSArgumentParser, LETSArguments
 from lets_hf.checkpoints import checkpoint_to_resume
+from lets_hf.launch import process_count_warning, requested_processes
 from lets_hf.precision import training_precision
 from lets_hf.radius import LETSRadius
 from lets_hf.trainer import LETSTrainer
@@ -232,12 +233,15 @@ def run(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     model_args, data_args, training_args = parse_arguments(argv)
     task = get_task(data_args.task_name)
-    logging.basicConfig(
+    logging.basicConfig(  # the script's own lines on the main process only; the others log errors
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
+        level=logging.INFO if training_args.should_log else logging.ERROR,
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    mismatch = process_count_warning(training_args.world_size, requested_processes())
+    if mismatch is not None:
+        logger.warning(mismatch)
     if data_args.lets_val_split_fraction and training_args.lets_val_source == "eval":
         raise GlueInputError("--lets_val_split_fraction and --lets_val_source eval exclude each other")
     if data_args.lets_val_split_fraction and training_args.lets_val_term == "next":
@@ -286,12 +290,19 @@ def run(argv: list[str] | None = None) -> dict:
     )
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
-    metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+    metrics = {**trainer.train(resume_from_checkpoint=checkpoint).metrics, "train_samples": len(train)}
     if model_args.save_final_model:
         trainer.save_model()
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)  # train_results.json and all_results.json, as transformers' run_glue.py
     trainer.save_state()
+    eval_metrics = {}
     for split, data in evals.items():
-        metrics.update(trainer.evaluate(eval_dataset=data, metric_key_prefix=SPLIT_PREFIXES[split]))
+        eval_metrics.update(trainer.evaluate(eval_dataset=data, metric_key_prefix=SPLIT_PREFIXES[split]))
+        eval_metrics[f"{SPLIT_PREFIXES[split]}_samples"] = len(data)
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)  # eval_results.json, added to all_results.json
+    metrics.update(eval_metrics)
 
     optimizer = trainer.lets_optimizer
     settings = run_settings(training_args, data_args, trainer, train, held_out)

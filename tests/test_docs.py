@@ -131,5 +131,5 @@ def test_the_readme_defines_or_avoids_the_jargon():
 
 def test_the_readme_points_to_the_tested_versions_and_to_fairseq():
     text = (ROOT / "README.md").read_text()
-    assert "Tested versions: `docs/compatibility.md`" in text  # a link once helper i29's page is merged
+    assert "Tested versions: [docs/compatibility.md](docs/compatibility.md)" in text
     assert re.search(r"fairseq.*\(translation/README.md\)", text)

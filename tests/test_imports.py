@@ -13,10 +13,13 @@ import functools
 import importlib.metadata
 import json
 import os
+import pathlib
 import pkgutil
 import re
+import site
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 from lets_testing import ROOT
@@ -250,20 +253,38 @@ def test_no_script_edits_sys_path():
             assert "sys.path" not in path.read_text(), f"{path.relative_to(ROOT)} edits sys.path"
 
 
+def run_or_fail(command, **kwargs):
+    """``subprocess.run`` that fails the test with the command's stderr (and stdout) when it exits non-zero."""
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}\n{done.stdout[-2000:]}")
+    return done
+
+
 @pytest.fixture(scope="module")
 def installed_python(tmp_path_factory):
     """The interpreter of a fresh environment where this checkout is installed as the READMEs say (editable);
-    the packages of this one stay visible, so nothing is downloaded."""
+    the packages of this interpreter stay visible through a ``.pth`` file, so nothing is downloaded.
+
+    Not ``venv --system-site-packages``: run from inside a virtual environment, that sees the base
+    interpreter's packages, not this environment's."""
     env = tmp_path_factory.mktemp("env")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True)
+    run_or_fail([sys.executable, "-m", "venv", "--without-pip", str(env)])
     python = str(env / "bin" / "python")
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site_packages = pathlib.Path(run_or_fail([python, "-c", where]).stdout.strip())
+    ours = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()})
+    (site_packages / "this_interpreters_packages.pth").write_text("".join(f"{path}\n" for path in ours))
+    install = ["-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e", str(ROOT)]
+    run_or_fail([python, *install], timeout=300)
     return python
+
+
+def test_the_fresh_environment_installs_this_checkout(installed_python):
+    where = "import glue, lets_hf; print(lets_hf.__file__); print(glue.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = run_or_fail([installed_python, "-c", where], cwd=pathlib.Path(installed_python).parent, env=env)
+    assert done.stdout.split() == [str(ROOT / "lets_hf" / "__init__.py"), str(ROOT / "glue" / "__init__.py")]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""BLEU as ASAM and LETS report it on IWSLT'14: fairseq's ``--remove-bpe`` convention, via sacrebleu.
+"""BLEU as ASAM and LETS report it on IWSLT'14: fairseq's ``--remove-bpe`` convention, through the local
+``evaluate`` module ``translation/bleu_metric/`` (sacrebleu underneath).
 
 Hypotheses and references are the tokenized, lowercased text with the BPE markers removed
 (``"gut@@ en tag" -> "guten tag"``, fairseq's ``post_process(..., "@@ ")``), scored as they are:
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-from sacrebleu.metrics import BLEU
+from pathlib import Path
 
 BPE_MARKER = "@@ "
+BLEU_METRIC = Path(__file__).resolve().parent / "bleu_metric"  # the evaluate module's folder
 
 
 def remove_bpe(line: str, marker: str = BPE_MARKER) -> str:
@@ -43,14 +44,21 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> BleuSco
     """Corpus BLEU of BPE-removed, already tokenized text against one reference per sentence."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    metric = BLEU(tokenize="none", lowercase=False, force=True)
-    result = metric.corpus_score(list(hypotheses), [list(references)])
+    result = load_bleu_metric().compute(predictions=list(hypotheses), references=list(references))
     return BleuScore(
-        score=result.score,
-        signature=str(metric.get_signature()),
-        precisions=list(result.precisions),
-        brevity_penalty=result.bp,
-        hypothesis_length=result.sys_len,
-        reference_length=result.ref_len,
+        score=result["score"],
+        signature=result["signature"],
+        precisions=result["precisions"],
+        brevity_penalty=result["bp"],
+        hypothesis_length=result["sys_len"],
+        reference_length=result["ref_len"],
         sentences=len(hypotheses),
     )
+
+
+def load_bleu_metric():
+    """The ``evaluate`` module ``translation/bleu_metric/``, loaded from this checkout (kept in memory: no cache
+    files, so that several processes can compute at once)."""
+    import evaluate
+
+    return evaluate.load(str(BLEU_METRIC), keep_in_memory=True)

@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, DataCollatorForSeq2Seq, MarianMTModel, s
 
 from lets_hf.arguments import LETSArgumentParser, LETSSeq2SeqArguments, parse_sam_family
 from lets_hf.checkpoints import checkpoint_to_resume
+from lets_hf.launch import process_count_warning, requested_processes
 from lets_hf.methods import method_label
 from lets_hf.precision import training_precision
 from lets_hf.trainer import LETSSeq2SeqTrainer
@@ -203,8 +204,8 @@ def score_test_split(trainer: LETSSeq2SeqTrainer, dataset, test: ParallelSplit, 
         bleu.sentences,
         bleu.signature,
     )
-    print(f"BLEU = {bleu.score:.2f}  {bleu.signature}", flush=True)
     if trainer.is_world_process_zero():
+        print(f"BLEU = {bleu.score:.2f}  {bleu.signature}", flush=True)
         print(sample_of_hypotheses(hypotheses, references), flush=True)
     return {**bleu.as_dict(), "predict_loss": prediction.metrics.get("predict_loss")}
 
@@ -259,7 +260,13 @@ def run_summary(data_args, training_args, corpus, trainer, timings, bleu, eval_m
 
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logging.basicConfig(  # the script's own lines on the main process only; the others log errors
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if training_args.should_log else logging.ERROR,
+    )
+    mismatch = process_count_warning(training_args.world_size, requested_processes())
+    if mismatch is not None:
+        logger.warning(mismatch)
     try:
         training_precision(training_args)  # refuses --fp16 on a CPU
         # --do_train resumes an unfinished run and refuses a finished one (its results.json)

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import RNG_STATE_NAME, load
 
 from vision.config import ConfigError
 
@@ -99,6 +100,21 @@ def load_run_state(directory: pathlib.Path, objects: dict[str, Any]) -> None:
         )
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
+
+
+def unrestored_rng_state(checkpoint: pathlib.Path, process_index: int) -> str | None:
+    """Why ``accelerator.load_state(checkpoint)`` did not restore this process's random number generators, or
+    None when it did. accelerate only logs "Could not load random states" at info level and goes on when
+    ``random_states_<rank>.pkl`` is missing or damaged; called right after ``load_state``, this reads the file as
+    accelerate does (``weights_only=True``) and checks that torch's CPU generator now holds its state."""
+    path = checkpoint / f"{RNG_STATE_NAME}_{process_index}.pkl"
+    try:
+        saved = load(path, map_location="cpu")["torch_manual_seed"]
+    except Exception as error:  # what load_state swallowed, whatever it was
+        return f"{path} could not be read ({type(error).__name__}: {error})"
+    if not torch.equal(torch.get_rng_state(), saved):
+        return f"torch's generator does not hold the state saved in {path}"
+    return None
 
 
 def prune_checkpoints(output_dir: pathlib.Path, keep: int) -> None:

@@ -43,6 +43,7 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from lets_hf import LearnedRadius, LETSOptimizer
+from lets_hf.launch import process_count_warning, requested_processes
 from lets_hf.plots import plot_radius_trajectory
 from lets_hf.seeding import TRAIN_EVAL_STREAM, generator
 from vision.augment import DeviceTransform
@@ -54,6 +55,7 @@ from vision.checkpoints import (
     load_run_state,
     prune_checkpoints,
     save_run_state,
+    unrestored_rng_state,
 )
 from vision.config import BASE_OPTIMIZERS, ConfigError, TrainConfig, base_optimizer_arguments, parse_config
 from vision.data import DataError, VisionData, load_dataset
@@ -361,6 +363,9 @@ def main(argv=None) -> dict[str, Any]:
     config = parse_config(argv)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
+    mismatch = process_count_warning(accelerator.num_processes, requested_processes())
+    if mismatch is not None:
+        accelerator.print(f"warning: {mismatch}")
     run = build_run(config, accelerator)
     _start(run)
     accelerator.print(
@@ -390,6 +395,7 @@ def _start(run: Run) -> None:
         )
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
+        _warn_on_unrestored_rng_state(checkpoint, accelerator.process_index)
         load_run_state(checkpoint, run.checkpointed)
         accelerator.print(f"resumed from {checkpoint} (epoch {run.state.epoch})")
         _warn_on_changed_options(run)
@@ -400,6 +406,19 @@ def _start(run: Run) -> None:
         (output_dir / "config.json").write_text(json.dumps(dataclasses.asdict(run.config), indent=2) + "\n")
         run.log.truncate(run.state.epoch)
     accelerator.wait_for_everyone()
+
+
+def _warn_on_unrestored_rng_state(checkpoint: pathlib.Path, process_index: int) -> None:
+    """A resumed run continues exactly only from the checkpoint's RNG states; say so on the process that lacks them."""
+    problem = unrestored_rng_state(checkpoint, process_index)
+    if problem is not None:
+        print(
+            f"warning: process {process_index} resumes without the random number generator states of {checkpoint} "
+            f"({problem}): the run goes on from the current states, so data order, augmentation and dropout "
+            f"will differ and the result will not match an uninterrupted run",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _warn_on_changed_options(run: Run) -> None:

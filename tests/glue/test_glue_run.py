@@ -86,6 +86,13 @@ def test_mrpc_with_lets_sam(tmp_path, data, tiny_deberta):
     assert results["label"] == "LETS-SAM (rho0=0.05, rho_lr=0.05)" and results["settings"]["world_size"] == 1
     assert results["metrics"]["eval_accuracy"] == results["scores"]["accuracy"]
     assert results["settings"]["precision"] == "fp32"
+    saved = {}
+    for split in ("train", "eval", "all"):  # Trainer.save_metrics, as transformers' run_glue.py
+        with open(os.path.join(output_dir, f"{split}_results.json")) as handle:
+            saved[split] = json.load(handle)
+    assert saved["eval"]["eval_accuracy"] == results["scores"]["accuracy"] and saved["eval"]["eval_samples"] == 96
+    assert saved["train"]["train_loss"] == results["metrics"]["train_loss"] and saved["train"]["train_samples"] == 192
+    assert saved["all"] == {**saved["train"], **saved["eval"]} == results["metrics"]
 
 
 def test_stsb_with_lets_asam_under_accelerate(tmp_path, data, tiny_deberta):
@@ -141,3 +148,20 @@ def test_two_process_ddp(tmp_path, data, tiny_deberta):
     with open(os.path.join(output_dir, "trainer_state.json")) as handle:
         first_loss = next(row["loss"] for row in json.load(handle)["log_history"] if "loss" in row)
     assert first_loss == pytest.approx(math.log(2), abs=0.15)  # two classes at init; 1.39 if doubled
+    output = process.stdout + process.stderr
+    assert output.count("training rows") == 1 and output.count("INFO run_glue: scores") == 1  # the main process only
+    assert "processes were asked for" not in output
+
+
+def test_a_launch_that_runs_fewer_processes_than_asked_warns(tmp_path, data, tiny_deberta):
+    """accelerate launch --num_processes 2 --cpu starts one process: the script says so and names the command."""
+    output_dir = str(tmp_path / "one")
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu")
+    launcher += ("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+    args = small_run_args("mrpc", "sam", data, tiny_deberta, output_dir)
+    args[args.index("--max_steps") + 1] = 2
+    process = run_script(args, launcher=launcher)
+    results = finished_run(process, output_dir)
+    assert results["settings"]["world_size"] == 1
+    assert "WARNING run_glue: 2 processes were asked for, but 1 runs" in process.stdout
+    assert "ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 <script>" in process.stdout

@@ -1,11 +1,12 @@
 """The joined vocabulary, BPE removal and the BLEU convention, against hand-checked values."""
 
 import math
+import random
 
 import pytest
 from transformers import AutoTokenizer
 
-from translation.bleu import corpus_bleu, remove_bpe
+from translation.bleu import corpus_bleu, load_bleu_metric, remove_bpe
 from translation.vocabulary import build_joined_vocabulary, build_tokenizer, ids_to_text
 
 SOURCE = ["b a@@ c", "c b"]
@@ -71,3 +72,29 @@ def test_bleu_is_case_sensitive_and_checks_lengths():
     assert corpus_bleu(["A B C D"], ["a b c d"]).score == pytest.approx(0.0)
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         corpus_bleu(["a", "b"], ["a"])
+
+
+def test_the_bleu_module_gives_sacrebleus_numbers_bit_for_bit():
+    """corpus_bleu through the evaluate module against sacrebleu called as translation/bleu.py did before."""
+    from sacrebleu.metrics import BLEU
+
+    generator = random.Random(0)
+    words = "the a cat dog sat on mat &apos;s good , yes . it is was".split()
+    sentence = lambda: " ".join(generator.choice(words) for _ in range(generator.randint(1, 12)))
+    hypotheses, references = [sentence() for _ in range(50)], [sentence() for _ in range(50)]
+    before = BLEU(tokenize="none", lowercase=False, force=True)
+    expected = before.corpus_score(hypotheses, [references])
+    score = corpus_bleu(hypotheses, references)
+    assert score.score == expected.score and score.precisions == list(expected.precisions)
+    assert (score.brevity_penalty, score.hypothesis_length, score.reference_length) == (
+        expected.bp,
+        expected.sys_len,
+        expected.ref_len,
+    )
+    assert score.signature == str(before.get_signature())
+    metric = load_bleu_metric()  # evaluate's interface: batches, and several references per sentence
+    for start in range(0, 50, 20):
+        metric.add_batch(predictions=hypotheses[start : start + 20], references=references[start : start + 20])
+    assert metric.compute()["score"] == expected.score
+    two = metric.compute(predictions=hypotheses, references=[[r, h] for r, h in zip(references, hypotheses)])
+    assert two["score"] == before.corpus_score(hypotheses, [references, hypotheses]).score == pytest.approx(100.0)

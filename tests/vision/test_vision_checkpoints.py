@@ -2,6 +2,7 @@
 planted pickle in a checkpoint folder is refused before anything is read."""
 
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -61,6 +62,23 @@ def test_a_planted_pickle_in_a_checkpoint_does_not_run(finished_run, tmp_path, p
     assert not marker.exists()
     pickle.loads(pickle.dumps(Payload(marker)))  # the payload is real: unpickled, it runs
     assert marker.exists()
+
+
+@pytest.mark.parametrize("damage", [None, b"not a pickle", "removed"])
+def test_a_resume_without_the_rng_states_says_it_will_not_match(finished_run, tmp_path, capsys, damage):
+    """accelerate's load_state only logs "Could not load random states" at info level when random_states_0.pkl
+    is damaged or missing, and the run goes on from other RNG states; the script warns on stderr."""
+    data_dir, finished = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    states = latest_checkpoint(out) / "random_states_0.pkl"
+    if damage == "removed":
+        states.unlink()
+    elif damage is not None:
+        states.write_bytes(damage)
+    train.main(["--data_dir", str(data_dir), "--output_dir", str(out), *FLAGS, "--epochs", "2", "--resume"])
+    warned = "warning: process 0 resumes without the random number generator states" in capsys.readouterr().err
+    assert warned == (damage is not None)
 
 
 def test_a_run_state_holding_code_is_refused(tmp_path):
