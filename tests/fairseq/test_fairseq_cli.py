@@ -29,7 +29,7 @@ def test_the_first_run_logs_rho_moving_in_the_json_lines(iwslt_subset, tmp_path)
     assert [int(record["num_updates"]) for record in inner] == [3, 6, 9, 12]
     rhos = [float(record["rho"]) for record in inner]
     assert all(abs(rho - 0.05) > 1e-4 for rho in rhos) and len(set(rhos)) == len(rhos)  # rho moves every time
-    assert {"lets_gap", "lets_h", "gnorm", "gnorm_hat", "loss"} <= set(inner[-1])
+    assert {"lets_gap", "lets_hypergradient", "gnorm", "gnorm_hat", "loss"} <= set(inner[-1])
     assert "train_rho" in json_lines(output, "train")[-1]  # the epoch's summary too
     assert (tmp_path / "checkpoint_last.pt").is_file()
 
