@@ -49,7 +49,7 @@ FOLDER_EXTRA = {
     "examples": "examples",
     "benchmarks": "benchmarks",
     "tests": "dev",
-    "tests/fairseq": "dev,fairseq",  # the plugin's tests: pytest and fairseq
+    "tests/fairseq_plugin": "dev,fairseq",  # the plugin's tests: pytest and fairseq
 }
 RUNTIME_ONLY = {"accelerate"}  # not imported by name: transformers' Trainer (lets_hf.trainer) runs on it
 

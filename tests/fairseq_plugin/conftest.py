@@ -1,6 +1,7 @@
 """Fixtures for the fairseq plugin (``translation/fairseq_lets``): tiny binarized corpora and fairseq-train's flags.
 
-These tests need ``pip install -e ".[fairseq]"`` (fairseq-fixed); without it they skip, saying so.
+These tests need ``pip install -e ".[fairseq]"`` (fairseq-fixed); without it each module skips, saying so
+(:data:`NEEDS_FAIRSEQ`).
 """
 
 import os
@@ -11,8 +12,7 @@ import sys
 
 import pytest
 
-pytest.importorskip("fairseq", reason="fairseq is not installed: pip install -e '.[fairseq]' (fairseq-fixed)")
-
+NEEDS_FAIRSEQ = "fairseq is not installed: pip install -e '.[fairseq]' (fairseq-fixed)"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "translation" / "fairseq_lets"
 IWSLT14 = ROOT.parent / "shared" / "data" / "iwslt14" / "iwslt14.tokenized.de-en"

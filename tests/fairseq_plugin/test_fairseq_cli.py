@@ -5,7 +5,9 @@ the flag."""
 import json
 
 import pytest
-from conftest import LETS_SAM, TINY_MODEL, TRAINING, fairseq
+from conftest import LETS_SAM, NEEDS_FAIRSEQ, TINY_MODEL, TRAINING, fairseq
+
+pytest.importorskip("fairseq", reason=NEEDS_FAIRSEQ)
 
 PLUGIN_FLAGS = ["--user-dir", "translation/fairseq_lets"]
 

@@ -4,7 +4,9 @@ moments and the step counters, all inside fairseq's ``checkpoint_last.pt``."""
 
 import pytest
 import torch
-from conftest import LETS_SAM, TINY_MODEL, TRAINING, fairseq
+from conftest import LETS_SAM, NEEDS_FAIRSEQ, TINY_MODEL, TRAINING, fairseq
+
+pytest.importorskip("fairseq", reason=NEEDS_FAIRSEQ)
 
 # 8 updates of two micro-batches of at most 60 tokens (about 6 updates per pass over the toy corpus)
 RUN = [*TINY_MODEL, *TRAINING, *LETS_SAM, "--max-tokens", "60", "--update-freq", "2", "--max-update", "8",

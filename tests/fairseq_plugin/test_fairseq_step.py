@@ -18,7 +18,9 @@ import sys
 
 import pytest
 import torch
-from conftest import LETS_SAM, PLUGIN, TINY_MODEL, TRAINING
+from conftest import LETS_SAM, NEEDS_FAIRSEQ, PLUGIN, TINY_MODEL, TRAINING
+
+pytest.importorskip("fairseq", reason=NEEDS_FAIRSEQ)
 from fairseq import options, tasks
 from fairseq.data import iterators
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
