@@ -101,6 +101,6 @@ def _log(lets, gnorm_hat: Tensor) -> None:
     """The radius (its last value: weight 0, fairseq's idiom) and the last hyper step's numbers, in fairseq's logs."""
     metrics.log_scalar("rho", lets.rho, weight=0, priority=410, round=6)
     metrics.log_scalar("gnorm_hat", gnorm_hat, priority=405, round=3)
-    for name, value in (("lets_gap", lets.last_gap), ("lets_hypergradient", lets.last_hypergradient)):
-        if value is not None:
-            metrics.log_scalar(name, float(value), weight=0, priority=420, round=6)
+    for name, value, digits in (("lets_gap", lets.last_gap, 6), ("lets_hypergradient", lets.last_hypergradient, None)):
+        if value is not None:  # the hypergradient unrounded: it is often 1e-7 or smaller
+            metrics.log_scalar(name, float(value), weight=0, priority=420, round=digits)
