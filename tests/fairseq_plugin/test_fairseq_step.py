@@ -1,16 +1,19 @@
 """The plugin's update against the plain ``LETSOptimizer`` loop on the same batches.
 
-fairseq's own ``Trainer`` runs 4 updates of a tiny model with ``--update-freq 2`` (so each update has two
-micro-batches) through ``--task translation_lets --optimizer lets_adam``; a loop written as the root
-README writes one (``optimizer.step(closure, val_closure, model=model)``, the closure returning the
-update's loss normalised as fairseq normalises it, by its target tokens) trains a copy of the same
-initial model on the same micro-batches and validation batches. The weights and rho must agree. They
+For ``--lets-optim`` lets_sam, lets_asam, sam and asam, fairseq's own ``Trainer`` runs 4 updates of a tiny model
+with ``--update-freq 2`` (so each update has two micro-batches) through ``--task translation_lets --optimizer
+lets_adam``; a loop written as the root README writes one (``optimizer.step(closure, val_closure, model=model)``,
+the closure returning the update's loss normalised as fairseq normalises it, by its target tokens) trains a copy
+of the same initial model on the same micro-batches and validation batches. The weights and rho must agree. They
 agree to float rounding, not bit for bit: fairseq backpropagates each micro-batch's summed loss and
 then multiplies the gradient by 1 / tokens, the loop backpropagates the normalised sum in one graph. The
 attention's key biases are left out: their gradient is exactly zero in exact arithmetic (a bias added to every
 key shifts each query's logits by one constant, which the softmax ignores), so what autograd computes for them
 is rounding noise, which Adam's normalisation turns into steps of the learning rate's size that differ between
-any two orders of summation.
+any two orders of summation. For the same reason an element whose gradient is close to zero may differ by a
+small part of a step: the weights agree to 3e-5, a hundredth of one step of the learning rate 0.003 (measured:
+7e-6 for one element of 256 under ASAM, within 1e-6 under SAM); a wrong normalisation, order or batch moves every
+weight by about a step.
 """
 
 import copy
@@ -51,10 +54,10 @@ def grouped_batches(trainer, count):
     return groups
 
 
-def reference_loop(model, criterion, groups, validation, cfg):
+def reference_loop(method, model, criterion, groups, validation, cfg):
     """The README's plain loop: fairseq's Adam (its own class) as the base of a LETSOptimizer, one step per update."""
     values = {"rho": 0.05, "lets_preset": "paper", "rho_lr": 0.05}
-    rule, radius = build_method("lets_sam", values, seed=cfg.common.seed, total_steps=UPDATES)
+    rule, radius = build_method(method, values, seed=cfg.common.seed, total_steps=UPDATES)
     optimizer = LETSOptimizer(
         list(model.parameters()), Adam, perturbation=rule, radius=radius, lr=0.003, betas=(0.9, 0.98), weight_decay=1e-4
     )
@@ -67,8 +70,10 @@ def reference_loop(model, criterion, groups, validation, cfg):
     return optimizer
 
 
-def test_the_plugins_update_is_the_plain_lets_optimizer_loop(toy_data):
-    cfg, task, model, criterion = fairseq_setup(toy_data, *LETS_SAM, "--update-freq", str(UPDATE_FREQ))
+@pytest.mark.parametrize("method", ["lets_sam", "lets_asam", "sam", "asam"])
+def test_the_plugins_update_is_the_plain_lets_optimizer_loop(toy_data, method):
+    flags = [*LETS_SAM, "--lets-optim", method, "--update-freq", str(UPDATE_FREQ)]  # the last --lets-optim counts
+    cfg, task, model, criterion = fairseq_setup(toy_data, *flags)
     reference_model = copy.deepcopy(model)
     initial = [p.detach().clone() for p in model.parameters()]
     trainer = Trainer(cfg, task, model, criterion)
@@ -86,15 +91,18 @@ def test_the_plugins_update_is_the_plain_lets_optimizer_loop(toy_data):
         cfg.dataset.required_batch_size_multiple,
         cfg.common.seed,
     )
-    reference = reference_loop(reference_model, criterion, groups, validation, cfg)
+    reference = reference_loop(method, reference_model, criterion, groups, validation, cfg)
 
     assert plugin.steps == reference.steps == UPDATES
-    assert abs(plugin.rho - 0.05) > 1e-3  # rho moved: the comparison below is not of two idle radii
+    if method.startswith("lets_"):  # rho moved: the comparison below is not of two idle radii
+        assert abs(plugin.rho - 0.05) > 1e-3
+    else:
+        assert plugin.rho == 0.05
     assert plugin.rho == pytest.approx(reference.rho, rel=1e-6)
     compared = 0
     for (name, ours), theirs in zip(model.named_parameters(), reference_model.parameters(), strict=True):
         if not name.endswith("k_proj.bias"):
-            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=3e-5, msg=lambda m: f"{name}: {m}")
             compared += ours.numel()
     assert compared > 0.9 * sum(p.numel() for p in model.parameters())
     assert all(not torch.equal(p, p0) for p, p0 in zip(model.parameters(), initial))  # and not of idle models
