@@ -44,7 +44,7 @@ class LETSStep:
         self.samples.append((sample, ignore_grad))
         self.losses.append(loss.detach())
 
-    def finish(self, optimizer, model, criterion, clip_norm: float, validation: Callable[[], dict] | None) -> None:
+    def finish(self, optimizer, model, criterion, clip_norm: float, validation: Callable[[], dict]) -> None:
         """Steps 1-5 of the module docstring; ``validation()`` is the hyper step's batch."""
         lets, multiplier = optimizer.lets, optimizer.gradient_multiplier
         batch_loss = lambda: sum(self._losses(model, criterion, multiplier))  # noqa: E731  (lets_hvp="exact")
