@@ -62,13 +62,20 @@ LEARNED_RULES: dict[str, dict[str, object]] = {
 }
 
 
-def noisy_digits(noise: float = NOISE):
-    """``(x_train, noisy y_train, x_test, y_test)`` as tensors; the split and the noise use seed 0."""
+def digits_split():
+    """scikit-learn's digits / 16, split 70/30 stratified (``random_state`` 0): ``(x_train, y_train, x_test,
+    y_test)`` as numpy arrays (a fresh copy each call)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.3, stratify=y, random_state=0)
+    return x_train, y_train, x_test, y_test
+
+
+def noisy_digits(noise: float = NOISE):
+    """``(x_train, noisy y_train, x_test, y_test)`` as tensors; the split and the noise use seed 0."""
+    x_train, y_train, x_test, y_test = digits_split()
     as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     noisy, _ = symmetric_noise(torch.tensor(y_train), noise, 10, seed=0)
     return as_x(x_train), noisy, as_x(x_test), torch.tensor(y_test)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.digits_noisy import mlp, split_off
+from benchmarks.digits_noisy import digits_split, mlp, split_off
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.plots import plot_radius_comparison
 from lets_hf.radius import radius_settings
@@ -76,7 +76,6 @@ class Setting:
     perturbation: str = "sam"
     preset: str = "robust"
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    note: str = ""
 
     def radius(self, rho: float, total_steps: int, regime: str) -> LETSRadius:
         """The controller from ``rho`` for a run of ``total_steps``; without a ``descent`` override, the one of
@@ -88,12 +87,10 @@ class Setting:
 
 # Every learned setting screened, failed ones included; rows are added, never edited (records name them).
 SETTINGS: dict[str, Setting] = {
-    "robust_next_adam": Setting(
-        overrides={"val_term": "next", "descent": "adam"}, note="the one-step rule, val from the next batch"
-    ),
-    "robust_i4_adam": Setting(overrides={"interval": 4, "descent": "adam"}, note="its own val pass every 4th step"),
-    "robust_next_sgd": Setting(overrides={"val_term": "next", "descent": "sgd"}, note="the paper's J = I"),
-    "robust_own_adam": Setting(overrides={"descent": "adam"}, note="its own val pass every step"),
+    "robust_next_adam": Setting(overrides={"val_term": "next", "descent": "adam"}),  # val from the next batch
+    "robust_i4_adam": Setting(overrides={"interval": 4, "descent": "adam"}),  # own val pass every 4th step
+    "robust_next_sgd": Setting(overrides={"val_term": "next", "descent": "sgd"}),  # the paper's J = I
+    "robust_own_adam": Setting(overrides={"descent": "adam"}),  # its own val pass every step
     "lets_asam_next_adam": Setting(
         perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0}
     ),
@@ -123,12 +120,8 @@ SETTINGS: dict[str, Setting] = {
 
 def noisy_digits(noise: float = NOISE) -> tuple[torch.Tensor, ...]:
     """``(x_train, noisy y_train, x_test, y_test)``: the split of ``random_state`` 0 and ``RandomState(1)``'s noise."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.3, stratify=y, random_state=0)
-    rng, y_train = np.random.RandomState(1), y_train.copy()
+    x_train, y_train, x_test, y_test = digits_split()
+    rng = np.random.RandomState(1)
     flipped = rng.choice(len(y_train), round(noise * len(y_train)), replace=False)
     y_train[flipped] = (y_train[flipped] + rng.randint(1, 10, len(flipped))) % 10
     as_x = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731

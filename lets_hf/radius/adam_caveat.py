@@ -29,7 +29,7 @@ def adam_family_caveat(base_optimizer: torch.optim.Optimizer, perturbation: str)
         return None
     by_rule = {
         "sam": "LETS-SAM settled 2.5-4x below SAM's best radius from every start (1.4-3.7 points below it); ",
-        "asam": "LETS-ASAM ended within a factor 1.3 of ASAM's best radius from every start but scored up to "
+        "asam": "LETS-ASAM ended at 1.2-1.5x ASAM's best radius from every start but scored up to "
         "1.7 points below SAM's best from large starts, and on noisy SST-2 it grew rho while the model stayed at "
         "chance; ",
     }
