@@ -14,7 +14,7 @@ import torch
 from lets_hf.plots import radius_trajectory
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lets_testing import tiny_batches, tiny_deberta, tiny_mlp, token_dataset  # noqa: E402
+from lets_testing import leave_process_group, tiny_batches, tiny_deberta, tiny_mlp, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args, poison_first_gradient  # noqa: E402
 
 
@@ -44,10 +44,7 @@ def main(out: str, optim: str, poison: str = "", lets_ascent: str = "") -> None:
     (out / f"result-{rank}.json").write_text(
         json.dumps({"world_size": args.world_size, "rho": rhos, "skipped_ascents": skipped})
     )
-    # Leave the process group before exiting: gloo's threads torn down at interpreter exit abort now and
-    # then ("terminate called without an active exception", SIGABRT), failing a run that had finished.
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()
 
 
 def plain(out: str) -> None:
@@ -89,8 +86,7 @@ def plain(out: str) -> None:
                 optimizer.hyper_step(loss_fn(model(xv), yv), loss_fn(model(x), y))
         ends[loop] = {"weights": torch.cat([p.detach().flatten() for p in model.parameters()]), "rho": optimizer.rho}
     torch.save(ends, pathlib.Path(out) / f"plain-{rank}.pt")
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()
 
 
 if __name__ == "__main__":

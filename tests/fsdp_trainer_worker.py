@@ -17,7 +17,7 @@ from accelerate.utils import DistributedType
 from torch.distributed.tensor import DTensor
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lets_testing import tiny_deberta, token_dataset  # noqa: E402
+from lets_testing import leave_process_group, tiny_deberta, token_dataset  # noqa: E402
 from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
 
 from lets_hf.radius import PRESETS  # noqa: E402
@@ -105,8 +105,7 @@ def main(out: str, optim: str) -> None:
             }
         )
     )
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lets_testing import tiny_batches, tiny_mlp  # noqa: E402
+from lets_testing import leave_process_group, tiny_batches, tiny_mlp  # noqa: E402
 
 from lets_hf import LETSOptimizer, LETSRadius, foreach, get_perturbation  # noqa: E402
 
@@ -148,8 +148,7 @@ def main(out: str) -> None:
     results["exact_hvp_error"] = exact_hvp_refused(rank, world)
     results["bf16"] = mixed_precision(rank, world)
     pathlib.Path(out, f"fsdp-{rank}.json").write_text(json.dumps(results))
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_process_group()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Tiny models and data, and one plain LETS step, shared by the tests (a module of its own: every test folder has its
 own conftest)."""
 
+import os
 import pathlib
 import socket
+import sys
 
 import torch
 
@@ -15,6 +17,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def leave_process_group() -> None:
+    """The end of a test worker's rank, once its results are written: a barrier, ``destroy_process_group``, then
+    ``os._exit(0)``. Skipping the interpreter's finalization is the point: gloo's worker threads torn down there
+    abort a finished run now and then (``terminate called without an active exception``, SIGABRT; seen once in
+    CI under transformers 5.15, and pytorch/pytorch#179291 for the mechanism), which no barrier before it
+    prevents."""
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 loss_fn = torch.nn.functional.cross_entropy

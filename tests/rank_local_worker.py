@@ -14,7 +14,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lets_testing import tiny_batches, tiny_mlp  # noqa: E402
+from lets_testing import leave_process_group, tiny_batches, tiny_mlp  # noqa: E402
 
 from lets_hf import LETSOptimizer, LETSRadius  # noqa: E402
 
@@ -37,8 +37,7 @@ def main(out: str) -> None:
             optimizer.step(lambda: loss_fn(model(x), y), lambda: loss_fn(model(xv), yv), model=model)
         result = {"steps": optimizer.steps, "rho": optimizer.rho, "distributed": optimizer.distributed}
         (pathlib.Path(out) / "rank0.json").write_text(json.dumps(result))
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()
 
 
 if __name__ == "__main__":
