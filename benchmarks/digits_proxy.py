@@ -55,9 +55,9 @@ BASE_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] =
     "sgd": (torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}),
     "adamw": (torch.optim.AdamW, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
 }
-GRIDS = {
-    "sam": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
-    "asam": (0.1, 0.5, 1.0, 2.0, 5.0, 10.0),  # ASAM's radius is relative to the weights: 10-50x SAM's
+GRIDS = {  # the research's grids, and the points between its best and its neighbours (0.3-0.7; 1.5-3.0)
+    "sam": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 2.0),
+    "asam": (0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0),  # ASAM's radius is relative to the weights: 10-50x SAM's
 }
 # The starts of a learned radius: four radii spanning those at which the variant trains under the base optimizer
 # (SAM collapses at 1.0 under SGD, at 2.0 under AdamW).
@@ -71,11 +71,15 @@ STARTS = {
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """A learned radius: the perturbation rule, the ``radius_settings`` preset and its overrides."""
+    """A learned radius: the perturbation rule, the ``radius_settings`` preset and its overrides (``rho_warmup``:
+    the warm-up of ``LETSRadius``); ``restart_after``: a radius finder, the learned radius of the first
+    ``restart_after`` of a run (its schedules as in a whole run) fixed for a whole run from the same
+    initialization (``1 + restart_after`` runs' cost)."""
 
     perturbation: str = "sam"
     preset: str = "robust"
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    restart_after: float = 0.0
 
     def radius(self, rho: float, total_steps: int, regime: str) -> LETSRadius:
         """The controller from ``rho`` for a run of ``total_steps``; without a ``descent`` override, the one of
@@ -85,6 +89,7 @@ class Setting:
         return LETSRadius(rho=rho, **radius_settings(self.preset, total_steps, interval=interval, **overrides))
 
 
+ASAM_NEXT_ADAM = {"val_term": "next", "descent": "adam", "rho_max": 50.0}  # LETS-ASAM at SAM's cost, J through Adam
 # Every learned setting screened, failed ones included; rows are added, never edited (records name them).
 SETTINGS: dict[str, Setting] = {
     "robust_next_adam": Setting(overrides={"val_term": "next", "descent": "adam"}),  # val from the next batch
@@ -115,6 +120,23 @@ SETTINGS: dict[str, Setting] = {
     "lets_asam_next_adam_t48": Setting(
         perturbation="asam", overrides={"val_term": "next", "descent": "adam", "rho_max": 50.0, "rho_travel": 48.0}
     ),
+    # low-dimensional schedules: a linear warm-up over the first quarter / half, its end learned
+    "robust_next_adam_ramp25": Setting(overrides={"val_term": "next", "descent": "adam", "rho_warmup": 0.25}),
+    "robust_next_sgd_ramp25": Setting(overrides={"val_term": "next", "rho_warmup": 0.25}),
+    "lets_asam_next_adam_t48_ramp25": Setting(
+        "asam", overrides={**ASAM_NEXT_ADAM, "rho_travel": 48.0, "rho_warmup": 0.25}
+    ),
+    "lets_asam_next_adam_t48_ramp50": Setting(
+        "asam", overrides={**ASAM_NEXT_ADAM, "rho_travel": 48.0, "rho_warmup": 0.5}
+    ),
+    "lets_asam_next_adam_t96_ramp25": Setting(
+        "asam", overrides={**ASAM_NEXT_ADAM, "rho_travel": 96.0, "rho_warmup": 0.25}
+    ),
+    # radius finders: learn over the first quarter / half, then a whole run at the radius found
+    "lets_asam_next_adam_t96_finder25": Setting(
+        "asam", overrides={**ASAM_NEXT_ADAM, "rho_travel": 96.0}, restart_after=0.25
+    ),
+    "robust_own_adam_finder50": Setting(overrides={"descent": "adam"}, restart_after=0.5),
 }
 
 
@@ -153,7 +175,27 @@ def _quarter_shares(signs: list[bool]) -> list[float]:
 
 
 def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: float = 0.0, epochs: int = EPOCHS):
-    """One run of the protocol (module docstring); returns its record."""
+    """One run of the protocol (module docstring); returns its record. A radius finder (``restart_after``) is two:
+    the learned part, then the whole run at the radius found, whose score the record carries."""
+    setting = SETTINGS.get(arm)
+    if setting is None or not setting.restart_after:
+        return _train(regime, arm, rho, seed, data, held_out, epochs)
+    found = _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch=round(setting.restart_after * epochs))
+    fixed = _train(regime, setting.perturbation, found["rho_final"], seed, data, held_out, epochs)
+    return {
+        **fixed,
+        "arm": arm,
+        "rho_initial": rho,
+        "rho_per_epoch": found["rho_per_epoch"] + fixed["rho_per_epoch"],
+        "steps": found["steps"] + fixed["steps"],
+        "pushes_down_by_quarter": found["pushes_down_by_quarter"],
+        "cpu_s": found["cpu_s"] + fixed["cpu_s"],
+    }
+
+
+def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | None = None) -> dict[str, Any]:
+    """The run of :func:`train`; with ``stop_epoch``, its first ``stop_epoch`` epochs (the schedules of the whole
+    run; the test accuracy of the model there)."""
     x, y, x_test, y_test = data or noisy_digits()
     x_val, y_val = x, y
     if held_out:
@@ -164,8 +206,8 @@ def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: flo
     optimizer = build_optimizer(model, regime, arm, rho, total)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     loss_fn, generator = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1000 + seed)
-    rhos, pushes_down, start = [], [], time.process_time()
-    for _ in range(epochs):
+    rhos, pushes_down, steps, start = [], [], 0, time.process_time()
+    for _ in range(epochs if stop_epoch is None else stop_epoch):
         for idx in torch.randperm(len(x), generator=generator).split(BATCH):
             v = torch.randint(len(x_val), (BATCH,), generator=generator)
             if arm == "erm":
@@ -178,6 +220,7 @@ def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: flo
                 if _hyper_updates(optimizer) > updates:  # rho moved on this step: h > 0 pushed it down
                     pushes_down.append(float(optimizer.last_hypergradient) > 0)
             schedule.step()
+            steps += 1
         rhos.append(None if arm == "erm" else optimizer.rho)
     with torch.no_grad():
         accuracy = (model(x_test).argmax(-1) == y_test).float().mean().item()
@@ -190,7 +233,7 @@ def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: flo
         "test_accuracy": accuracy,
         "rho_final": rhos[-1],
         "rho_per_epoch": rhos,
-        "steps": total,
+        "steps": steps,
         "pushes_down_by_quarter": _quarter_shares(pushes_down),
         "cpu_s": time.process_time() - start,
     }

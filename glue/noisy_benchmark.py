@@ -64,11 +64,19 @@ LEARNED_RULES: dict[str, list[str]] = {
     "asam_next_sgd": [
         *("--lets_preset robust --lets_val_term next --lets_descent sgd --rho_max 50".split()),
     ],
+    # Added for issue 28 after the digits proxy's warm-up screen: the applied radius rises linearly over the first
+    # quarter of the run to the learned one (--rho_warmup 0.25), at SAM's passes. LETS-ASAM as the proxy's best
+    # AdamW setting (J through AdamW, travel 96), and LETS-SAM with the same warm-up.
+    "asam_next_adam_t96_w25": [
+        *("--lets_preset robust --lets_val_term next --lets_descent adam --rho_max 50".split()),
+        *("--rho_travel 96 --rho_warmup 0.25".split()),
+    ],
+    "next_adam_w25": [*("--lets_preset robust --lets_val_term next --lets_descent adam --rho_warmup 0.25".split())],
 }
 HELD_OUT = ["--lets_val_split_fraction", "0.1"]
 # ASAM's radius is relative to the weights (Kwon et al., ICML 2021): its grid and its learned arms' starts
 ASAM_GRID = (0.1, 0.5, 2.0, 5.0)
-ASAM_RULES = ("asam_next_sgd",)
+ASAM_RULES = ("asam_next_sgd", "asam_next_adam_t96_w25")
 
 
 def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> list[str]:

@@ -235,5 +235,11 @@ def test_descent_reaches_the_radius():
     assert parse("--optim", "lets_sam", "--lets_descent", "adam").build_radius().descent.name == "adam"
 
 
+def test_warmup_is_a_fraction_of_the_runs_hyper_updates():
+    args = parse("--optim", "lets_sam", "--lets_preset", "robust", "--rho_warmup", "0.25", "--lets_interval", "2")
+    assert args.build_radius(total_steps=400).warmup_updates == 50
+    assert parse("--optim", "lets_sam").build_radius().warmup_updates == 0
+
+
 def test_every_stock_name_is_accepted():
     assert len(STOCK_OPTIMIZERS) > 10 and not set(SAM_FAMILY) & set(STOCK_OPTIMIZERS)

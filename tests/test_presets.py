@@ -27,6 +27,7 @@ def test_presets_set_exactly_their_documented_values():
         (dict(rho_lr_decay=0.99), "lr_decay", 0.99),
         (dict(rho_travel=12.0), "lr", 12 / 1200),
         (dict(rho_decay_total=0.5), "lr_decay", 0.5 ** (1 / 1199)),
+        (dict(rho_warmup=0.25), "warmup_updates", 300),
     ],
 )
 def test_each_robust_value_can_be_overridden_alone(override, key, value):
@@ -37,8 +38,9 @@ def test_each_robust_value_can_be_overridden_alone(override, key, value):
 
 
 def test_horizon_counts_hyper_updates_not_steps():
-    settings = radius_settings("robust", total_steps=1000, interval=10)
+    settings = radius_settings("robust", total_steps=1000, interval=10, rho_warmup=0.25)
     assert settings["lr"] == pytest.approx(24 / 100) and settings["interval"] == 10
+    assert settings["warmup_updates"] == 25
     assert travel_rate(24, 100) == pytest.approx(0.24) and decay_per_update(0.1, 1) == 1.0
 
 
@@ -64,6 +66,8 @@ def test_every_preset_says_where_its_numbers_come_from():
         (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),
         (dict(preset="robust", rho_travel=-1.0, total_steps=10), "rho_travel must be > 0"),
         (dict(preset="robust", rho_decay_total=2.0, total_steps=10), r"rho_decay_total must be in \(0, 1\]"),
+        (dict(preset="robust", rho_warmup=1.5, total_steps=10), r"rho_warmup must be in \[0, 1\]"),
+        (dict(preset="paper", rho_warmup=0.1), "rho_travel, rho_decay_total and rho_warmup need the run's total"),
     ],
 )
 def test_bad_preset_input(kwargs, message):

@@ -53,6 +53,36 @@ def test_state_dict_round_trip_is_exact():
     assert a.rho == b.rho and a.updates == b.updates == 4
 
 
+def test_warmup_applies_a_rising_fraction_of_the_learned_radius_and_learns_it_from_h_times_the_applied_one():
+    """rho_k = min(1, (k + 1) / W) exp(log rho); the Adam gradient of log rho is h rho_k (the chain rule through
+    the schedule), checked on the second update, where Adam's step depends on the gradients' ratio."""
+    warm, plain = LETSRadius(rho=0.2, lr=0.01, warmup_updates=4), LETSRadius(rho=0.2, lr=0.01)
+    assert warm.rho == pytest.approx(0.05) and float(warm.rho_tensor(torch.device("cpu"))) == pytest.approx(0.05)
+    h1, h2 = 3.0, -1.0
+    warm.update(torch.tensor(h1, dtype=torch.float64))  # gradient h1 * 0.05, applied radius 1/4 of 0.2
+    learned = 0.2 * math.exp(-0.01)  # the first Adam step is lr * sign
+    assert warm.rho == pytest.approx(learned * 2 / 4, rel=1e-12)
+    warm.update(torch.tensor(h2, dtype=torch.float64))
+    g1, g2 = h1 * 0.05, h2 * learned * 2 / 4
+    m = 0.9 * (0.1 * g1) + 0.1 * g2
+    v = 0.999 * (0.001 * g1 * g1) + 0.001 * g2 * g2
+    step = (m / (1 - 0.9**2)) / math.sqrt(v / (1 - 0.999**2))
+    assert warm.rho == pytest.approx(learned * math.exp(-0.01 * step) * 3 / 4, rel=1e-12)
+    for _ in range(3):
+        warm.update(torch.tensor(0.0, dtype=torch.float64))
+        plain.update(torch.tensor(0.0, dtype=torch.float64))
+    assert warm.warmup_scale(warm.updates) == 1.0  # from update W - 1 on, the learned radius itself
+    assert warm.rho == float(warm.rho_tensor(torch.device("cpu")))
+
+
+def test_warmup_resumes_where_it_stopped():
+    a, b = LETSRadius(rho=0.2, lr=0.05, warmup_updates=10), LETSRadius(rho=0.2, lr=0.05, warmup_updates=10)
+    for h in (1.0, -2.0, 0.5):
+        a.update(torch.tensor(h, dtype=torch.float64))
+    b.load_state_dict(a.state_dict())
+    assert b.rho == a.rho and b.warmup_scale(b.updates) == pytest.approx(0.4)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -74,7 +74,15 @@ def _state_scalar(key: str, value: Any) -> float:
 
 
 class LETSRadius(LearnedRadius):
-    """A radius learned by Adam on ``log rho`` from the LETS hypergradient."""
+    """A radius learned by Adam on ``log rho`` from the LETS hypergradient.
+
+    With ``warmup_updates`` ``W > 0`` the radius applied is warmed up, ``rho_k = s_k exp(log rho)`` with
+    ``s_k = min(1, (k + 1) / W)`` after ``k`` hyper updates, and ``log rho`` (the end of that low-dimensional
+    schedule) is learned from the hypergradient at the radius applied: ``d L / d log rho = h s_k exp(log rho) =
+    h rho_k``. Ours (issue 28): on the digits proxy it lifts the starts far from the best radius, whose first
+    steps are otherwise spent at a radius the hypergradient has not corrected yet
+    (``benchmarks/results/digits_proxy/README.md``).
+    """
 
     name, paper = "lets", "Wang et al., ECCV 2024"
     options = (
@@ -145,8 +153,10 @@ class LETSRadius(LearnedRadius):
         val_term: str = "own",
         estimator: str | None = None,
         estimator_options: dict[str, Any] | None = None,
+        warmup_updates: int = 0,
     ):
         rho = check_radius("rho", rho)
+        self.warmup_updates = integer("warmup_updates", warmup_updates, 0)
         self.lr = positive("rho_lr", lr)
         self.rho_min = check_radius("rho_min", rho_min)
         self.rho_max = check_radius("rho_max", rho_max)
@@ -200,14 +210,21 @@ class LETSRadius(LearnedRadius):
             self._state = {k: v.to(device=device, dtype=dtype) for k, v in self._state.items()}
         return self._state
 
+    def warmup_scale(self, updates: float) -> float:
+        """``s_k = min(1, (k + 1) / W)`` after ``k`` hyper updates (1 without a warm-up)."""
+        return min(1.0, (updates + 1) / self.warmup_updates) if self.warmup_updates else 1.0
+
     def rho_tensor(self, device: torch.device) -> Tensor:
-        return self._on(device)["log_rho"].exp()
+        state = self._on(device)
+        return state["log_rho"].exp() * self.warmup_scale(float(state["updates"]))
 
     @property
     def rho(self) -> float:
-        """The radius; until it moves, exactly the ``rho`` given (not ``exp(log rho)``, 0.05000000000000001)."""
+        """The radius applied now; until ``log rho`` moves, exactly the ``rho`` given times the warm-up's ``s_k``
+        (not ``exp(log rho)``, 0.05000000000000001)."""
         log_rho = float(self._state["log_rho"])
-        return self._rho_given if log_rho == math.log(self._rho_given) else math.exp(log_rho)
+        learned = self._rho_given if log_rho == math.log(self._rho_given) else math.exp(log_rho)
+        return learned * self.warmup_scale(self.updates)
 
     @property
     def updates(self) -> int:
@@ -267,10 +284,11 @@ class LETSRadius(LearnedRadius):
         )
 
     def update(self, hypergradient: Tensor) -> None:
-        """One Adam step on ``log rho`` with gradient ``hypergradient * rho``; skipped if not finite."""
+        """One Adam step on ``log rho`` with gradient ``hypergradient * rho`` (``rho`` the radius applied);
+        skipped if not finite."""
         s = self._on(hypergradient.device)
         beta1, beta2 = self.betas
-        rho = s["log_rho"].exp()
+        rho = self.rho_tensor(hypergradient.device)
         grad = hypergradient.to(rho.dtype) * rho
         finite = torch.isfinite(grad)
         grad = torch.where(finite, grad, torch.zeros_like(grad))
@@ -317,5 +335,5 @@ class LETSRadius(LearnedRadius):
             f"LETSRadius(rho={self.rho:.4g}, lr={self.lr}, lr_decay={self.lr_decay}, hvp={self.hvp.name!r}, "
             f"objective={self.objective.name!r}, rho_range=[{self.rho_min}, {self.rho_max}], interval={self.interval}, "
             f"train_term={self.train_term!r}, val_term={self.val_term!r}, descent={self.descent.name!r}, "
-            f"estimator={self.estimator.name!r})"
+            f"estimator={self.estimator.name!r}, warmup_updates={self.warmup_updates})"
         )

@@ -7,7 +7,8 @@ each script's, see :data:`PRESETS`), and every value a preset sets can be overri
 ``rho_lr`` overrides ``rho_travel`` and ``rho_lr_decay`` overrides ``rho_decay_total``, and back.
 
 ``rho_decay_total`` is horizon-aware too: the rate falls geometrically to that fraction of itself at
-the run's last hyper update, whatever the run's length.
+the run's last hyper update, whatever the run's length; so is ``rho_warmup``, the fraction of the run's hyper
+updates over which the applied radius warms up (``LETSRadius``'s ``warmup_updates``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ PRESET_OPTIONS = (
         default=None,
         paper="ours",
     ),
+    Option(
+        "rho_warmup",
+        float,
+        "Fraction of the run over which the applied radius rises linearly to the learned one (0: none)",
+        default=None,
+        paper="ours",
+    ),
 )
 
 
@@ -100,13 +108,20 @@ def decay_per_update(decay_total: float, total_updates: int) -> float:
     return decay_total ** (1.0 / (total_updates - 1)) if total_updates > 1 else 1.0
 
 
+def warmup_updates(fraction: float, total_updates: int) -> int:
+    """The hyper updates of a warm-up over ``fraction`` of a run of ``total_updates`` (0: none)."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"rho_warmup must be in [0, 1] (a fraction of the run), got {fraction!r}")
+    return round(fraction * total_updates)
+
+
 def radius_settings(
     preset: str = DEFAULT_PRESET, total_steps: int | None = None, interval: int = 1, **overrides: Any
 ) -> dict[str, Any]:
     """``LETSRadius`` keyword arguments for ``preset`` with ``overrides`` (None means "the preset's").
 
     ``overrides`` take ``hvp``, ``objective``, ``rho_lr``, ``rho_lr_decay``, ``rho_travel``,
-    ``rho_decay_total`` and any other ``LETSRadius`` argument (``rho``, ``rho_min``, ...).
+    ``rho_decay_total``, ``rho_warmup`` and any other ``LETSRadius`` argument (``rho``, ``rho_min``, ...).
     ``total_steps`` (the run's optimizer steps) is needed only by the horizon-aware rate.
     """
     if preset not in PRESETS:
@@ -121,14 +136,18 @@ def radius_settings(
         if horizon_aware in given:
             settings.pop(explicit, None)
     settings.update(given)
-    if "rho_travel" in settings or "rho_decay_total" in settings:
+    if {"rho_travel", "rho_decay_total", "rho_warmup"} & settings.keys():
         if total_steps is None:
-            raise ValueError("rho_travel and rho_decay_total need the run's total number of optimizer steps")
+            raise ValueError(
+                "rho_travel, rho_decay_total and rho_warmup need the run's total number of optimizer steps"
+            )
         updates = max(total_steps // interval, 1)
         if "rho_travel" in settings:
             settings["rho_lr"] = travel_rate(settings.pop("rho_travel"), updates)
         if "rho_decay_total" in settings:
             settings["rho_lr_decay"] = decay_per_update(settings.pop("rho_decay_total"), updates)
+        if "rho_warmup" in settings:
+            settings["warmup_updates"] = warmup_updates(settings.pop("rho_warmup"), updates)
     lr = settings.pop("rho_lr", PRESETS["paper"].settings["rho_lr"])
     lr_decay = settings.pop("rho_lr_decay", 1.0)
     return {**settings, "lr": lr, "lr_decay": lr_decay, "interval": interval}
