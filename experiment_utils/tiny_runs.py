@@ -41,13 +41,15 @@ def deberta_config(
 
 
 def tiny_run_arguments(output_dir: str, **overrides: Any) -> dict[str, Any]:
-    """``LETSArguments`` keyword arguments of a short run: lets_sam over SGD from ``rho=0.1`` with a moving radius,
-    4 steps of 8 examples at a constant rate, clipped at 1, a log every step, seed 7, on the CPU, nothing saved,
-    reported or drawn; ``overrides`` replace any of them (stock ``TrainingArguments`` take those without LETS's)."""
+    """``LETSArguments`` keyword arguments of a short run: lets_sam (the paper's preset) over SGD from ``rho=0.1``
+    with a moving radius, 4 steps of 8 examples at a constant rate, clipped at 1, a log every step, seed 7, on the
+    CPU, nothing saved, reported or drawn; ``overrides`` replace any of them (stock ``TrainingArguments`` take
+    those without LETS's)."""
     return {
         "output_dir": output_dir,
         "optim": "lets_sam",
         "lets_base_optim": "sgd",
+        "lets_preset": "paper",  # the paper's rule (auto would pick robust_next over SGD)
         "learning_rate": 0.5,
         "rho": 0.1,
         "rho_lr": 0.05,
@@ -66,7 +68,14 @@ def tiny_run_arguments(output_dir: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-LETS_ONLY = ("optim", "lets_base_optim", "rho", "rho_lr", "lets_hvp")  # not stock TrainingArguments fields
+LETS_ONLY = (
+    "optim",
+    "lets_base_optim",
+    "lets_preset",
+    "rho",
+    "rho_lr",
+    "lets_hvp",
+)  # not stock TrainingArguments fields
 
 
 def stock_run_arguments(output_dir: str, **overrides: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def run_label(
     optim: str,
     rho: float,
     lets_val_split_fraction: float,
-    lets_preset: str = "paper",
+    lets_preset: str = "auto",
     rho_lr: float | None = None,
     lets_descent: str = "sgd",
 ) -> str:
@@ -45,7 +45,7 @@ def run_label(
     label = method_label(optim)
     learned = label.startswith("LETS")
     details = [] if label == "ERM" else [f"{'rho0' if learned else 'rho'}={rho:g}"]
-    if learned and lets_preset != "paper":
+    if learned and lets_preset not in ("auto", "paper"):  # GLUE's base optimizers are Adam's: auto is paper
         details.append(lets_preset)
     if learned and rho_lr is not None:
         details.append(f"rho_lr={rho_lr:g}")

@@ -47,6 +47,7 @@ from .options import Option
 from .parallel import ASCENTS
 from .perturbation import PerturbationRule, build_perturbation
 from .radius import RadiusController
+from .radius.presets import AUTO
 
 STOCK_OPTIMIZERS = [name.value for name in OptimizerNames]
 TORCH_ADAMW = ("adamw_torch", "adamw_torch_fused")  # the stock names of torch.optim.AdamW
@@ -173,15 +174,18 @@ class LETSArgumentsMixin(SAMFamilyOptions):
             )
         if self.lets_val_batch_size is not None and self.lets_val_batch_size < 1:
             raise ValueError(f"lets_val_batch_size must be >= 1, got {self.lets_val_batch_size}")
-        if self.lets_val_term == "next" and (self.lets_val_source != "train" or self.lets_val_batch_size is not None):
-            raise ValueError(
-                "lets_val_term 'next' takes the next training batch as the validation batch: leave lets_val_source "
-                f"('train') and lets_val_batch_size (None) at their defaults, got {self.lets_val_source!r} and "
-                f"{self.lets_val_batch_size!r}"
-            )
         if self.sam_family is not None:  # build both once, so that bad values fail before training
             self.probe_radius()
             self.build_perturbation(total_steps=self._probe_horizon)
+        if self.validation_from_next_batch and (
+            self.lets_val_source != "train" or self.lets_val_batch_size is not None
+        ):
+            source = "given" if self.lets_val_term else f"from lets_preset {self.lets_preset!r}"
+            raise ValueError(
+                f"lets_val_term 'next' takes the next training batch as the validation batch: leave lets_val_source "
+                f"('train') and lets_val_batch_size (None) at their defaults, got {self.lets_val_source!r} and "
+                f"{self.lets_val_batch_size!r} (lets_val_term 'next' {source})"
+            )
 
     def ignored_options(self) -> dict[str, str]:
         """``{name: which optims read it}`` for each LETS option set away from its default that this ``optim``
@@ -222,9 +226,25 @@ class LETSArgumentsMixin(SAMFamilyOptions):
         return build_perturbation(self.sam_family.rule, vars(self), seed=self.seed, total_steps=total_steps)
 
     def build_radius(self, total_steps: int | None = None) -> RadiusController:
-        """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate."""
+        """The radius controller; ``total_steps`` (optimizer steps) feeds the horizon-aware rate, the base
+        optimizer's class (as Trainer resolves ``lets_base_optim``) ``lets_preset auto``."""
         learned = self.sam_family.learned
-        return build_radius(learned, vars(self), total_steps=total_steps, learning_rate=self.learning_rate)
+        base = self.base_optimizer_class() if learned and self.lets_preset == AUTO else None
+        return build_radius(
+            learned, vars(self), total_steps=total_steps, learning_rate=self.learning_rate, base_optimizer=base
+        )
+
+    def base_optimizer_class(self) -> type:
+        """The class ``lets_base_optim`` names, as ``Trainer.get_optimizer_cls_and_kwargs`` resolves it."""
+        from transformers import Trainer
+
+        return Trainer.get_optimizer_cls_and_kwargs(self.base_optimizer_arguments())[0]
+
+    @property
+    def validation_from_next_batch(self) -> bool:
+        """A learned radius whose validation term is the next training batch (``lets_val_term`` next, given or
+        from the preset): it draws no validation batches."""
+        return self.sam_family is not None and self.sam_family.learned and self.probe_radius().val_term == "next"
 
     @property
     def _probe_horizon(self) -> int:

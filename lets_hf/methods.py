@@ -105,11 +105,15 @@ def ignored_options_message(
 
 
 def build_radius(
-    learned: bool, values: Mapping[str, Any], total_steps: int | None = None, learning_rate: float | None = None
+    learned: bool,
+    values: Mapping[str, Any],
+    total_steps: int | None = None,
+    learning_rate: float | None = None,
+    base_optimizer: type | None = None,
 ) -> RadiusController:
     """The controller: LETS's when ``learned``, else the one ``values["rho_schedule"]`` names (constant by default).
     ``total_steps`` (optimizer steps) feeds the horizon-aware rate; ``learning_rate`` (the base optimizer's peak)
-    the schedule that follows it."""
+    the schedule that follows it; ``base_optimizer`` (its class) the learned radius's ``lets_preset auto``."""
     if learned:
         radius = LETSRadius
     else:
@@ -117,7 +121,9 @@ def build_radius(
         if schedule not in RHO_SCHEDULE.choices:
             raise ValueError(f"rho_schedule must be one of {list(RHO_SCHEDULE.choices)}, got {schedule!r}")
         radius = RADII[schedule]
-    return build_from_options(radius, values, total_steps=total_steps, lr_max=learning_rate)
+    return build_from_options(
+        radius, values, total_steps=total_steps, lr_max=learning_rate, base_optimizer=base_optimizer
+    )
 
 
 def build_method(
@@ -126,14 +132,18 @@ def build_method(
     seed: int = 0,
     total_steps: int | None = None,
     learning_rate: float | None = None,
+    base_optimizer: type | None = None,
 ) -> tuple[PerturbationRule, RadiusController]:
     """The rule and the controller of the SAM-family name ``optim`` from option ``values`` (a mapping or an
-    arguments object's ``vars``; None or absent means the default). ``seed`` reaches the rules that draw."""
+    arguments object's ``vars``; None or absent means the default). ``seed`` reaches the rules that draw,
+    ``base_optimizer`` (its class) the learned radius's ``lets_preset auto``."""
     family = parse_sam_family(optim)
     if family is None:
         raise ValueError(f"optim must be one of the SAM family {SAM_FAMILY}, got {optim!r}")
     rule, learned = family
     return (
         build_perturbation(rule, values, seed=seed, total_steps=total_steps),
-        build_radius(learned, values, total_steps=total_steps, learning_rate=learning_rate),
+        build_radius(
+            learned, values, total_steps=total_steps, learning_rate=learning_rate, base_optimizer=base_optimizer
+        ),
     )

@@ -119,8 +119,8 @@ class LETSTrainerMixin(FSDP2Checkpoints):
 
     @property
     def _validation_from_next_batch(self) -> bool:
-        """``lets_val_term="next"``: the next training batch is the validation batch."""
-        return self.args.option_value("lets_val_term") == "next"
+        """``lets_val_term="next"`` (given or the preset's): the next training batch is the validation batch."""
+        return bool(getattr(self.args, "validation_from_next_batch", False))
 
     @property
     def _uses_validation_batches(self) -> bool:

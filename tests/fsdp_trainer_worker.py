@@ -18,7 +18,7 @@ from torch.distributed.tensor import DTensor
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lets_testing import leave_process_group, tiny_deberta, token_dataset  # noqa: E402
-from trainer_helpers import SequentialLETSTrainer, lets_args  # noqa: E402
+from trainer_helpers import SequentialLETSTrainer, lets_args, preset_overrides  # noqa: E402
 
 from lets_hf.radius import PRESETS  # noqa: E402
 
@@ -70,7 +70,7 @@ ADAMW_ARGS = dict(lets_base_optim="adamw_torch", learning_rate=0.02, adam_epsilo
 
 def train(out: pathlib.Path, optim: str, settings, resume=None, **saving):
     args = lets_args(
-        out, optim=optim, per_device_train_batch_size=4, lets_val_batch_size=4, **settings, **saving, **FSDP_ARGS
+        out, optim=optim, per_device_train_batch_size=4, **{"lets_val_batch_size": 4, **settings}, **saving, **FSDP_ARGS
     )
     trainer = SequentialLETSTrainer(model=float64_deberta(), args=args, train_dataset=token_dataset(64))
     trainer.train(resume_from_checkpoint=resume)
@@ -89,8 +89,7 @@ def main(out: str, optim: str) -> None:
     )
     _, sgd, sgd_rhos = train(out / "sgd", optim, SGD_ARGS)
     presets = {  # each preset's own settings, those with a run-length horizon included
-        name: train(out / name, optim, dict(max_steps=2, lets_preset=name, rho_lr=None, lets_hvp=None))[2]
-        for name in sorted(PRESETS)
+        name: train(out / name, optim, dict(max_steps=2, **preset_overrides(name)))[2] for name in sorted(PRESETS)
     }
     rank = trainer.args.process_index
     torch.save({"adamw": weights, "resumed": resumed, "sgd": sgd}, out / f"weights-{rank}.pt")

@@ -55,8 +55,8 @@ def parse_error(capsys, *argv) -> list[str]:
         ),
         (
             ["--optim", "lets_sam", "--lets_preset", "robst"],
-            "error: argument --lets_preset/--lets-preset: did you mean 'robust'? 'robst' is not one of paper, "
-            "robust, paper_vision, paper_iwslt",
+            "error: argument --lets_preset/--lets-preset: did you mean 'robust'? 'robst' is not one of auto, paper, "
+            "robust, paper_vision, paper_iwslt, robust_next",
         ),
         (["--optim", "qqqqq"], "error: argument --optim: 'qqqqq' is not one of its "),
     ],
@@ -64,7 +64,7 @@ def parse_error(capsys, *argv) -> list[str]:
 def test_a_mistyped_name_gets_one_short_line_with_the_suggestion_first(argv, line, capsys):
     usage, error = parse_error(capsys, *argv)
     assert usage.startswith("usage: ") and len(usage) < 120  # the short usage, not a list of every flag
-    assert line in error and len(error) < 160
+    assert line in error and len(error) < 170  # one line: the six presets' names fit, a list of 57 would not
 
 
 def test_hf_argument_parser_keeps_argparse_s_message_and_the_full_list(capsys):
@@ -137,7 +137,7 @@ def test_options_the_optim_ignores_are_named_in_a_warning(kwargs, lines):
         dict(optim="lets_sam", rho=0.1, rho_lr=1e-2, rho_min=1e-3, lets_preset="robust", lets_val_batch_size=4),
         dict(optim="sam", rho=0.1, rho_schedule="lr", rho_min=1e-3),
         dict(optim="lets_asam", asam_xi=0.1, lets_base_optim="sgd"),
-        dict(optim="adamw_torch", rho=0.05, lets_preset="paper"),  # the defaults, given explicitly
+        dict(optim="adamw_torch", rho=0.05, lets_preset="auto"),  # the defaults, given explicitly
     ],
 )
 def test_options_the_optim_reads_raise_no_warning(kwargs):
@@ -233,6 +233,17 @@ def test_json_round_trip(tmp_path, cls):
 def test_descent_reaches_the_radius():
     assert parse("--optim", "lets_sam").build_radius().descent.name == "sgd"  # the paper's
     assert parse("--optim", "lets_sam", "--lets_descent", "adam").build_radius().descent.name == "adam"
+
+
+def test_auto_follows_the_base_optimizer_and_its_next_batch_validation_refuses_a_batch_size():
+    over_sgd = parse("--optim", "lets_sam", "--lets_base_optim", "sgd")
+    radius = over_sgd.build_radius(total_steps=400)
+    assert (radius.val_term, radius.warmup_updates, radius.hvp.name) == ("next", 100, "finite_difference")
+    assert over_sgd.validation_from_next_batch
+    over_adamw = parse("--optim", "lets_sam").build_radius(total_steps=400)  # the default base: AdamW
+    assert (over_adamw.val_term, over_adamw.hvp.name, over_adamw.lr) == ("own", "diag", 1e-4)  # the paper's
+    with pytest.raises(ValueError, match="lets_val_term 'next' from lets_preset 'auto'"):
+        LETSArguments(output_dir="unused", optim="lets_sam", lets_base_optim="sgd", lets_val_batch_size=8)
 
 
 def test_warmup_is_a_fraction_of_the_runs_hyper_updates():

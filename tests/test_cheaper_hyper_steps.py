@@ -127,6 +127,7 @@ def _count_forward_calls(trainer):
         (dict(lets_objective="gap2", lets_train_term="next"), 3),
         (dict(lets_objective="gap2", lets_interval=2), 3),
         (dict(lets_preset="robust", lets_val_term="next", lets_val_batch_size=None), 2),
+        (dict(lets_preset="auto", lets_val_batch_size=None), 2),  # over SGD: robust_next, SAM's passes
     ],
 )
 def test_forward_backward_passes_per_step(tmp_path, overrides, passes):
@@ -198,3 +199,24 @@ def test_a_state_saved_in_the_form_before_the_estimators_resumes_exactly(name, m
     _loop(opt, model, [tiny_batches(i) for i in range(3, 6)], [tiny_batches(50 + i) for i in range(3, 6)], None)
     assert opt.rho == full.rho and opt.radius.updates == full.radius.updates == 5
     assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), model.parameters()))
+
+
+def test_auto_over_sgd_is_robust_next_and_runs_as_its_flags_given_one_by_one(tmp_path):
+    """``lets_preset auto`` over SGD: the radius and the rho trajectory of ``--lets_preset robust --lets_val_term
+    next --rho_warmup 0.25``, and no validation batches drawn (the next training batch is the validation batch)."""
+    runs = {
+        "auto": dict(lets_preset="auto"),
+        "flags": dict(lets_preset="robust", lets_val_term="next", rho_warmup=0.25),
+    }
+    rhos = {}
+    for name, overrides in runs.items():
+        args = lets_args(
+            tmp_path / name, max_steps=8, lets_val_batch_size=None, rho_lr=None, lets_hvp=None, **overrides
+        )
+        assert args.validation_from_next_batch
+        trainer = SequentialLETSTrainer(model=tiny_deberta(), args=args, train_dataset=token_dataset(64))
+        trainer.train()
+        radius = trainer.lets_optimizer.radius
+        assert (radius.val_term, radius.warmup_updates, radius.objective.name) == ("next", 2, "val")
+        rhos[name] = [row["rho"] for row in trainer.state.log_history if "rho" in row]
+    assert rhos["auto"] == rhos["flags"] and len(set(rhos["auto"])) > 2  # it warms up and learns

@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 from lets_testing import ROOT, free_port, token_dataset
-from trainer_helpers import SequentialLETSTrainer, lets_args
+from trainer_helpers import SequentialLETSTrainer, lets_args, preset_overrides
 
 from lets_hf.radius import PRESETS
 
@@ -159,4 +159,4 @@ def test_every_preset_is_accepted_under_fsdp2(tmp_path, preset):
     """The presets with a horizon (rho's rate from the run's length) included, whose length is not known yet."""
     from lets_hf.parallel import check_backend
 
-    check_backend(_backend(tmp_path, fsdp_version=2, lets_preset=preset, rho_lr=None, lets_hvp=None, max_steps=-1))
+    check_backend(_backend(tmp_path, fsdp_version=2, max_steps=-1, **preset_overrides(preset)))

@@ -79,7 +79,7 @@ def test_the_defaults_are_the_papers():
     assert (defaults["rho"], defaults["rho_min"], defaults["lets_preset"], defaults["rho_lr"]) == (
         0.05,
         1e-4,
-        "paper",
+        "auto",  # the paper's rule over an Adam-family base optimizer (the default's), robust_next over SGD
         None,
     )
 

@@ -1,9 +1,10 @@
 """The paper and robust presets, the horizon-aware rho learning rate, and its overrides."""
 
 import pytest
+import torch
 
 from lets_hf.radius import PRESETS, LETSRadius, radius_settings
-from lets_hf.radius.presets import decay_per_update, travel_rate
+from lets_hf.radius.presets import decay_per_update, resolve_preset, travel_rate
 
 
 def test_presets_set_exactly_their_documented_values():
@@ -51,6 +52,17 @@ def test_the_decayed_rate_reaches_the_factor_at_the_last_update():
     assert last_rate == pytest.approx(0.1 * radius.lr, rel=1e-12)
 
 
+def test_auto_is_robust_next_over_sgd_and_the_papers_rule_over_anything_else():
+    robust_next = radius_settings("robust_next", total_steps=1200)
+    assert (robust_next["val_term"], robust_next["warmup_updates"], robust_next["lr"]) == ("next", 300, 24 / 1200)
+    assert radius_settings("auto", total_steps=1200, base_optimizer=torch.optim.SGD) == robust_next
+    for other in (torch.optim.AdamW, torch.optim.Adam, None):  # an unknown base optimizer too
+        assert radius_settings("auto", total_steps=1200, base_optimizer=other) == radius_settings("paper")
+    model = torch.nn.Linear(2, 1)
+    assert resolve_preset("auto", torch.optim.SGD(model.parameters(), lr=0.1)) == "robust_next"  # an instance
+    assert resolve_preset("robust", torch.optim.SGD) == "robust"  # a named preset is itself
+
+
 def test_every_preset_says_where_its_numbers_come_from():
     assert all(len(preset.source) > 80 and preset.settings for preset in PRESETS.values())
 
@@ -60,7 +72,8 @@ def test_every_preset_says_where_its_numbers_come_from():
     [
         (
             dict(preset="fast"),
-            r"lets_preset must be one of \['paper', 'paper_iwslt', 'paper_vision', 'robust'\], got 'fast'",
+            r"lets_preset must be one of \['auto', 'paper', 'paper_iwslt', 'paper_vision', 'robust', 'robust_next'\], "
+            "got 'fast'",
         ),
         (dict(preset="robust"), "need the run's total number of optimizer steps"),
         (dict(preset="paper", rho_lr=1e-3, rho_travel=2.0, total_steps=10), "give rho_lr or rho_travel, not both"),

@@ -164,7 +164,12 @@ def test_sam_family_descent_is_normalised_as_the_trainer_normalises_erm(tmp_path
     """At rho -> 0, SAM's descent gradient is the ERM gradient: the same normalisation over num_items_in_batch."""
     _, erm_losses, erm_grads = _lm_run(SequentialTrainer, TrainingArguments(**lm_args(tmp_path / "a")))
     args = LETSArguments(
-        **lm_args(tmp_path / "b", optim=optim), lets_base_optim="sgd", rho=1e-6, rho_min=1e-8, rho_lr=1e-3
+        **lm_args(tmp_path / "b", optim=optim),
+        lets_base_optim="sgd",
+        lets_preset="paper",
+        rho=1e-6,
+        rho_min=1e-8,
+        rho_lr=1e-3,
     )
     lets, losses, grads = _lm_run(SequentialLETSTrainer, args)
     assert losses[0] == erm_losses[0]  # the ascent pass is the stock training_step at the same weights

@@ -23,6 +23,14 @@ def lets_args(tmp_path, **overrides) -> LETSArguments:
     return LETSArguments(**tiny_run_arguments(str(tmp_path / "out"), **{"lets_val_batch_size": 8, **overrides}))
 
 
+def preset_overrides(preset: str) -> dict:
+    """``lets_args`` overrides that leave ``preset``'s own settings in charge (rate, hvp, validation batches)."""
+    from lets_hf.radius import PRESETS
+
+    next_batch = PRESETS[preset].settings.get("val_term") == "next"  # it takes no validation batch size
+    return dict(lets_preset=preset, rho_lr=None, lets_hvp=None, **({"lets_val_batch_size": None} if next_batch else {}))
+
+
 def reference_loop(model, data, args: LETSArguments, steps: int):
     """The plain-PyTorch LETS loop on the same batches: what LETSTrainer must reproduce."""
     base = {

@@ -96,7 +96,14 @@ class VisionSettings:
 
     def build_method(self, total_steps: int) -> tuple[PerturbationRule, RadiusController]:
         """The SAM-family method's rule and radius controller (:func:`lets_hf.methods.build_method`)."""
-        return build_method(self.method, vars(self), seed=self.seed, total_steps=total_steps, learning_rate=self.lr)
+        return build_method(
+            self.method,
+            vars(self),
+            seed=self.seed,
+            total_steps=total_steps,
+            learning_rate=self.lr,
+            base_optimizer=BASE_OPTIMIZERS[self.optimizer],
+        )
 
     def model_options(self) -> dict[str, Any]:
         """Size knobs for :func:`vision.models.build_model`."""

@@ -129,9 +129,11 @@ class LETSRadius(LearnedRadius):
             "lets_val_term",
             str,
             "Validation term at theta_{t+1} (lets_objective val only): its own pass on a validation batch (own) "
-            "or the next step's ascent pass on the next training batch (next: no extra pass at all)",
+            "or the next step's ascent pass on the next training batch (next: no extra pass at all); default: "
+            "the preset's (own unless it says)",
             arg="val_term",
             choices=VAL_TERMS,
+            default=None,
             paper="next: ours",
         ),
     )
@@ -199,10 +201,17 @@ class LETSRadius(LearnedRadius):
         }
 
     @classmethod
-    def from_options(cls, preset: str = DEFAULT_PRESET, total_steps: int | None = None, **overrides: Any) -> LETSRadius:
+    def from_options(
+        cls,
+        preset: str = DEFAULT_PRESET,
+        total_steps: int | None = None,
+        base_optimizer: type | None = None,
+        **overrides: Any,
+    ) -> LETSRadius:
         """The controller of ``preset`` with ``overrides`` (:func:`~lets_hf.radius.presets.radius_settings`);
-        ``total_steps`` (the run's optimizer steps) feeds the horizon-aware rate."""
-        return cls(**radius_settings(preset, total_steps=total_steps, **overrides))
+        ``total_steps`` (the run's optimizer steps) feeds the horizon-aware rate, ``base_optimizer`` (a class)
+        the choice of ``auto``."""
+        return cls(**radius_settings(preset, total_steps=total_steps, base_optimizer=base_optimizer, **overrides))
 
     def _on(self, device: torch.device) -> dict[str, Tensor]:
         dtype = state_dtype(device)

@@ -29,7 +29,7 @@ def test_no_arguments_is_a_complete_command():
     model, data, training = parse_arguments(["--optim", "lets_sam"])
     assert (model.model_name_or_path, data.task_name, data.max_seq_length) == ("microsoft/deberta-base", "mrpc", 128)
     assert training.output_dir == "runs/glue/mrpc/lets_sam-seed42"
-    assert (training.optim, training.rho, training.lets_preset, training.rho_lr) == ("lets_sam", 0.05, "paper", None)
+    assert (training.optim, training.rho, training.lets_preset, training.rho_lr) == ("lets_sam", 0.05, "auto", None)
     assert training.build_radius(total_steps=100).lr == GRIDS["rho_lr"][0]  # the paper's rule: Table 11's 1e-4
     assert (training.adam_epsilon, training.max_grad_norm, training.lr_scheduler_type.value) == (1e-6, 1.0, "linear")
     assert (training.learning_rate, training.per_device_train_batch_size, training.num_train_epochs) == (2e-5, 32, 6)

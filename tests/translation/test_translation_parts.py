@@ -166,7 +166,7 @@ def test_a_sample_of_hypotheses_says_how_many_are_empty():
     assert sample_of_hypotheses(["x" * 200], ["y"]).splitlines()[1] == f"  hypothesis: '{'x' * 87}...'"
 
 
-@pytest.mark.parametrize("optim, preset", [("adamw_torch", "paper"), ("sam", "paper"), ("lets_sam", "paper_iwslt")])
+@pytest.mark.parametrize("optim, preset", [("adamw_torch", "auto"), ("sam", "auto"), ("lets_sam", "paper_iwslt")])
 def test_the_learned_radius_preset_is_a_default_of_lets_runs_only(tmp_path, optim, preset):
     """So that an ERM or SAM run is not warned of a LETS option it ignores, which it never set."""
     common = ["--data_dir", str(tmp_path), "--output_dir", str(tmp_path), "--do_train"]

@@ -83,7 +83,13 @@ class FairseqLETSAdam(FairseqAdam):
             total_steps = None
         values = {name: _value(getattr(cfg, name)) for name in method_options()}
         try:
-            rule, radius = build_method(_value(cfg.lets_optim), values, seed=cfg.seed, total_steps=total_steps)
+            rule, radius = build_method(
+                _value(cfg.lets_optim),
+                values,
+                seed=cfg.seed,
+                total_steps=total_steps,
+                base_optimizer=type(self._optimizer),
+            )
         except ValueError as error:
             if total_steps is None and "total number of optimizer steps" in str(error):
                 raise ValueError(
