@@ -71,12 +71,17 @@ LEARNED_RULES: dict[str, list[str]] = {
         *("--lets_preset robust --lets_val_term next --lets_descent adam --rho_max 50".split()),
         *("--rho_travel 96 --rho_warmup 0.25".split()),
     ],
+    # Added after asam_next_adam_t96_w25 sent rho to the clamp from three starts: asam_next_sgd (travel 24, J = I)
+    # with the warm-up alone, so that the warm-up is the one change against that arm's seed-0 runs.
+    "asam_next_sgd_w25": [
+        *("--lets_preset robust --lets_val_term next --lets_descent sgd --rho_max 50 --rho_warmup 0.25".split()),
+    ],
     "next_adam_w25": [*("--lets_preset robust --lets_val_term next --lets_descent adam --rho_warmup 0.25".split())],
 }
 HELD_OUT = ["--lets_val_split_fraction", "0.1"]
 # ASAM's radius is relative to the weights (Kwon et al., ICML 2021): its grid and its learned arms' starts
 ASAM_GRID = (0.1, 0.5, 2.0, 5.0)
-ASAM_RULES = ("asam_next_sgd", "asam_next_adam_t96_w25")
+ASAM_RULES = ("asam_next_sgd", "asam_next_adam_t96_w25", "asam_next_sgd_w25")
 
 
 def fixed_settings(task: str, rows: int, noise: float, epochs: float) -> list[str]:
