@@ -1,7 +1,7 @@
 """What was measured of a learned radius over an Adam-family base optimizer, said where it matters.
 
-Under SGD the one-step hypergradient (``--lets_preset robust --lets_val_term next``) reaches the best fixed
-radius from every start at SAM's cost; under Adam and AdamW (where users fine-tune) no setting tried did, on a
+Under SGD the one-step hypergradient (``--lets_preset robust_next``, what ``auto`` picks there) reaches the best
+fixed radius from every start at SAM's cost; under Adam and AdamW (where users fine-tune) no setting tried did, on a
 noisy-label image proxy or on noisy SST-2 (issue 28; ``benchmarks/results/digits_proxy/README.md``,
 ``glue/results/noisy/README.md``, the summary in ``docs/faq.md``). :func:`adam_family_caveat` says so, in one
 message, for a learned radius over such an optimizer; ``LETSTrainer`` logs it once per run.
@@ -28,10 +28,10 @@ def adam_family_caveat(base_optimizer: torch.optim.Optimizer, perturbation: str)
     if not isinstance(base_optimizer, ADAM_FAMILY):
         return None
     by_rule = {
-        "sam": "LETS-SAM settled 2.5-4x below SAM's best radius from every start (1.4-3.7 points below it); ",
-        "asam": "LETS-ASAM ended at 1.2-1.5x ASAM's best radius from every start but scored up to "
-        "1.7 points below SAM's best from large starts, and on noisy SST-2 it grew rho while the model stayed at "
-        "chance; ",
+        "sam": "LETS-SAM settled 2.5-6x below SAM's best radius from every start, with or without a warm-up of the "
+        "radius, and scored up to 3.9 points below it; ",
+        "asam": "LETS-ASAM ended at 1.1-1.5x ASAM's best radius from every start but scored 0.5-1.9 points below "
+        "SAM's best, and on noisy SST-2 it drove rho to its floor or grew it while the model stayed at chance; ",
     }
     return (
         f"a learned radius over {type(base_optimizer).__name__} has not been measured to reach the best fixed "
