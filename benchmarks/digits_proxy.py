@@ -44,7 +44,7 @@ import torch
 from benchmarks.digits_noisy import digits_split, mlp, split_off
 from lets_hf import LETSOptimizer, LETSRadius
 from lets_hf.plots import plot_radius_comparison
-from lets_hf.radius import radius_settings
+from lets_hf.radius import FixedRadius, radius_settings
 from lets_hf.reporting import markdown_table, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +140,27 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class PairedSetting:
+    """An upper reference, not a method: ``log rho`` learned from a persistent antithetic pair (PES, Vicol, Metz
+    and Sohl-Dickstein, ICML 2021), two whole runs at ``exp(theta + e_k)`` and ``exp(theta - e_k)`` with
+    ``e_k ~ N(0, sigma^2)`` drawn for each window of ``window`` steps. After window ``k`` the estimate of
+    ``d L / d theta`` is ``(L+ - L-) xi_k / (2 sigma^2)``, ``L`` the validation rows' loss of each run and
+    ``xi_k = e_1 + ... + e_k`` the perturbation each run has carried so far, so that it sees what the radius did
+    over the whole run so far, not over one step; Adam moves ``theta`` by ``lr`` per window. Twice a run's cost,
+    plus a pass over the validation rows per window."""
+
+    perturbation: str = "sam"
+    window: int = 20
+    sigma: float = 0.5
+    lr: float = 0.15
+    rho_max: float = 5.0
+
+
+PAIRED: dict[str, PairedSetting] = {"pes_sam_w20": PairedSetting()}
+LEARNED: dict[str, Setting | PairedSetting] = {**SETTINGS, **PAIRED}
+
+
 def noisy_digits(noise: float = NOISE) -> tuple[torch.Tensor, ...]:
     """``(x_train, noisy y_train, x_test, y_test)``: the split of ``random_state`` 0 and ``RandomState(1)``'s noise."""
     x_train, y_train, x_test, y_test = digits_split()
@@ -177,6 +198,8 @@ def _quarter_shares(signs: list[bool]) -> list[float]:
 def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: float = 0.0, epochs: int = EPOCHS):
     """One run of the protocol (module docstring); returns its record. A radius finder (``restart_after``) is two:
     the learned part, then the whole run at the radius found, whose score the record carries."""
+    if arm in PAIRED:
+        return _train_paired(regime, arm, rho, seed, data, held_out, epochs)
     setting = SETTINGS.get(arm)
     if setting is None or not setting.restart_after:
         return _train(regime, arm, rho, seed, data, held_out, epochs)
@@ -239,6 +262,69 @@ def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | Non
     }
 
 
+def _train_paired(regime, arm, rho, seed, data, held_out, epochs) -> dict[str, Any]:
+    """The run pair of a :class:`PairedSetting` (the protocol's data, batches and schedules for each run); the
+    record's accuracy is the two runs' mean, its radius ``exp(theta)``."""
+    setting = PAIRED[arm]
+    x, y, x_test, y_test = data or noisy_digits()
+    x_val, y_val = x, y
+    if held_out:
+        (x, y), (x_val, y_val) = split_off(x, y, held_out)
+    base, settings = BASE_OPTIMIZERS[regime]
+    total = epochs * math.ceil(len(x) / BATCH)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        model = mlp()
+        optimizer = LETSOptimizer(model.parameters(), base, perturbation=setting.perturbation, radius=rho, **settings)
+        runs.append((model, optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)))
+    batches, noise = torch.Generator().manual_seed(1000 + seed), torch.Generator().manual_seed(2000 + seed)
+    theta, clamp = math.log(rho), (math.log(1e-4), math.log(setting.rho_max))
+    adam, loss_fn = {"m": 0.0, "v": 0.0, "k": 0}, torch.nn.functional.cross_entropy
+    offset = setting.sigma * float(torch.randn((), generator=noise))
+    carried, rhos, pushes_down, steps, start = offset, [], [], 0, time.process_time()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=batches).split(BATCH):
+            for sign, (model, optimizer, schedule) in zip((1, -1), runs):
+                optimizer.radius = FixedRadius(math.exp(min(max(theta + sign * offset, clamp[0]), clamp[1])))
+                optimizer.step(lambda: loss_fn(model(x[idx]), y[idx]))
+                schedule.step()
+            steps += 1
+            if steps % setting.window == 0:
+                with torch.no_grad():
+                    plus, minus = (loss_fn(model(x_val), y_val).item() for model, _, _ in runs)
+                gradient = (plus - minus) * carried / (2 * setting.sigma**2)
+                theta = min(max(theta - setting.lr * _adam_direction(adam, gradient), clamp[0]), clamp[1])
+                pushes_down.append(gradient > 0)
+                offset = setting.sigma * float(torch.randn((), generator=noise))
+                carried += offset
+        rhos.append(math.exp(theta))
+    with torch.no_grad():
+        accuracy = statistics.mean((model(x_test).argmax(-1) == y_test).float().mean().item() for model, _, _ in runs)
+    return {
+        "regime": regime,
+        "arm": arm,
+        "rho_initial": rho,
+        "seed": seed,
+        "held_out": held_out,
+        "test_accuracy": accuracy,
+        "rho_final": rhos[-1],
+        "rho_per_epoch": rhos,
+        "steps": steps,
+        "pushes_down_by_quarter": _quarter_shares(pushes_down),
+        "cpu_s": time.process_time() - start,
+    }
+
+
+def _adam_direction(state: dict[str, float], gradient: float, betas=(0.9, 0.999)) -> float:
+    """Adam's bias-corrected ``m / sqrt(v)`` after one more ``gradient`` (eps 0; 0 while ``v`` is 0)."""
+    state["k"] += 1
+    state["m"] = betas[0] * state["m"] + (1 - betas[0]) * gradient
+    state["v"] = betas[1] * state["v"] + (1 - betas[1]) * gradient * gradient
+    v_hat = state["v"] / (1 - betas[1] ** state["k"])
+    return (state["m"] / (1 - betas[0] ** state["k"])) / math.sqrt(v_hat) if v_hat > 0 else 0.0
+
+
 def regime_name(regime: str, held_out: float) -> str:
     return f"{regime}-heldout{held_out:g}" if held_out else regime
 
@@ -252,10 +338,10 @@ def planned_runs(regime: str, arms: Sequence[str]) -> list[tuple[str, float]]:
             runs += [("erm", 0.0)] + [("sam", rho) for rho in GRIDS["sam"]]
         elif arm == "asam_grid":
             runs += [("asam", rho) for rho in GRIDS["asam"]]
-        elif arm in SETTINGS:
-            runs += [(arm, rho) for rho in STARTS[regime, SETTINGS[arm].perturbation]]
+        elif arm in LEARNED:
+            runs += [(arm, rho) for rho in STARTS[regime, LEARNED[arm].perturbation]]
         else:
-            raise ValueError(f"--arms: unknown arm {arm!r}; use grid, asam_grid or one of {', '.join(SETTINGS)}")
+            raise ValueError(f"--arms: unknown arm {arm!r}; use grid, asam_grid or one of {', '.join(LEARNED)}")
     return runs
 
 
@@ -313,7 +399,7 @@ def criteria(records: Sequence[dict]) -> list[dict]:
     best = statistics.mean(grid[best_rho])
     tolerance = max(0.5, statistics.stdev(grid[best_rho]) if len(grid[best_rho]) > 1 else 0.0)
     verdicts = []
-    for arm in dict.fromkeys(arm for arm, _ in groups if arm in SETTINGS):
+    for arm in dict.fromkeys(arm for arm, _ in groups if arm in LEARNED):
         starts = {rho: g for (a, rho), g in groups.items() if a == arm}
         means = {rho: statistics.mean(_accuracies(g)) for rho, g in starts.items()}
         finals = [_geometric_mean([r["rho_final"] for r in g]) for g in starts.values()]
@@ -352,7 +438,7 @@ def rho_figure(records: Sequence[dict], path: Path, title: str) -> None:
     """rho at the end of each epoch, every start and seed, one panel per learned setting."""
     panels: dict[str, list] = {}
     for r in sorted(records, key=lambda r: (r["arm"], r["rho_initial"] or 0, r["seed"])):
-        if r["arm"] in SETTINGS:
+        if r["arm"] in LEARNED:
             steps = [0] + [(e + 1) * r["steps"] // len(r["rho_per_epoch"]) for e in range(len(r["rho_per_epoch"]))]
             label = f"rho0={r['rho_initial']:g}, seed {r['seed']}"
             panels.setdefault(r["arm"], []).append((label, steps, [r["rho_initial"], *r["rho_per_epoch"]]))
@@ -379,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regime", choices=tuple(BASE_OPTIMIZERS), default="adamw", help="the base optimizer")
     parser.add_argument("--held_out", action="store_true", help=f"validation batches from {HELD_OUT:.0%} held out")
-    parser.add_argument("--arms", default="grid", help=f"comma list of grid, asam_grid, {', '.join(SETTINGS)}")
+    parser.add_argument("--arms", default="grid", help=f"comma list of grid, asam_grid, {', '.join(LEARNED)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--record_dir", default=str(RECORDS))
     parser.add_argument("--summarize", action="store_true", help="print every regime's tables and draw rho")

@@ -2,6 +2,7 @@
 that filed issue 28 (../shared/research/adamw-proxy/README.md), its runner and its criteria."""
 
 import json
+import math
 import statistics
 
 import numpy as np
@@ -92,3 +93,24 @@ def test_unknown_arm_is_refused_with_the_allowed_ones(capsys):
     with pytest.raises(SystemExit):
         digits_proxy.main(["--arms", "grid,robust_nxt"])
     assert "unknown arm 'robust_nxt'" in capsys.readouterr().err
+
+
+def test_a_radius_finder_trains_afresh_at_the_radius_its_learned_part_ended_at(data):
+    """``restart_after`` 0.25 of 4 epochs: one learned epoch (the schedules of 4), then 4 epochs at its radius."""
+    arm = "lets_asam_next_adam_t96_finder25"
+    record = digits_proxy.train("adamw", arm, 0.5, 0, data, epochs=4)
+    found = digits_proxy._train("adamw", arm, 0.5, 0, data, 0.0, 4, stop_epoch=1)
+    fixed = digits_proxy._train("adamw", "asam", found["rho_final"], 0, data, 0.0, 4)
+    assert record["rho_final"] == found["rho_final"] != 0.5 and record["test_accuracy"] == fixed["test_accuracy"]
+    assert record["steps"] == 20 + 80 and record["rho_per_epoch"] == [found["rho_final"]] + [found["rho_final"]] * 4
+
+
+def test_the_paired_reference_moves_log_rho_by_adams_first_step_per_window(data):
+    """PES (``pes_sam_w20``) over 2 epochs of the held-out protocol: 36 steps, one window of 20, so one Adam step on
+    ``theta = log rho``, whose first step is ``lr`` times the estimate's sign."""
+    record = digits_proxy.train("adamw", "pes_sam_w20", 0.05, 0, data, held_out=0.1, epochs=2)
+    assert record["steps"] == 36 and len(record["rho_per_epoch"]) == 2
+    assert abs(math.log(record["rho_final"] / 0.05)) == pytest.approx(digits_proxy.PAIRED["pes_sam_w20"].lr)
+    state = {"m": 0.0, "v": 0.0, "k": 0}
+    assert digits_proxy._adam_direction(state, -3e-4) == pytest.approx(-1.0)
+    assert digits_proxy._adam_direction({"m": 0.0, "v": 0.0, "k": 0}, 0.0) == 0.0
