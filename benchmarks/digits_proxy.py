@@ -158,7 +158,53 @@ class PairedSetting:
 
 
 PAIRED: dict[str, PairedSetting] = {"pes_sam_w20": PairedSetting()}
-LEARNED: dict[str, Setting | PairedSetting] = {**SETTINGS, **PAIRED}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrendSetting:
+    """A rule on a trend, not a hypergradient (issue 28's "trend rules"): every ``window`` steps ``log rho``
+    moves by ``step``, up if the generalization gap grew over the window, down if it shrank. The gap is the
+    validation batches' loss minus the training batches' (the ascent pass's, free), each an exponential moving
+    average with factor ``beta`` per step: more sharpness-aware training while the model fits what does not
+    generalize (the onset of fitting wrong labels), less while it does not. The validation loss is one forward
+    pass without backward per step, about a third of a pass more than SAM."""
+
+    perturbation: str = "sam"
+    window: int = 10
+    step: float = 0.05
+    beta: float = 0.98
+    rho_max: float = 5.0
+
+
+TRENDS: dict[str, TrendSetting] = {
+    "gap_trend_sam": TrendSetting(),  # log rho travels at most 5.4 over the held-out protocol's 1,080 steps
+    "gap_trend_sam_fast": TrendSetting(step=0.15),  # at most 16
+}
+LEARNED: dict[str, Setting | PairedSetting | TrendSetting] = {**SETTINGS, **PAIRED, **TRENDS}
+
+
+class GapTrendRule:
+    """The state of a :class:`TrendSetting` over a run: the two averages, the gap at the last window's end."""
+
+    def __init__(self, setting: TrendSetting, rho: float):
+        self.setting, self.rho, self.steps = setting, rho, 0
+        self.train_loss = self.val_loss = self.last_gap = None
+
+    def observe(self, optimizer: LETSOptimizer, train_loss: float, val_loss: float) -> bool | None:
+        """One step's losses; at a window's end sets the optimizer's radius and returns whether it went down."""
+        beta = self.setting.beta
+        average = lambda old, new: new if old is None else beta * old + (1 - beta) * new  # noqa: E731
+        self.train_loss, self.val_loss = average(self.train_loss, train_loss), average(self.val_loss, val_loss)
+        self.steps += 1
+        if self.steps % self.setting.window:
+            return None
+        gap, last, self.last_gap = self.val_loss - self.train_loss, self.last_gap, self.val_loss - self.train_loss
+        if last is None:
+            return None
+        factor = math.exp(self.setting.step if gap > last else -self.setting.step)
+        self.rho = min(max(self.rho * factor, 1e-4), self.setting.rho_max)
+        optimizer.radius = FixedRadius(self.rho)
+        return gap <= last
 
 
 def noisy_digits(noise: float = NOISE) -> tuple[torch.Tensor, ...]:
@@ -177,8 +223,9 @@ def build_optimizer(model, regime: str, arm: str, rho: float, total_steps: int) 
     base, settings = BASE_OPTIMIZERS[regime]
     if arm == "erm":
         return base(model.parameters(), **settings)
-    if arm in GRIDS:
-        return LETSOptimizer(model.parameters(), base, perturbation=arm, radius=rho, **settings)
+    if arm in GRIDS or arm in TRENDS:  # a trend rule sets its fixed radius window by window
+        perturbation = TRENDS[arm].perturbation if arm in TRENDS else arm
+        return LETSOptimizer(model.parameters(), base, perturbation=perturbation, radius=rho, **settings)
     setting = SETTINGS[arm]
     radius = setting.radius(rho, total_steps, regime)
     return LETSOptimizer(model.parameters(), base, perturbation=setting.perturbation, radius=radius, **settings)
@@ -229,6 +276,7 @@ def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | Non
     optimizer = build_optimizer(model, regime, arm, rho, total)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     loss_fn, generator = torch.nn.functional.cross_entropy, torch.Generator().manual_seed(1000 + seed)
+    trend = GapTrendRule(TRENDS[arm], rho) if arm in TRENDS else None
     rhos, pushes_down, steps, start = [], [], 0, time.process_time()
     for _ in range(epochs if stop_epoch is None else stop_epoch):
         for idx in torch.randperm(len(x), generator=generator).split(BATCH):
@@ -239,9 +287,16 @@ def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | Non
                 optimizer.step()
             else:
                 updates = _hyper_updates(optimizer)
-                optimizer.step(lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v]))
+                loss = optimizer.step(
+                    lambda: loss_fn(model(x[idx]), y[idx]), lambda: loss_fn(model(x_val[v]), y_val[v])
+                )
                 if _hyper_updates(optimizer) > updates:  # rho moved on this step: h > 0 pushed it down
                     pushes_down.append(float(optimizer.last_hypergradient) > 0)
+                if trend is not None:
+                    with torch.no_grad():
+                        down = trend.observe(optimizer, float(loss), loss_fn(model(x_val[v]), y_val[v]).item())
+                    if down is not None:
+                        pushes_down.append(down)
             schedule.step()
             steps += 1
         rhos.append(None if arm == "erm" else optimizer.rho)

@@ -114,3 +114,16 @@ def test_the_paired_reference_moves_log_rho_by_adams_first_step_per_window(data)
     state = {"m": 0.0, "v": 0.0, "k": 0}
     assert digits_proxy._adam_direction(state, -3e-4) == pytest.approx(-1.0)
     assert digits_proxy._adam_direction({"m": 0.0, "v": 0.0, "k": 0}, 0.0) == 0.0
+
+
+def test_the_gap_trend_rule_raises_rho_while_the_gap_grows_and_lowers_it_while_it_shrinks():
+    """Windows of 2 steps, averages without memory (beta 0): the first window sets the gap, the next ones move
+    log rho by the step, up on a growing gap (0.1 -> 0.3), down on a shrinking one (0.3 -> 0.2)."""
+    setting = digits_proxy.TrendSetting(window=2, step=0.5, beta=0.0)
+    rule, optimizer = digits_proxy.GapTrendRule(setting, 0.1), type("Optimizer", (), {"radius": None})()
+    steps = [(1.0, 1.1), (1.0, 1.1), (1.0, 1.3), (1.0, 1.3), (1.0, 1.2), (1.0, 1.2)]  # (train loss, val loss)
+    moves = [rule.observe(optimizer, train, val) for train, val in steps]
+    assert moves == [None, None, None, False, None, True]
+    assert rule.rho == pytest.approx(0.1) and optimizer.radius.rho == pytest.approx(0.1)  # up by e^0.5, then down
+    rule.observe(optimizer, 1.0, 9.0), rule.observe(optimizer, 1.0, 9.0)
+    assert optimizer.radius.rho == pytest.approx(0.1 * math.exp(0.5))
