@@ -59,6 +59,9 @@ LEARNED_RULES: dict[str, dict[str, object]] = {
     "robust_i10_v2x_t12": {"preset": "robust", "val_batch": 2 * BATCH, "interval": 10, "rho_travel": 12.0},
     # The validation term from the next step's ascent pass (lets_val_term="next"): no extra pass at all.
     "robust_next": {"preset": "robust", "val_batch": BATCH, "val_term": "next"},
+    # Added with issue 28: the robust_next preset (what lets_preset auto is over SGD): the arm above with the
+    # applied radius warmed up over the first quarter of the run.
+    "preset_robust_next": {"preset": "robust_next", "val_batch": BATCH},
 }
 
 
