@@ -224,8 +224,12 @@ class LETSRadius(LearnedRadius):
         return min(1.0, (updates + 1) / self.warmup_updates) if self.warmup_updates else 1.0
 
     def rho_tensor(self, device: torch.device) -> Tensor:
+        """The radius applied, on ``device`` (tensor operations only: no host sync, warmed up or not)."""
         state = self._on(device)
-        return state["log_rho"].exp() * self.warmup_scale(float(state["updates"]))
+        rho = state["log_rho"].exp()
+        if self.warmup_updates:
+            rho = rho * ((state["updates"] + 1) / self.warmup_updates).clamp(max=1.0)
+        return rho
 
     @property
     def rho(self) -> float:
