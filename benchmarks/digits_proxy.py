@@ -263,13 +263,35 @@ def train(regime: str, arm: str, rho: float, seed: int, data=None, held_out: flo
     }
 
 
+def _splits(data, held_out: float) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """``(training rows, validation rows, test rows)``, each ``(x, y)``: the validation rows are the training rows,
+    or with ``held_out`` that share of them, split off (:func:`~benchmarks.digits_noisy.split_off`)."""
+    x, y, x_test, y_test = data or noisy_digits()
+    train, val = split_off(x, y, held_out) if held_out else ((x, y), (x, y))
+    return train, val, (x_test, y_test)
+
+
+def _record(regime, arm, rho, seed, held_out, accuracy, rhos, steps, pushes_down, start) -> dict[str, Any]:
+    """One run's record (``start``: its ``time.process_time()`` at the first step)."""
+    return {
+        "regime": regime,
+        "arm": arm,
+        "rho_initial": rho,
+        "seed": seed,
+        "held_out": held_out,
+        "test_accuracy": accuracy,
+        "rho_final": rhos[-1],
+        "rho_per_epoch": rhos,
+        "steps": steps,
+        "pushes_down_by_quarter": _quarter_shares(pushes_down),
+        "cpu_s": time.process_time() - start,
+    }
+
+
 def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | None = None) -> dict[str, Any]:
     """The run of :func:`train`; with ``stop_epoch``, its first ``stop_epoch`` epochs (the schedules of the whole
     run; the test accuracy of the model there)."""
-    x, y, x_test, y_test = data or noisy_digits()
-    x_val, y_val = x, y
-    if held_out:
-        (x, y), (x_val, y_val) = split_off(x, y, held_out)
+    (x, y), (x_val, y_val), (x_test, y_test) = _splits(data, held_out)
     torch.manual_seed(seed)
     model = mlp()
     total = epochs * math.ceil(len(x) / BATCH)
@@ -302,29 +324,16 @@ def _train(regime, arm, rho, seed, data, held_out, epochs, stop_epoch: int | Non
         rhos.append(None if arm == "erm" else optimizer.rho)
     with torch.no_grad():
         accuracy = (model(x_test).argmax(-1) == y_test).float().mean().item()
-    return {
-        "regime": regime,
-        "arm": arm,
-        "rho_initial": None if arm == "erm" else rho,
-        "seed": seed,
-        "held_out": held_out,
-        "test_accuracy": accuracy,
-        "rho_final": rhos[-1],
-        "rho_per_epoch": rhos,
-        "steps": steps,
-        "pushes_down_by_quarter": _quarter_shares(pushes_down),
-        "cpu_s": time.process_time() - start,
-    }
+    return _record(
+        regime, arm, None if arm == "erm" else rho, seed, held_out, accuracy, rhos, steps, pushes_down, start
+    )
 
 
 def _train_paired(regime, arm, rho, seed, data, held_out, epochs) -> dict[str, Any]:
     """The run pair of a :class:`PairedSetting` (the protocol's data, batches and schedules for each run); the
     record's accuracy is the two runs' mean, its radius ``exp(theta)``."""
     setting = PAIRED[arm]
-    x, y, x_test, y_test = data or noisy_digits()
-    x_val, y_val = x, y
-    if held_out:
-        (x, y), (x_val, y_val) = split_off(x, y, held_out)
+    (x, y), (x_val, y_val), (x_test, y_test) = _splits(data, held_out)
     base, settings = BASE_OPTIMIZERS[regime]
     total = epochs * math.ceil(len(x) / BATCH)
     runs = []
@@ -356,19 +365,7 @@ def _train_paired(regime, arm, rho, seed, data, held_out, epochs) -> dict[str, A
         rhos.append(math.exp(theta))
     with torch.no_grad():
         accuracy = statistics.mean((model(x_test).argmax(-1) == y_test).float().mean().item() for model, _, _ in runs)
-    return {
-        "regime": regime,
-        "arm": arm,
-        "rho_initial": rho,
-        "seed": seed,
-        "held_out": held_out,
-        "test_accuracy": accuracy,
-        "rho_final": rhos[-1],
-        "rho_per_epoch": rhos,
-        "steps": steps,
-        "pushes_down_by_quarter": _quarter_shares(pushes_down),
-        "cpu_s": time.process_time() - start,
-    }
+    return _record(regime, arm, rho, seed, held_out, accuracy, rhos, steps, pushes_down, start)
 
 
 def _adam_direction(state: dict[str, float], gradient: float, betas=(0.9, 0.999)) -> float:
